@@ -1,0 +1,78 @@
+"""Model folders on disk: `model.safetensors` (weights only) + `model.json` (the card).
+
+safetensors cannot execute code, so loading a model someone sent you is safe.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from .denoiser import SIGMA_DATA, Denoiser
+from .network import UNet, UNetConfig
+
+FORMAT = "sfumato-denoiser-v1"
+WEIGHTS = "model.safetensors"
+CARD = "model.json"
+
+
+class ModelFileError(ValueError):
+    """A model folder is missing, incomplete or corrupt; the message says which file."""
+
+
+def save_model(denoiser: Denoiser, folder: str | Path, card: dict, dtype: torch.dtype = torch.float16) -> Path:
+    """Write weights (default fp16) and the card; returns the folder."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().to("cpu", dtype).contiguous() for k, v in denoiser.net.state_dict().items()}
+    tmp = folder / (WEIGHTS + ".tmp")
+    save_file(state, str(tmp), metadata={"format": FORMAT})
+    tmp.replace(folder / WEIGHTS)
+    full = {
+        "format": FORMAT,
+        "architecture": "unet",
+        "config": denoiser.net.config.to_dict(),
+        "sigma_data": denoiser.sigma_data,
+        "parameters": sum(p.numel() for p in denoiser.parameters()),
+        "dtype": str(dtype).replace("torch.", ""),
+        **card,
+    }
+    (folder / CARD).write_text(json.dumps(full, indent=2) + "\n")
+    return folder
+
+
+def read_card(folder: str | Path) -> dict:
+    path = Path(folder) / CARD
+    if not path.is_file():
+        raise ModelFileError(f"model card missing: expected {path}")
+    try:
+        card = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelFileError(f"model card {path} is not valid JSON: {exc}") from exc
+    if card.get("format") != FORMAT:
+        raise ModelFileError(f"model card {path} has format {card.get('format')!r}, expected {FORMAT!r}")
+    return card
+
+
+def load_model(folder: str | Path, device: str | torch.device = "cpu",
+               dtype: torch.dtype = torch.float32) -> tuple[Denoiser, dict]:
+    """Build the denoiser described by the card and load its weights; eval mode."""
+    folder = Path(folder)
+    card = read_card(folder)
+    weights = folder / WEIGHTS
+    if not weights.is_file():
+        raise ModelFileError(f"weights missing: expected {weights}")
+    try:
+        state = load_file(str(weights))
+    except Exception as exc:  # safetensors raises several types for corrupt files
+        raise ModelFileError(f"weights file {weights} is corrupt or not safetensors: {exc}") from exc
+    try:
+        config = UNetConfig.from_dict(card.get("config", {}))
+        net = UNet(config)
+        net.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
+    except (RuntimeError, TypeError, ValueError, KeyError) as exc:
+        raise ModelFileError(f"weights in {weights} do not match the card's architecture: {exc}") from exc
+    den = Denoiser(net, float(card.get("sigma_data", SIGMA_DATA))).to(device=device, dtype=dtype).eval()
+    return den, card

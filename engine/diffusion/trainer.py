@@ -1,0 +1,283 @@
+"""Train or fine-tune the denoiser on image folders (EDM recipe, resumable).
+
+Everything needed to continue a run lives in `OUT/train_state/` (safetensors + JSON),
+so a run stopped at any point resumes with the same step count.
+"""
+from __future__ import annotations
+
+import json
+import math
+import platform
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from .data import PatchSampler, find_images, load_rgb
+from .denoiser import Denoiser, loss_weight, make_cond
+from .masks import DEFAULT_WEIGHTS, random_mask
+from .modelfile import load_model, save_model
+from .network import UNetConfig
+from .plots import image_grid, line_plot
+from .sampling import karras_sigmas, sample_heun
+
+STATE_DIR = "train_state"
+
+
+@dataclass
+class TrainConfig:
+    folders: list[str]
+    out: str
+    from_model: str | None = None
+    steps: int = 2000
+    patch: int = 64
+    batch: int = 16
+    lr: float = 2e-4
+    warmup: int = 200
+    decay_fraction: float = 0.2  # cosine decay to lr/20 over the last part of the run
+    ema: float = 0.999
+    grad_clip: float = 1.0
+    p_mean: float = -1.2
+    p_std: float = 1.2
+    synthetic: str | None = None  # "dead-leaves"
+    dead_leaves_fraction: float = 0.25
+    held_out: int = 4  # images kept out of training for the sample grid
+    sample_every: int = 500
+    checkpoint_every: int = 250
+    max_minutes: float | None = None
+    seed: int = 0
+    device: str = "auto"
+    workers: int = 0
+    mask_weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
+    architecture: dict = field(default_factory=dict)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    """Linear warm-up, constant, then cosine decay over the last `decay_fraction` of steps."""
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    start = int(cfg.steps * (1 - cfg.decay_fraction))
+    if step < start or cfg.decay_fraction <= 0:
+        return cfg.lr
+    t = min(1.0, (step - start) / max(1, cfg.steps - start))
+    floor = cfg.lr / 20
+    return floor + (cfg.lr - floor) * 0.5 * (1 + math.cos(math.pi * t))
+
+
+class Progress:
+    """One-line live progress bar on a terminal; periodic plain lines otherwise."""
+
+    def __init__(self, total: int, stream=sys.stderr):
+        self.total, self.stream = total, stream
+        self.tty = hasattr(stream, "isatty") and stream.isatty()
+        self.t0 = time.perf_counter()
+        self.last_print = 0.0
+
+    def update(self, step: int, start_step: int, loss: float) -> None:
+        now = time.perf_counter()
+        if not self.tty and now - self.last_print < 30 and step < self.total:
+            return
+        self.last_print = now
+        rate = (step - start_step) / max(now - self.t0, 1e-9)
+        eta = (self.total - step) / rate if rate > 0 else float("inf")
+        frac = step / self.total
+        bar = "#" * int(frac * 30)
+        line = (f"[{bar:<30}] {step}/{self.total} loss {loss:.4f} "
+                f"{rate:.2f} it/s ETA {eta / 60:.1f} min")
+        self.stream.write(("\r" + line) if self.tty else line + "\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.tty:
+            self.stream.write("\n")
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig, log: Callable[[str], None] = print):
+        self.cfg, self.log = cfg, log
+        self.device = resolve_device(cfg.device)
+        torch.manual_seed(cfg.seed)
+        self.out = Path(cfg.out)
+        self.state_dir = self.out / STATE_DIR
+        self.data_files = find_images(cfg.folders) if cfg.folders else []
+        n_hold = min(cfg.held_out, max(0, len(self.data_files) - 1))
+        self.held_files = self.data_files[len(self.data_files) - n_hold:] if n_hold else []
+        train_files = self.data_files[: len(self.data_files) - n_hold] if n_hold else self.data_files
+        images = [load_rgb(p) for p in train_files]
+        dl = cfg.dead_leaves_fraction if cfg.synthetic == "dead-leaves" else 0.0
+        if not images and dl == 0:
+            raise ValueError(f"no images found in {cfg.folders}; pass --synthetic dead-leaves or a folder of jpg/png/webp")
+        self.sampler = PatchSampler(images, cfg.patch, seed=cfg.seed, dead_leaves_fraction=dl)
+        self.mask_rng = np.random.default_rng(cfg.seed + 1)
+        self.base_card: dict = {}
+        if cfg.from_model:
+            self.model, self.base_card = load_model(cfg.from_model, self.device)
+            self.model.train()
+        else:
+            self.model = Denoiser.from_config(UNetConfig.from_dict(cfg.architecture)).to(self.device)
+        self.model.to(memory_format=torch.channels_last)  # about 25% faster convolutions on CPU
+        self.ema = Denoiser.from_config(self.model.net.config).to(self.device)
+        self.ema.load_state_dict(self.model.state_dict())
+        self.ema.requires_grad_(False).eval()
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=0.0)
+        self.step = 0
+        self.losses: list[float] = []
+        self.wall_before = 0.0
+        self._resume()
+
+    # ---- persistence -------------------------------------------------------------
+    def _resume(self) -> None:
+        state_file = self.state_dir / "state.safetensors"
+        meta_file = self.state_dir / "state.json"
+        if not (state_file.is_file() and meta_file.is_file()):
+            return
+        meta = json.loads(meta_file.read_text())
+        tensors = load_file(str(state_file), device=str(self.device))
+        self.model.net.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")})
+        self.ema.net.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("ema.")})
+        opt_state = self.opt.state_dict()
+        for i, p_state in meta["opt_params"].items():
+            opt_state["state"][int(i)] = {
+                "step": torch.tensor(float(p_state["step"])),
+                "exp_avg": tensors[f"opt.{i}.exp_avg"],
+                "exp_avg_sq": tensors[f"opt.{i}.exp_avg_sq"],
+            }
+        self.opt.load_state_dict(opt_state)
+        self.step = int(meta["step"])
+        self.losses = list(meta.get("losses", []))
+        self.wall_before = float(meta.get("wall_time_s", 0.0))
+        self.sampler.rng = np.random.default_rng(self.cfg.seed + self.step)
+        self.mask_rng = np.random.default_rng(self.cfg.seed + 1 + self.step)
+        self.log(f"resumed from {state_file} at step {self.step}")
+
+    def save_state(self, wall: float) -> None:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        tensors = {f"net.{k}": v.detach().cpu().contiguous() for k, v in self.model.net.state_dict().items()}
+        tensors.update({f"ema.{k}": v.detach().cpu().contiguous() for k, v in self.ema.net.state_dict().items()})
+        opt_params = {}
+        for i, s in self.opt.state_dict()["state"].items():
+            tensors[f"opt.{i}.exp_avg"] = s["exp_avg"].cpu().contiguous()
+            tensors[f"opt.{i}.exp_avg_sq"] = s["exp_avg_sq"].cpu().contiguous()
+            opt_params[str(i)] = {"step": float(s["step"])}
+        tmp = self.state_dir / "state.safetensors.tmp"
+        save_file(tensors, str(tmp))
+        tmp.replace(self.state_dir / "state.safetensors")
+        meta = {"step": self.step, "losses": self.losses, "wall_time_s": wall, "opt_params": opt_params,
+                "config": asdict(self.cfg)}
+        (self.state_dir / "state.json").write_text(json.dumps(meta))
+        save_model(self.ema, self.out, self.card(wall))
+
+    def card(self, wall: float) -> dict:
+        cfg = self.cfg
+        recent = self.losses[-200:]
+        hw = torch.cuda.get_device_name(0) if self.device.type == "cuda" else f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+        recipe = {k: v for k, v in asdict(cfg).items() if k not in ("out",)}
+        return {
+            "name": self.out.name,
+            "steps": self.step,
+            "wall_time_s": round(wall, 1),
+            "hardware": hw,
+            "final_loss": float(np.mean(recent)) if recent else None,
+            "data": {"folders": [str(f) for f in cfg.folders], "images": len(self.data_files),
+                     "held_out": [p.name for p in self.held_files], "synthetic": cfg.synthetic},
+            "base_model": self.base_card.get("name") if cfg.from_model else None,
+            "base_steps": self.base_card.get("steps") if cfg.from_model else None,
+            "recipe": recipe,
+            "torch": torch.__version__,
+        }
+
+    # ---- training ----------------------------------------------------------------
+    def make_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        cfg = self.cfg
+        x0 = self.sampler.batch(cfg.batch).contiguous(memory_format=torch.channels_last)
+        masks = np.stack([random_mask(cfg.patch, cfg.patch, self.mask_rng, cfg.mask_weights) for _ in range(cfg.batch)])
+        return x0.to(self.device), torch.from_numpy(masks)[:, None].to(self.device)
+
+    def train_step(self) -> float:
+        cfg = self.cfg
+        x0, mask = self.make_batch()
+        sigma = (torch.randn(x0.shape[0], device=self.device) * cfg.p_std + cfg.p_mean).exp()
+        noisy = x0 + torch.randn_like(x0) * sigma[:, None, None, None]
+        cond = make_cond(x0, mask, x0)
+        for g in self.opt.param_groups:
+            g["lr"] = lr_at(self.step, cfg)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
+            denoised = self.model(noisy, sigma, cond)
+        w = loss_weight(sigma)[:, None, None, None]
+        loss = (w * (denoised.float() - x0) ** 2).mean()
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+        self.opt.step()
+        with torch.no_grad():
+            decay = min(cfg.ema, (1 + self.step) / (10 + self.step))
+            for pe, pm in zip(self.ema.parameters(), self.model.parameters()):
+                pe.lerp_(pm, 1 - decay)
+            for be, bm in zip(self.ema.buffers(), self.model.buffers()):
+                be.copy_(bm)
+        self.step += 1
+        return loss.item()
+
+    def write_samples(self) -> Path:
+        """Generation from noise (row 1) and inpainting of held-out crops (rows 2-4)."""
+        p = self.cfg.patch
+        g = torch.Generator(device="cpu").manual_seed(1234)
+        n = 6
+        sigmas = karras_sigmas(12, sigma_max=80.0, device=self.device)
+
+        def run(known: torch.Tensor | None, mask: torch.Tensor | None) -> torch.Tensor:
+            x = torch.randn(n, 3, p, p, generator=g).to(self.device) * sigmas[0]
+            cond = make_cond(known, mask, x)
+            return sample_heun(lambda z, s: self.ema(z, s, cond), x, sigmas)
+
+        rows = [list(run(None, None).cpu())]
+        if self.held_files:
+            held = PatchSampler([load_rgb(f) for f in self.held_files], p, seed=99)
+            clean = held.batch(n).to(self.device)
+            rng = np.random.default_rng(7)
+            mask = torch.from_numpy(np.stack([random_mask(p, p, rng, {"box": 1, "strokes": 1}) for _ in range(n)]))[:, None].to(self.device)
+            filled = run(clean, mask)
+            rows += [list((clean * (1 - mask)).cpu()), list(filled.cpu()), list(clean.cpu())]
+        self.out.mkdir(parents=True, exist_ok=True)
+        return image_grid(rows, self.out / "samples.png")
+
+    def run(self) -> Path:
+        cfg = self.cfg
+        t0 = time.perf_counter()
+        start = self.step
+        bar = Progress(cfg.steps)
+        self.log(f"training {sum(p.numel() for p in self.model.parameters())} parameters on {self.device}, "
+                 f"{len(self.data_files)} images, steps {self.step}->{cfg.steps}")
+        self.model.train()
+        while self.step < cfg.steps:
+            loss = self.train_step()
+            self.losses.append(round(loss, 5))
+            bar.update(self.step, start, float(np.mean(self.losses[-50:])))
+            wall = self.wall_before + time.perf_counter() - t0
+            out_of_time = cfg.max_minutes is not None and (time.perf_counter() - t0) > cfg.max_minutes * 60
+            if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps or out_of_time:
+                self.save_state(wall)
+                line_plot(self.losses, self.out / "loss.png", f"training loss ({self.out.name})")
+            if cfg.sample_every and (self.step % cfg.sample_every == 0 or self.step == cfg.steps):
+                self.write_samples()
+            if out_of_time:
+                self.log(f"\nstopping at the time limit, step {self.step}")
+                break
+        bar.close()
+        return self.out
+
+
+def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> Path:
+    """Train (or resume, or fine-tune) and return the model folder."""
+    return Trainer(cfg, log).run()

@@ -1,0 +1,38 @@
+"""Shared fixtures: a tiny real model trained once per test session."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from engine.diffusion.trainer import TrainConfig, train
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+TINY_ARCH = {"channels": [8, 16, 16, 16], "down_blocks": [1, 1, 1, 1], "up_blocks": [1, 1, 1, 1],
+             "emb_dim": 32, "groups": 4}
+
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+
+@pytest.fixture(scope="session")
+def tiny_models_dir(tmp_path_factory) -> Path:
+    """A models/ folder holding 'builtin': a tiny network trained briefly on dead leaves.
+
+    Real weights from the real trainer, small enough to train in seconds; its quality is
+    not the point, its behaviour through the engine is.
+    """
+    root = tmp_path_factory.mktemp("models")
+    cfg = TrainConfig(folders=[], out=str(root / "builtin"), steps=60, patch=32, batch=8, lr=1e-3,
+                      warmup=10, synthetic="dead-leaves", sample_every=0, checkpoint_every=60,
+                      architecture=dict(TINY_ARCH), seed=0)
+    train(cfg, log=lambda *_: None)
+    return root
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"shared data folder not found at {SHARED_DATA}")
+    return SHARED_DATA
