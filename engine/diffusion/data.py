@@ -31,6 +31,17 @@ def load_rgb(path: Path) -> torch.Tensor:
     return torch.from_numpy(arr.copy()).permute(2, 0, 1)
 
 
+def shrink_to(img: torch.Tensor, max_side: int | None) -> torch.Tensor:
+    """Downscale a uint8 (3, H, W) image (antialiased) so its long side is at most max_side."""
+    if not max_side or max(img.shape[-2:]) <= max_side:
+        return img
+    h, w = img.shape[-2:]
+    s = max_side / max(h, w)
+    size = (max(1, round(h * s)), max(1, round(w * s)))
+    out = F.interpolate(img[None].float(), size=size, mode="bilinear", antialias=True, align_corners=False)
+    return out[0].round().clamp(0, 255).to(torch.uint8)
+
+
 def dead_leaves(size: int, rng: np.random.Generator) -> torch.Tensor:
     """A dead-leaves image: occluding disks with power-law radii (scale-invariant stats)."""
     img = np.zeros((size, size, 3), np.float32)

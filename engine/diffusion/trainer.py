@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from .data import PatchSampler, find_images, load_rgb
+from .data import PatchSampler, find_images, load_rgb, shrink_to
 from .denoiser import Denoiser, loss_weight, make_cond
 from .masks import DEFAULT_WEIGHTS, random_mask
 from .modelfile import load_model, save_model
@@ -55,6 +55,7 @@ class TrainConfig:
     workers: int = 0
     mask_weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
     architecture: dict = field(default_factory=dict)
+    max_side: int | None = None  # shrink larger training images to this long side first
 
 
 def resolve_device(name: str) -> torch.device:
@@ -114,7 +115,7 @@ class Trainer:
         n_hold = min(cfg.held_out, max(0, len(self.data_files) - 1))
         self.held_files = self.data_files[len(self.data_files) - n_hold:] if n_hold else []
         train_files = self.data_files[: len(self.data_files) - n_hold] if n_hold else self.data_files
-        images = [load_rgb(p) for p in train_files]
+        images = [shrink_to(load_rgb(p), cfg.max_side) for p in train_files]
         dl = cfg.dead_leaves_fraction if cfg.synthetic == "dead-leaves" else 0.0
         if not images and dl == 0:
             raise ValueError(f"no images found in {cfg.folders}; pass --synthetic dead-leaves or a folder of jpg/png/webp")
@@ -243,7 +244,7 @@ class Trainer:
 
         rows = [list(run(None, None).cpu())]
         if self.held_files:
-            held = PatchSampler([load_rgb(f) for f in self.held_files], p, seed=99)
+            held = PatchSampler([shrink_to(load_rgb(f), self.cfg.max_side) for f in self.held_files], p, seed=99)
             clean = held.batch(n).to(self.device)
             rng = np.random.default_rng(7)
             mask = torch.from_numpy(np.stack([random_mask(p, p, rng, {"box": 1, "strokes": 1}) for _ in range(n)]))[:, None].to(self.device)

@@ -1,0 +1,36 @@
+# Two commands on a fresh machine: `make serve` and `make test` (see README.md).
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+STAMP  := $(VENV)/.sfumato-installed
+TORCH  := torch==2.13.0
+# Optional wheel index for torch, e.g. https://download.pytorch.org/whl/cpu for a CPU-only install.
+TORCH_INDEX ?=
+
+.PHONY: install serve test demo clean-demo
+
+install: $(STAMP)
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+# Re-runs only when pyproject.toml changes; delete the stamp to force a reinstall.
+$(STAMP): pyproject.toml | $(PY)
+	$(PIP) install --quiet "pip>=23"
+	$(PIP) install --quiet $(TORCH) $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
+	$(PIP) install --quiet -e ".[test]"
+	touch $(STAMP)
+
+serve: install
+	$(VENV)/bin/sfumato serve $(ARGS)
+
+test: install
+	$(PY) -m pytest -q tests $(ARGS)
+
+# IMAGE=path/to/picture.png to use your own picture; writes demo/before.png and demo/after.png.
+demo: install
+	$(VENV)/bin/sfumato demo --out demo $(if $(IMAGE),--image $(IMAGE))
+
+clean-demo:
+	rm -rf demo

@@ -1,0 +1,111 @@
+"""python -m bench quality | speed | report  (see docs/performance.md)."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from .datasets import DEFAULT_ROOT, DataError
+
+DEFAULT_OUT = Path(__file__).resolve().parent / "report"
+
+
+def _csv(text: str) -> tuple[str, ...]:
+    return tuple(x.strip() for x in text.split(",") if x.strip())
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in _csv(text))
+
+
+def _engine_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--models", metavar="DIR", help="models folder holding builtin/ (default: the repo's models/)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"report folder (default {DEFAULT_OUT.name}/ in bench/)")
+    p.add_argument("--quick", action="store_true", help="smoke mode: a few images / sizes, one setting each")
+    p.add_argument("--ours-params", type=json.loads, default={}, metavar="JSON",
+                   help='extra engine parameters per task, e.g. \'{"inpaint": {"steps": 20}}\' '
+                        "(tasks: denoise, sr, jpeg, inpaint, stylize)")
+    p.add_argument("--threads", type=int, help="torch threads (default: all cores)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bench", description="Sfumato quality and speed benchmarks.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    q = sub.add_parser("quality", help="denoising, super-resolution, inpainting and JPEG quality vs peers")
+    q.add_argument("--data", type=Path, default=DEFAULT_ROOT,
+                   help="evaluation data root (CBSD68/, McMaster/, Set5/, BSD100/, sr_lr_bicubic/); "
+                        "default ../shared/data/eval beside the checkout")
+    q.add_argument("--tasks", type=_csv, default=("denoise", "sr", "inpaint", "jpeg"),
+                   help="comma list of denoise, sr, inpaint, jpeg (default all)")
+    q.add_argument("--limit", type=int, help="use only the first N images of each set")
+    q.add_argument("--bm3d-limit", type=int, help="run CBM3D (about 20 s per image) on the first N images only")
+    q.add_argument("--patchmatch-limit", type=int, help="run PatchMatch (seconds per image) on the first N images only")
+    q.add_argument("--masks", default="all", help="inpainting mask kinds, comma list (default all)")
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--sweep-steps", type=_ints, default=(2, 4, 8, 16, 32), help="steps for the quality-vs-steps plot")
+    q.add_argument("--sweep-images", type=int, default=6, help="images per task in the steps sweep")
+    q.add_argument("--no-grids", action="store_true", help="skip the visual grids")
+    q.add_argument("--no-local-grids", action="store_true", help="skip the eval-image grids in OUT/local/")
+    _engine_options(q)
+
+    s = sub.add_parser("speed", help="latency, throughput, start-up time and peak memory")
+    s.add_argument("--repeats", type=int, default=5, help="timed runs per case (after one warm-up)")
+    s.add_argument("--clients", type=_ints, default=(1, 4, 8), help="concurrent clients for throughput")
+    s.add_argument("--no-gpu", action="store_true", help="do not add GPU latencies when CUDA is present")
+    _engine_options(s)
+
+    r = sub.add_parser("report", help="rebuild README.md and plots from the JSON results")
+    r.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if getattr(args, "threads", None):
+        import torch
+        torch.set_num_threads(args.threads)
+    try:
+        if args.command == "quality":
+            from .masks import parse_kinds
+            from .quality import TASKS, QualityConfig, run_quality
+
+            bad = [t for t in args.tasks if t not in TASKS]
+            if bad:
+                print(f"unknown task(s) {', '.join(bad)}; known: {', '.join(TASKS)}", file=sys.stderr)
+                return 2
+            try:
+                kinds = parse_kinds(args.masks)
+            except ValueError as exc:
+                print(f"bench: {exc}", file=sys.stderr)
+                return 2
+            cfg = QualityConfig(data=str(args.data), out=str(args.out), quick=args.quick, tasks=tuple(args.tasks),
+                                limit=args.limit, bm3d_limit=args.bm3d_limit, patchmatch_limit=args.patchmatch_limit, models=args.models,
+                                device=args.device, seed=args.seed, mask_kinds=kinds,
+                                ours_params=args.ours_params, sweep_steps=args.sweep_steps,
+                                sweep_images=args.sweep_images, grids=not args.no_grids,
+                                local_grids=not args.no_local_grids)
+            run_quality(cfg)
+        elif args.command == "speed":
+            from .speed import SpeedConfig, run_speed
+
+            cfg = SpeedConfig(out=str(args.out), quick=args.quick, models=args.models, device=args.device,
+                              repeats=args.repeats, clients=args.clients, gpu=not args.no_gpu,
+                              ours_params=args.ours_params)
+            run_speed(cfg)
+        else:
+            from .report import write_report
+
+            print(write_report(args.out))
+    except DataError as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    sys.exit(main())

@@ -1,0 +1,413 @@
+"""Python client for the engine: used by the CLI, tests, benchmarks and scripts.
+
+One DEALER connection carries many jobs. A background I/O thread owns the socket (ZeroMQ
+sockets are single-threaded) and routes every reply to the request or job with its id;
+progress callbacks run in the thread that waits for the job, never in the I/O thread.
+"""
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import queue
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+import zmq
+
+from .protocol import decode, encode
+
+log = logging.getLogger("sfumato.client")
+
+DEFAULT_ADDRESS = "tcp://127.0.0.1:5555"
+ProgressFn = Callable[[dict], None]
+
+
+class EngineClientError(Exception):
+    """An error reply from the engine (or a client-side failure), with the engine's code."""
+
+    def __init__(self, code: str, message: str, field: str | None = None):
+        super().__init__(f"[{code}] {message}" + (f" (field: {field})" if field else ""))
+        self.code, self.message, self.field = code, message, field
+
+
+class EngineTimeout(EngineClientError, TimeoutError):
+    """No answer in time: the engine is not running, unreachable, or the job took too long."""
+
+    def __init__(self, message: str):
+        super().__init__("timeout", message)
+
+
+@dataclass
+class Result:
+    """A finished job: output arrays (read-only views of the received frames) and metadata."""
+
+    outputs: dict[str, np.ndarray]
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def image(self) -> np.ndarray:
+        return self.outputs["image"]
+
+
+def as_array(value: Any, name: str = "input") -> np.ndarray:
+    """numpy array or PIL image -> [h, w, c] uint8/uint16/float32 array as the protocol wants."""
+    if not isinstance(value, np.ndarray):
+        try:
+            from PIL import Image
+        except ImportError:  # pragma: no cover - pillow is a dependency
+            Image = None
+        if Image is not None and isinstance(value, Image.Image):
+            value = _pil_to_array(value)
+        else:
+            raise TypeError(f"{name} must be a numpy array or a PIL image, got {type(value).__name__}")
+    arr = value
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    if arr.ndim != 3 or arr.shape[2] not in (1, 3, 4):
+        raise ValueError(f"{name} must be [h, w] or [h, w, 1|3|4], got shape {arr.shape}")
+    if arr.dtype == np.bool_:
+        arr = arr.astype(np.uint8) * 255
+    elif arr.dtype in (np.float64, np.float16):
+        arr = arr.astype(np.float32)
+    elif arr.dtype not in (np.uint8, np.uint16, np.float32):
+        raise TypeError(f"{name} must be uint8, uint16 or float32 (or bool/float64), got {arr.dtype}")
+    return np.ascontiguousarray(arr)
+
+
+def _pil_to_array(img: Any) -> np.ndarray:
+    mode = img.mode
+    if mode in ("1", "L"):
+        return np.asarray(img.convert("L"), dtype=np.uint8)[:, :, None]
+    if mode.startswith("I;16"):
+        return np.asarray(img, dtype=np.uint16).reshape(img.height, img.width, 1)
+    if mode == "I":
+        return np.clip(np.asarray(img), 0, 65535).astype(np.uint16)[:, :, None]
+    if mode == "F":
+        return np.asarray(img, dtype=np.float32)[:, :, None]
+    if mode in ("RGB", "RGBA"):
+        return np.asarray(img)
+    has_alpha = mode in ("LA", "PA", "RGBa", "La") or "transparency" in img.info
+    return np.asarray(img.convert("RGBA" if has_alpha else "RGB"))
+
+
+class _Pending:
+    """Messages for one request id, filled by the I/O thread."""
+
+    def __init__(self) -> None:
+        self.messages: queue.Queue[dict] = queue.Queue()
+
+
+class Job:
+    """A submitted job. `result()` waits for it, calling on_progress for each progress event."""
+
+    def __init__(self, client: "Client", job_id: str, on_progress: ProgressFn | None, pending: _Pending):
+        self.client, self.id, self.on_progress = client, job_id, on_progress
+        self._pending = pending
+        self.position: int | None = None
+        self._outcome: Result | EngineClientError | None = None
+
+    @property
+    def done(self) -> bool:
+        return self._outcome is not None
+
+    def cancel(self) -> None:
+        """Ask the engine to cancel; result() then raises EngineClientError('cancelled')."""
+        if self._outcome is None:
+            self.client.cancel(self.id)
+
+    def _next(self, deadline: float | None) -> dict:
+        return self.client._wait(self._pending, deadline, f"job {self.id}")
+
+    def wait_accepted(self, timeout: float | None) -> None:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        msg = self._next(deadline)
+        if msg["type"] == "accepted":
+            self.position = msg.get("position")
+        else:
+            self._consume(msg)
+            if isinstance(self._outcome, EngineClientError):
+                raise self._outcome
+
+    def _consume(self, msg: dict) -> None:
+        kind = msg["type"]
+        if kind == "progress":
+            if self.on_progress is not None:
+                self.on_progress({k: v for k, v in msg.items() if k not in ("v", "type", "id")})
+        elif kind == "accepted":
+            self.position = msg.get("position")
+        elif kind == "result":
+            self._outcome = Result(dict(msg.get("outputs") or {}), dict(msg.get("meta") or {}))
+        elif kind == "cancelled":
+            self._outcome = EngineClientError("cancelled", f"job {self.id} was cancelled")
+        elif kind == "error":
+            self._outcome = EngineClientError(msg.get("code", "internal"), msg.get("message", ""), msg.get("field"))
+
+    def result(self, timeout: float | None = None) -> Result:
+        """Wait for the job; raises EngineClientError (code 'cancelled', an engine code, or
+        'timeout', in which case the job is cancelled)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self._outcome is None:
+            try:
+                msg = self._next(deadline)
+            except EngineTimeout:
+                self.cancel()
+                raise
+            self._consume(msg)
+        if isinstance(self._outcome, EngineClientError):
+            raise self._outcome
+        return self._outcome
+
+
+class Client:
+    """A connection to an engine. Thread-safe; use as a context manager or call close()."""
+
+    def __init__(self, address: str = DEFAULT_ADDRESS, timeout: float = 30.0, name: str = "sfumato-python",
+                 context: zmq.Context | None = None):
+        self.address, self.timeout, self.name = address, timeout, name
+        self._engine: Any = None  # set by in_process
+        self._ids = itertools.count(1)
+        self._prefix = f"{os.getpid():x}{id(self) & 0xffff:04x}"
+        self._pending: dict[str, _Pending] = {}
+        self._lock = threading.Lock()
+        self._outq: deque[list] = deque()
+        self._last_rx = time.monotonic()
+        self._closed = False
+        self._own_ctx = context is None  # inproc:// needs the engine's context, which we must not end
+        self._ctx = zmq.Context() if context is None else context
+        self._sock = self._ctx.socket(zmq.DEALER)
+        self._sock.setsockopt(zmq.LINGER, 0)
+        self._sock.setsockopt(zmq.HEARTBEAT_IVL, 2000)
+        self._sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, 6000)
+        if "[" in address:
+            self._sock.setsockopt(zmq.IPV6, 1)
+        self._sock.connect(address)
+        wake = f"inproc://client-wake-{os.getpid()}-{id(self):x}"
+        self._wake_rx = self._ctx.socket(zmq.PAIR)
+        self._wake_rx.bind(wake)
+        self._wake_tx = self._ctx.socket(zmq.PAIR)
+        self._wake_tx.connect(wake)
+        self._wake_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._io, name="sfumato-client-io", daemon=True)
+        self._thread.start()
+        self._welcome: dict | None = None
+
+    @classmethod
+    def in_process(cls, models_dir: Any = None, device: str = "cpu", timeout: float = 30.0,
+                   **engine_kwargs: Any) -> "Client":
+        """Start a real engine in this process on a random loopback port and connect to it
+        through inproc:// (no copies of the arrays). `client.engine.address` is the engine's
+        TCP address for other clients. close() stops the engine too."""
+        from .server import Engine
+
+        engine = Engine(bind="tcp://127.0.0.1:*", models_dir=models_dir, device=device, **engine_kwargs).start()
+        try:
+            client = cls(engine.inproc_address, timeout=timeout, context=engine.context)
+        except Exception:
+            engine.stop()
+            raise
+        client._engine = engine
+        return client
+
+    @property
+    def engine(self) -> Any:
+        """The in-process engine (Client.in_process), else None."""
+        return self._engine
+
+    # ---- lifecycle ----------------------------------------------------------------------
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._stop.set()
+        self._wake()
+        self._thread.join(5)
+        if self._engine is not None:
+            self._engine.stop()
+            self._engine = None
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    # ---- I/O thread ---------------------------------------------------------------------
+    def _wake(self) -> None:
+        with self._wake_lock:
+            try:
+                self._wake_tx.send(b"", zmq.NOBLOCK)
+            except zmq.ZMQError:
+                pass  # a wake-up is already pending, or the I/O thread has closed its sockets
+
+    def _io(self) -> None:
+        poller = zmq.Poller()
+        poller.register(self._sock, zmq.POLLIN)
+        poller.register(self._wake_rx, zmq.POLLIN)
+        try:
+            while not self._stop.is_set():
+                events = dict(poller.poll(20 if self._outq else 500))
+                if self._wake_rx in events:
+                    while True:
+                        try:
+                            self._wake_rx.recv(zmq.NOBLOCK)
+                        except zmq.Again:
+                            break
+                while self._outq:
+                    try:
+                        self._sock.send_multipart(self._outq[0], zmq.NOBLOCK, copy=False)
+                    except zmq.Again:
+                        break  # not connected yet or the engine is not reading: retry shortly
+                    self._outq.popleft()
+                if self._sock in events:
+                    while True:
+                        try:
+                            frames = self._sock.recv_multipart(zmq.NOBLOCK, copy=False)
+                        except zmq.Again:
+                            break
+                        self._receive(frames)
+        finally:
+            with self._wake_lock:
+                for sock in (self._sock, self._wake_tx, self._wake_rx):
+                    sock.close(0)
+            if self._own_ctx:
+                self._ctx.term()
+
+    def _receive(self, frames: list) -> None:
+        self._last_rx = time.monotonic()
+        try:
+            msg = decode(frames, from_engine=True)
+        except Exception as exc:
+            log.warning("dropping an undecodable message from the engine: %s", exc)
+            return
+        rid = msg.get("id")
+        with self._lock:
+            pending = self._pending.get(rid) if isinstance(rid, str) else None
+            if pending is not None and msg["type"] in ("result", "error", "cancelled", "welcome", "pong",
+                                                        "status", "models"):
+                del self._pending[rid]
+        if pending is None:
+            if msg["type"] == "error":
+                log.debug("engine error for id %r: %s %s", rid, msg.get("code"), msg.get("message"))
+            return
+        pending.messages.put(msg)
+
+    # ---- request plumbing ---------------------------------------------------------------
+    def _new_id(self) -> str:
+        return f"{self._prefix}-{next(self._ids)}"
+
+    def _send(self, header: dict, rid: str | None) -> _Pending | None:
+        if self._closed:
+            raise EngineClientError("closed", "this client is closed")
+        pending = None
+        if rid is not None:
+            pending = _Pending()
+            with self._lock:
+                self._pending[rid] = pending
+        frames = encode(header)
+        self._outq.append(frames)
+        self._wake()
+        return pending
+
+    def _wait(self, pending: _Pending, deadline: float | None, what: str) -> dict:
+        """Next message for a request; raises EngineTimeout at the deadline or when the engine
+        stopped answering (checked with pings while waiting)."""
+        last_ping = 0.0
+        while True:
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
+                raise EngineTimeout(f"{what}: no answer from the engine at {self.address} in time")
+            slice_s = 0.25 if deadline is None else max(0.0, min(0.25, deadline - now))
+            try:
+                return pending.messages.get(timeout=slice_s)
+            except queue.Empty:
+                pass
+            silent = time.monotonic() - self._last_rx
+            if silent > self.timeout:
+                raise EngineTimeout(f"{what}: the engine at {self.address} has not answered for "
+                                    f"{silent:.0f} s; is `sfumato serve` running there?")
+            if silent > self.timeout / 3 and time.monotonic() - last_ping > self.timeout / 3:
+                last_ping = time.monotonic()
+                self._send({"type": "ping", "id": self._new_id()}, None)
+
+    def _request(self, header: dict, timeout: float | None = None) -> dict:
+        rid = self._new_id()
+        self._last_rx = time.monotonic()
+        pending = self._send({**header, "id": rid}, rid)
+        assert pending is not None
+        limit = self.timeout if timeout is None else timeout
+        try:
+            msg = self._wait(pending, time.monotonic() + limit, header["type"])
+        finally:
+            with self._lock:
+                self._pending.pop(rid, None)
+        if msg["type"] == "error":
+            raise EngineClientError(msg.get("code", "internal"), msg.get("message", ""), msg.get("field"))
+        return msg
+
+    # ---- API ----------------------------------------------------------------------------
+    def hello(self, timeout: float | None = None) -> dict:
+        """The engine's welcome: versions, ops with parameter schemas, models, device, limits."""
+        self._welcome = self._request({"type": "hello", "client": self.name}, timeout)
+        return self._welcome
+
+    def ping(self, timeout: float | None = None) -> float:
+        """Round-trip time in seconds."""
+        t0 = time.perf_counter()
+        self._request({"type": "ping"}, timeout)
+        return time.perf_counter() - t0
+
+    def status(self, timeout: float | None = None) -> dict:
+        return self._request({"type": "status"}, timeout)
+
+    def models(self, refresh: bool = False, timeout: float | None = None) -> list[dict]:
+        return self._request({"type": "models", "refresh": bool(refresh)}, timeout)["models"]
+
+    def submit(self, op: str, inputs: dict[str, Any], params: dict[str, Any] | None = None,
+               on_progress: ProgressFn | None = None, timeout: float | None = None) -> Job:
+        """Send a job and wait for `accepted`; raises EngineClientError if it is refused."""
+        arrays = {name: as_array(value, name) for name, value in inputs.items() if value is not None}
+        rid = self._new_id()
+        self._last_rx = time.monotonic()
+        pending = self._send({"type": "submit", "id": rid, "op": op, "inputs": arrays,
+                              "params": dict(params or {})}, rid)
+        assert pending is not None
+        job = Job(self, rid, on_progress, pending)
+        job.wait_accepted(self.timeout if timeout is None else timeout)
+        return job
+
+    def run(self, op: str, inputs: dict[str, Any], params: dict[str, Any] | None = None,
+            on_progress: ProgressFn | None = None, timeout: float | None = None) -> Result:
+        """Submit and wait. On timeout the job is cancelled and EngineTimeout raised."""
+        start = time.monotonic()
+        job = self.submit(op, inputs, params, on_progress, timeout)
+        left = None if timeout is None else max(0.0, timeout - (time.monotonic() - start))
+        return job.result(left)
+
+    def cancel(self, job_id: str) -> None:
+        """Ask the engine to cancel a job of this connection (the job's waiter sees 'cancelled')."""
+        self._send({"type": "cancel", "id": job_id}, None)
+
+    # ---- one method per operation -------------------------------------------------------
+    def inpaint(self, image: Any, mask: Any, **params: Any) -> np.ndarray:
+        return self._op_image("inpaint", {"image": image, "mask": mask}, params)
+
+    def restore(self, image: Any, task: str = "auto", mask: Any = None, **params: Any) -> np.ndarray:
+        return self._op_image("restore", {"image": image, "mask": mask}, {"task": task, **params})
+
+    def stylize(self, image: Any, style: Any = None, mask: Any = None, **params: Any) -> np.ndarray:
+        """`style` is a reference image (array/PIL); a style model goes in style_model=NAME."""
+        return self._op_image("stylize", {"image": image, "mask": mask, "style": style}, params)
+
+    def generate(self, width: int, height: int, reference: Any = None, **params: Any) -> np.ndarray:
+        return self._op_image("generate", {"reference": reference}, {"width": width, "height": height, **params})
+
+    def _op_image(self, op: str, inputs: dict, params: dict) -> np.ndarray:
+        on_progress = params.pop("on_progress", None)
+        timeout = params.pop("timeout", None)
+        return self.run(op, inputs, params, on_progress=on_progress, timeout=timeout).image

@@ -1,0 +1,124 @@
+"""Install the Krita plug-in, or pack it as a zip for Krita's "Import Python Plugin from File...".
+
+Krita loads `pykrita/NAME.desktop` next to the package `pykrita/NAME/`. The shared thin
+client (plugins/common/sfumato_link) is copied *inside* the package, so the installed
+plug-in needs nothing from this checkout; when the editor's Python lacks pyzmq/msgpack the
+plug-in falls back to a relay run by the engine's Python, which `install` records in
+`sfumato_install.json` next to the thin client.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import zipfile
+from pathlib import Path
+from typing import Callable
+
+NAME = "sfumato"
+ROOT = Path(__file__).resolve().parents[1]
+PLUGIN_DIR = ROOT / "plugins" / "krita"
+COMMON_DIR = ROOT / "plugins" / "common" / "sfumato_link"
+
+ENABLE_HINT = (
+    "Enable it: start Krita, tick \"Sfumato\" in Settings > Configure Krita > Python Plugin Manager, restart "
+    "Krita, then show the panel with Settings > Dockers > Sfumato (or, with Krita closed, add "
+    "`enable_sfumato=true` under [python] in kritarc).")
+
+
+def default_dest() -> Path:
+    """The user's pykrita folder on this platform."""
+    if sys.platform == "win32":
+        base = Path(os.environ.get("APPDATA", Path.home() / "AppData" / "Roaming"))
+    elif sys.platform == "darwin":
+        base = Path.home() / "Library" / "Application Support"
+    else:
+        base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    return base / "krita" / "pykrita"
+
+
+def kritarc_path() -> Path:
+    if sys.platform == "win32":
+        return Path(os.environ.get("LOCALAPPDATA", Path.home() / "AppData" / "Local")) / "kritarc"
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Preferences" / "kritarc"
+    return Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "kritarc"
+
+
+def _sources() -> tuple[Path, Path, Path]:
+    package, desktop = PLUGIN_DIR / NAME, PLUGIN_DIR / f"{NAME}.desktop"
+    for path in (package, desktop, COMMON_DIR):
+        if not path.exists():
+            raise FileNotFoundError(f"{path} is missing: install the Krita plug-in from a Sfumato source checkout")
+    return package, desktop, COMMON_DIR
+
+
+def install_krita(dest: str | os.PathLike | None = None) -> list[Path]:
+    """pykrita/{sfumato.desktop, sfumato/ (+ sfumato_link/, sfumato_install.json, _vendor/ if built)}.
+
+    The installer behind `sfumato plugins install krita` (see engine/plugin_install.py).
+    """
+    from .plugin_install import _replace_tree, install_thin_client
+
+    package, desktop, _ = _sources()
+    folder = Path(dest).expanduser() if dest else default_dest()
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / NAME
+    _replace_tree(package, target, "docker.py")
+    shutil.copy2(desktop, folder / desktop.name)
+    paths = [folder / desktop.name, target, *install_thin_client(target)]
+    if (target / "_vendor").is_dir():
+        paths.append(target / "_vendor")
+    return paths
+
+
+def enable(kritarc: str | os.PathLike | None = None) -> Path:
+    """Set `enable_sfumato=true` under [python] in kritarc (Krita must not be running)."""
+    path = Path(kritarc) if kritarc else kritarc_path()
+    lines = path.read_text(encoding="utf-8").splitlines() if path.is_file() else []
+    key = f"enable_{NAME}=true"
+    out, in_python, done = [], False, False
+    for line in lines:
+        stripped = line.strip()
+        if stripped.startswith("[") and stripped.endswith("]"):
+            if in_python and not done:
+                out.append(key)
+                done = True
+            in_python = stripped == "[python]"
+        elif in_python and stripped.split("=", 1)[0].strip() == f"enable_{NAME}":
+            line, done = key, True
+        out.append(line)
+    if not done:
+        if not in_python:
+            out += ["", "[python]"] if out else ["[python]"]
+        out.append(key)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(out) + "\n", encoding="utf-8")
+    return path
+
+
+def _zip_tree(zf: zipfile.ZipFile, src: Path, arc: str) -> None:
+    zf.writestr(zipfile.ZipInfo(arc + "/"), b"")  # Krita's importer looks for the folder entry itself
+    for path in sorted(src.rglob("*")):
+        rel = path.relative_to(src)
+        if "__pycache__" in rel.parts or path.suffix in (".pyc", ".pyo"):
+            continue
+        name = f"{arc}/{rel.as_posix()}"
+        if path.is_dir():
+            zf.writestr(zipfile.ZipInfo(name + "/"), b"")
+        else:
+            zf.write(path, name)
+
+
+def build_zip(out: str | os.PathLike, log: Callable[[str], None] = print) -> Path:
+    """Write the zip Krita's Tools > Scripts > Import Python Plugin from File... accepts."""
+    package, desktop, common = _sources()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.write(desktop, desktop.name)
+        _zip_tree(zf, package, NAME)
+        _zip_tree(zf, common, f"{NAME}/sfumato_link")
+    log(f"wrote {out}: in Krita use Tools > Scripts > Import Python Plugin from File..., restart Krita, then "
+        f"Settings > Dockers > Sfumato")
+    return out

@@ -1,0 +1,318 @@
+"""Wire protocol v1: encode, decode and validate multipart messages (no sockets, no torch).
+
+Frame 0 is a msgpack map (the header); frames 1..n are raw array buffers that the header
+describes as ``{"buf": i, "shape": [h, w, c], "dtype": "u8"|"u16"|"f32"}``. Arrays are
+decoded with ``numpy.frombuffer`` (no copy) and encoded as the arrays themselves, so a
+socket can send them with ``copy=False``. docs/protocol.md is the normative description;
+this module is its executable form, used by the engine and the Python client alike.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any, Iterable, Sequence
+
+import msgpack
+import numpy as np
+
+from .errors import BAD_MESSAGE, BAD_PARAM, TOO_LARGE, EngineError
+
+VERSION = 1
+DTYPES: dict[str, np.dtype] = {"u8": np.dtype("<u1"), "u16": np.dtype("<u2"), "f32": np.dtype("<f4")}
+DTYPE_NAMES: dict[str, str] = {"uint8": "u8", "uint16": "u16", "float32": "f32"}
+CHANNELS = (1, 3, 4)
+MAX_ID_LENGTH = 128
+
+CLIENT_TYPES = ("hello", "submit", "cancel", "status", "models", "ping")
+ENGINE_TYPES = ("welcome", "accepted", "progress", "result", "error", "cancelled", "pong", "status", "models")
+
+# Header fields each client message may carry (besides v, type, id), and which are required.
+_CLIENT_FIELDS: dict[str, tuple[set[str], set[str]]] = {
+    "hello": ({"client"}, set()),
+    "submit": ({"op", "inputs", "params"}, {"op", "inputs"}),
+    "cancel": (set(), set()),
+    "status": (set(), set()),
+    "models": ({"refresh"}, set()),
+    "ping": (set(), set()),
+}
+_ID_REQUIRED = {"submit", "cancel"}
+# Where engine messages carry arrays: a map of arrays, or a single array.
+_ARRAY_MAPS = {"submit": "inputs", "result": "outputs"}
+_ARRAY_SINGLE = {"progress": "preview"}
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one engine accepts; reported in `welcome` so clients can check before sending."""
+
+    max_pixels: int = 8192 * 8192  # per array (h * w)
+    max_side: int = 16384  # per dimension; bigger is an absurd size
+    max_steps: int = 200  # sampler steps per job
+    max_variants: int = 8
+    max_queue_per_client: int = 8  # queued + running jobs of one connection
+    max_message_bytes: int = 8192 * 8192 * 4 * 4 + 4096  # ZMQ MAXMSGSIZE, per frame
+    max_header_bytes: int = 1 << 20
+    max_frames: int = 16  # array frames in one message
+
+    def to_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+# ---------------------------------------------------------------------------------------
+# encoding
+
+
+def array_dtype_name(arr: np.ndarray) -> str:
+    """The wire name of an array's dtype, or TypeError for dtypes the protocol lacks."""
+    name = DTYPE_NAMES.get(arr.dtype.name)
+    if name is None:
+        raise TypeError(f"arrays must be uint8, uint16 or float32, got {arr.dtype}")
+    return name
+
+
+def _wire_array(arr: np.ndarray) -> np.ndarray:
+    """A C-contiguous little-endian [h, w, c] view (copying only if the layout demands it)."""
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    if arr.ndim != 3 or arr.shape[2] not in CHANNELS:
+        raise ValueError(f"arrays must be [h, w, c] with c in {CHANNELS}, got shape {arr.shape}")
+    name = array_dtype_name(arr)
+    if arr.dtype.byteorder == ">":
+        arr = arr.astype(DTYPES[name])
+    return np.ascontiguousarray(arr)
+
+
+def encode(header: dict[str, Any]) -> list:
+    """Header (arrays allowed anywhere as values) -> [msgpack bytes, buffer, buffer, ...].
+
+    Each numpy array found in the header is replaced by its descriptor and appended as a
+    frame; the frames are the arrays themselves, so sending them with copy=False is
+    zero-copy.
+    """
+    buffers: list[np.ndarray] = []
+
+    def walk(value: Any) -> Any:
+        if isinstance(value, np.ndarray):
+            arr = _wire_array(value)
+            buffers.append(arr)
+            return {"buf": len(buffers), "shape": list(arr.shape), "dtype": array_dtype_name(arr)}
+        if isinstance(value, dict):
+            return {k: walk(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [walk(v) for v in value]
+        if isinstance(value, np.generic):
+            return value.item()
+        return value
+
+    out = {"v": VERSION}
+    out.update(walk(header))
+    return [msgpack.packb(out, use_bin_type=True), *buffers]
+
+
+def plain(value: Any) -> Any:
+    """Convert numpy scalars/arrays and tuples in metadata to msgpack-friendly values."""
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+# ---------------------------------------------------------------------------------------
+# decoding
+
+
+def _frame_buffer(frame: Any) -> memoryview:
+    """A memoryview of a frame: bytes, bytearray, memoryview or a zmq.Frame (its .buffer)."""
+    buf = getattr(frame, "buffer", frame)
+    return buf if isinstance(buf, memoryview) else memoryview(buf)
+
+
+def _header_id(header: Any) -> str | None:
+    """The request id if it is usable for a reply (even when the rest of the header is bad)."""
+    if isinstance(header, dict):
+        rid = header.get("id")
+        if isinstance(rid, str) and 0 < len(rid) <= MAX_ID_LENGTH:
+            return rid
+    return None
+
+
+def _fail(code: str, message: str, field: str | None, rid: str | None) -> EngineError:
+    err = EngineError(code, message, field)
+    err.request_id = rid  # type: ignore[attr-defined]
+    return err
+
+
+def request_id_of(exc: BaseException) -> str | None:
+    """The id of the request a decode error belongs to, when it could be read."""
+    return getattr(exc, "request_id", None)
+
+
+def decode_array(desc: Any, frames: Sequence[Any], where: str, limits: Limits,
+                 used: set[int] | None = None, rid: str | None = None) -> np.ndarray:
+    """Validate one descriptor against its frame and return a zero-copy array view."""
+    if not isinstance(desc, dict):
+        raise _fail(BAD_MESSAGE, f"{where} must be an array descriptor map", where, rid)
+    extra = set(desc) - {"buf", "shape", "dtype"}
+    if extra:
+        raise _fail(BAD_MESSAGE, f"{where} has unknown keys: {', '.join(sorted(map(str, extra)))}", where, rid)
+    buf, shape, dtype = desc.get("buf"), desc.get("shape"), desc.get("dtype")
+    if isinstance(buf, bool) or not isinstance(buf, int):
+        raise _fail(BAD_MESSAGE, f"{where}.buf must be a frame index (integer)", f"{where}.buf", rid)
+    n_buffers = len(frames) - 1
+    if buf < 1 or buf > n_buffers:
+        raise _fail(BAD_MESSAGE, f"{where}.buf refers to frame {buf} but the message has "
+                    f"{n_buffers} array frame(s) (numbered from 1)", f"{where}.buf", rid)
+    if used is not None:
+        if buf in used:
+            raise _fail(BAD_MESSAGE, f"{where}.buf: frame {buf} is used by two arrays", f"{where}.buf", rid)
+        used.add(buf)
+    if dtype not in DTYPES:
+        raise _fail(BAD_MESSAGE, f"{where}.dtype must be one of {', '.join(DTYPES)}, got {dtype!r}",
+                    f"{where}.dtype", rid)
+    if (not isinstance(shape, (list, tuple)) or len(shape) != 3
+            or any(isinstance(s, bool) or not isinstance(s, int) for s in shape)):
+        raise _fail(BAD_MESSAGE, f"{where}.shape must be [height, width, channels] integers, got {shape!r}",
+                    f"{where}.shape", rid)
+    h, w, c = shape
+    if h < 1 or w < 1:
+        raise _fail(BAD_MESSAGE, f"{where}.shape must have positive height and width, got {h}x{w}",
+                    f"{where}.shape", rid)
+    if c not in CHANNELS:
+        raise _fail(BAD_MESSAGE, f"{where}.shape channels must be 1, 3 or 4, got {c}", f"{where}.shape", rid)
+    if h > limits.max_side or w > limits.max_side:
+        raise _fail(TOO_LARGE, f"{where} is {w}x{h}; the engine limit is {limits.max_side} pixels per side",
+                    f"{where}.shape", rid)
+    if h * w > limits.max_pixels:
+        raise _fail(TOO_LARGE, f"{where} has {h * w} pixels; the engine limit is {limits.max_pixels}",
+                    f"{where}.shape", rid)
+    dt = DTYPES[dtype]
+    view = _frame_buffer(frames[buf])
+    expected = h * w * c * dt.itemsize
+    if view.nbytes != expected:
+        raise _fail(BAD_MESSAGE, f"{where}: frame {buf} has {view.nbytes} bytes but shape {[h, w, c]} "
+                    f"{dtype} needs {expected}", f"{where}.buf", rid)
+    arr = np.frombuffer(view, dtype=dt).reshape(h, w, c)
+    if dtype == "f32" and not np.isfinite(arr).all():
+        raise _fail(BAD_PARAM, f"{where} contains NaN or infinite values", where, rid)
+    return arr
+
+
+def _check_id(header: dict, kind: str, rid: str | None) -> None:
+    if "id" not in header:
+        if kind in _ID_REQUIRED:
+            raise _fail(BAD_MESSAGE, f"{kind} needs an id (a string chosen by the client)", "id", None)
+        return
+    value = header["id"]
+    if not isinstance(value, str):
+        raise _fail(BAD_MESSAGE, f"id must be a string, got {type(value).__name__}", "id", None)
+    if not 0 < len(value) <= MAX_ID_LENGTH:
+        raise _fail(BAD_MESSAGE, f"id must be 1 to {MAX_ID_LENGTH} characters long", "id", None)
+
+
+def _unpack_header(frames: Sequence[Any], limits: Limits) -> dict:
+    if len(frames) == 0:
+        raise _fail(BAD_MESSAGE, "empty message: frame 0 must be a msgpack header", None, None)
+    raw = _frame_buffer(frames[0])
+    if raw.nbytes > limits.max_header_bytes:
+        raise _fail(TOO_LARGE, f"header is {raw.nbytes} bytes; the limit is {limits.max_header_bytes}", None, None)
+    if len(frames) - 1 > limits.max_frames:
+        raise _fail(TOO_LARGE, f"message has {len(frames) - 1} array frames; the limit is {limits.max_frames}",
+                    None, _safe_id(raw))
+    try:
+        header = msgpack.unpackb(raw, raw=False, strict_map_key=True, use_list=True)
+    except Exception as exc:  # any msgpack failure is the sender's fault
+        raise _fail(BAD_MESSAGE, f"frame 0 is not a valid msgpack header: {type(exc).__name__}: {exc}",
+                    None, None) from None
+    if not isinstance(header, dict):
+        raise _fail(BAD_MESSAGE, f"frame 0 must be a msgpack map, got {type(header).__name__}", None, None)
+    return header
+
+
+def _safe_id(raw: memoryview) -> str | None:
+    try:
+        return _header_id(msgpack.unpackb(raw, raw=False))
+    except Exception:
+        return None
+
+
+def decode(frames: Sequence[Any], limits: Limits | None = None, *, from_engine: bool = False) -> dict[str, Any]:
+    """Decode and validate one message (without the ROUTER identity frame).
+
+    Returns the header with array descriptors replaced by read-only numpy views of the
+    frames. Raises EngineError with a precise code, message and field; the request id,
+    when readable, is available through `request_id_of(exc)`.
+    Client messages (from_engine=False) are checked strictly: known type, known fields,
+    required fields, every frame referenced exactly once.
+    """
+    limits = limits or Limits()
+    header = _unpack_header(frames, limits)
+    rid = _header_id(header)
+    if "v" not in header:
+        raise _fail(BAD_MESSAGE, "header lacks the protocol version field v", "v", rid)
+    if header["v"] != VERSION or isinstance(header["v"], bool):
+        raise _fail(BAD_MESSAGE, f"unsupported protocol version {header['v']!r}; this side speaks v{VERSION}",
+                    "v", rid)
+    kind = header.get("type")
+    allowed = ENGINE_TYPES if from_engine else CLIENT_TYPES
+    if not isinstance(kind, str) or kind not in allowed:
+        raise _fail(BAD_MESSAGE, f"unknown message type {kind!r}; expected one of {', '.join(allowed)}",
+                    "type", rid)
+    _check_id(header, kind, rid)
+    if not from_engine:
+        known, required = _CLIENT_FIELDS[kind]
+        extra = set(header) - known - {"v", "type", "id"}
+        if extra:
+            name = sorted(map(str, extra))[0]
+            raise _fail(BAD_MESSAGE, f"{kind} has unknown field(s): {', '.join(sorted(map(str, extra)))}", name, rid)
+        missing = required - set(header)
+        if missing:
+            name = sorted(missing)[0]
+            raise _fail(BAD_MESSAGE, f"{kind} lacks required field(s): {', '.join(sorted(missing))}", name, rid)
+        _check_client_fields(header, kind, rid)
+    used: set[int] = set()
+    if kind in _ARRAY_MAPS and _ARRAY_MAPS[kind] in header:
+        key = _ARRAY_MAPS[kind]
+        descs = header[key]
+        if not isinstance(descs, dict):
+            raise _fail(BAD_MESSAGE, f"{key} must be a map of name -> array descriptor", key, rid)
+        header[key] = {name: decode_array(d, frames, f"{key}.{name}", limits, used, rid) for name, d in descs.items()}
+    elif kind in _ARRAY_SINGLE and header.get(_ARRAY_SINGLE[kind]) is not None:
+        key = _ARRAY_SINGLE[kind]
+        header[key] = decode_array(header[key], frames, key, limits, used, rid)
+    unused = sorted(set(range(1, len(frames))) - used)
+    if unused:
+        raise _fail(BAD_MESSAGE, f"frame(s) {', '.join(map(str, unused))} are not referenced by the header "
+                    f"(extra frames)", None, rid)
+    return header
+
+
+def _check_client_fields(header: dict, kind: str, rid: str | None) -> None:
+    if kind == "submit":
+        if not isinstance(header["op"], str) or not header["op"]:
+            raise _fail(BAD_MESSAGE, "op must be a non-empty string", "op", rid)
+        if "params" in header and not isinstance(header["params"], dict):
+            raise _fail(BAD_PARAM, "params must be a map of name -> value", "params", rid)
+    elif kind == "hello":
+        if "client" in header and not isinstance(header["client"], str):
+            raise _fail(BAD_MESSAGE, "client must be a string", "client", rid)
+    elif kind == "models":
+        if "refresh" in header and not isinstance(header["refresh"], bool):
+            raise _fail(BAD_MESSAGE, "refresh must be true or false", "refresh", rid)
+
+
+def iter_arrays(header: dict) -> Iterable[tuple[str, np.ndarray]]:
+    """(path, array) for every array in a decoded header, for logging and size checks."""
+    for key, value in header.items():
+        if isinstance(value, np.ndarray):
+            yield key, value
+        elif isinstance(value, dict):
+            for name, sub in value.items():
+                if isinstance(sub, np.ndarray):
+                    yield f"{key}.{name}", sub

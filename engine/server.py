@@ -1,0 +1,393 @@
+"""The engine's ZeroMQ ROUTER loop: validates every request and hands jobs to the scheduler.
+
+One thread owns the ROUTER socket. Worker threads hand their outbound messages to it
+through a queue and wake it through an inproc PAIR socket, so no socket is ever used from
+two threads.
+
+Vanished clients: the socket enables ZMQ heartbeats (a silent TCP peer is dropped after
+HEARTBEAT_TIMEOUT) and ROUTER_MANDATORY (a send to a dropped peer fails with
+EHOSTUNREACH instead of being discarded silently). Every running job reports progress, so
+the next message to a vanished client fails and all of that client's jobs are cancelled.
+"""
+from __future__ import annotations
+
+import ipaddress
+import logging
+import signal
+import threading
+import time
+import traceback
+from collections import deque
+from pathlib import Path
+from typing import Any, Callable
+from urllib.parse import urlsplit
+
+import numpy as np
+import zmq
+
+from . import PROTOCOL_VERSION, __version__
+from .errors import BAD_PARAM, INTERNAL, NOT_FOUND, TOO_LARGE, UNKNOWN_OP, EngineError
+from .protocol import Limits, decode, encode, request_id_of
+from .registry import ModelRegistry, resolve_device
+from .scheduler import Job, Scheduler
+from .tasks import OPERATIONS
+from .tasks.base import Operation
+
+log = logging.getLogger("sfumato.server")
+
+DEFAULT_BIND = "tcp://127.0.0.1:5555"
+HEARTBEAT_IVL_MS = 2000
+HEARTBEAT_TIMEOUT_MS = 6000
+POLL_MS = 100  # how often the loop looks at the stop flag (signals) when idle
+SEND_RETRY_S = 30.0  # how long a result waits for a client whose receive queue is full
+
+
+class BindRefused(ValueError):
+    """A bind address the engine will not serve on without --insecure."""
+
+
+def is_local_bind(address: str) -> bool:
+    """True for loopback TCP (127.0.0.0/8, ::1, localhost), ipc:// and inproc:// addresses."""
+    scheme = address.split("://", 1)[0] if "://" in address else ""
+    if scheme in ("ipc", "inproc"):
+        return True
+    if scheme != "tcp":
+        return False
+    host = urlsplit(address.replace("tcp://", "//", 1)).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # "*", an interface name or a host name: not provably loopback
+
+
+def check_bind(address: str, insecure: bool) -> None:
+    if "://" not in address:
+        raise BindRefused(f"bind address {address!r} needs a scheme, e.g. tcp://127.0.0.1:5555 or ipc:///tmp/sfumato")
+    if not is_local_bind(address) and not insecure:
+        raise BindRefused(
+            f"refusing to bind {address}: it is reachable from other machines and this engine has no "
+            "authentication yet. Bind a loopback address (tcp://127.0.0.1:PORT) or an ipc:// path, "
+            "or pass --insecure to serve the network unauthenticated at your own risk.")
+
+
+def check_submit(msg: dict, ops: dict[str, Operation], limits: Limits) -> tuple[Operation, dict, dict]:
+    """Everything about a submit that can be checked before queueing; raises EngineError."""
+    name = msg["op"]
+    op = ops.get(name)
+    if op is None:
+        raise EngineError(UNKNOWN_OP, f"unknown op {name!r}; this engine has: {', '.join(sorted(ops)) or 'none'}",
+                          "op")
+    inputs: dict[str, np.ndarray] = msg["inputs"]
+    specs = {s.name: s for s in op.inputs}
+    for key in inputs:
+        if key not in specs:
+            raise EngineError(BAD_PARAM, f"unknown input {key!r} for {name}; it takes: {', '.join(specs)}",
+                              f"inputs.{key}")
+    for spec in op.inputs:
+        arr = inputs.get(spec.name)
+        where = f"inputs.{spec.name}"
+        if arr is None:
+            if spec.required:
+                raise EngineError(BAD_PARAM, f"{name} needs the input {spec.name!r}", where)
+            continue
+        if arr.shape[2] not in spec.channels:
+            raise EngineError(BAD_PARAM, f"{spec.name} has {arr.shape[2]} channel(s); {name} accepts "
+                              f"{', '.join(map(str, spec.channels))}", where)
+        dtype = {"uint8": "u8", "uint16": "u16", "float32": "f32"}[arr.dtype.name]
+        if dtype not in spec.dtypes:
+            raise EngineError(BAD_PARAM, f"{spec.name} is {dtype}; {name} accepts {', '.join(spec.dtypes)}", where)
+    image, mask = inputs.get("image"), inputs.get("mask")
+    if image is not None and mask is not None and mask.shape[:2] != image.shape[:2]:
+        raise EngineError(BAD_PARAM, f"mask is {mask.shape[1]}x{mask.shape[0]} but image is "
+                          f"{image.shape[1]}x{image.shape[0]}; they must match", "inputs.mask")
+    params = op.validate_params(msg.get("params", {}))
+    for key, cap in (("steps", limits.max_steps), ("variants", limits.max_variants)):
+        value = params.get(key)
+        if isinstance(value, int) and value > cap:
+            raise EngineError(TOO_LARGE, f"{key} {value} exceeds the engine limit {cap}", f"params.{key}")
+    width, height = params.get("width"), params.get("height")
+    if isinstance(width, int) and isinstance(height, int):
+        if max(width, height) > limits.max_side or width * height > limits.max_pixels:
+            raise EngineError(TOO_LARGE, f"{width}x{height} exceeds the engine limits ({limits.max_pixels} "
+                              f"pixels, {limits.max_side} per side)", "params.width")
+    if op.cost is not None:
+        pixels = int(op.cost(inputs, params))
+        if pixels > limits.max_pixels:
+            raise EngineError(TOO_LARGE, f"this job would work on {pixels} pixels; the engine limit is "
+                              f"{limits.max_pixels}", "params")
+    return op, inputs, params
+
+
+class Engine:
+    """A serving engine. `start()` runs it on a background thread; `serve_forever()` in this one."""
+
+    def __init__(self, bind: str = DEFAULT_BIND, models_dir: str | Path | None = None, device: str = "auto",
+                 insecure: bool = False, limits: Limits | None = None,
+                 operations: dict[str, Operation] | None = None):
+        check_bind(bind, insecure)
+        self.bind = bind
+        self.insecure = insecure
+        self.device = resolve_device(device)
+        self.limits = limits or Limits()
+        self.operations = dict(OPERATIONS if operations is None else operations)
+        self.models = ModelRegistry(models_dir, self.device)
+        self.address: str | None = None
+        self.inproc_address: str | None = None
+        self._ctx: zmq.Context | None = None
+        self._router: zmq.Socket | None = None
+        self._wake_tx: zmq.Socket | None = None
+        self._wake_rx: zmq.Socket | None = None
+        self._wake_lock = threading.Lock()
+        self._outbox: deque[tuple[bytes, dict]] = deque()
+        self._backlog: deque[tuple[bytes, list, float]] = deque()
+        self._stop = threading.Event()
+        self._done = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._loop_thread_id: int | None = None
+        self.scheduler: Scheduler | None = None
+
+    # ---- lifecycle ----------------------------------------------------------------------
+    def _open(self) -> None:
+        if self._router is not None:
+            raise RuntimeError("engine already started")
+        self._ctx = zmq.Context()
+        router = self._ctx.socket(zmq.ROUTER)
+        router.setsockopt(zmq.ROUTER_MANDATORY, 1)
+        router.setsockopt(zmq.MAXMSGSIZE, self.limits.max_message_bytes)
+        router.setsockopt(zmq.HEARTBEAT_IVL, HEARTBEAT_IVL_MS)
+        router.setsockopt(zmq.HEARTBEAT_TIMEOUT, HEARTBEAT_TIMEOUT_MS)
+        router.setsockopt(zmq.HEARTBEAT_TTL, HEARTBEAT_TIMEOUT_MS)
+        router.setsockopt(zmq.SNDHWM, 10000)
+        router.setsockopt(zmq.LINGER, 2000)
+        if "[" in self.bind:
+            router.setsockopt(zmq.IPV6, 1)
+        try:
+            router.bind(self.bind)
+        except zmq.ZMQError as exc:
+            router.close(0)
+            self._ctx.term()
+            raise OSError(f"cannot bind {self.bind}: {exc}") from exc
+        self.address = router.getsockopt(zmq.LAST_ENDPOINT).decode()
+        # Clients in this process (Client.in_process) connect here: inproc passes frames by
+        # reference, so arrays cross without any copy.
+        self.inproc_address = f"inproc://sfumato-engine-{id(self):x}"
+        router.bind(self.inproc_address)
+        self._router = router
+        wake = f"inproc://sfumato-wake-{id(self):x}"
+        self._wake_rx = self._ctx.socket(zmq.PAIR)
+        self._wake_rx.bind(wake)
+        self._wake_tx = self._ctx.socket(zmq.PAIR)
+        self._wake_tx.connect(wake)
+        self.scheduler = Scheduler(self._emit, models=self.models, device=self.device,
+                                   max_per_client=self.limits.max_queue_per_client)
+
+    def start(self) -> "Engine":
+        """Bind and serve on a background thread; `.address` is set when this returns."""
+        self._open()
+        self._thread = threading.Thread(target=self._serve, name="sfumato-server", daemon=True)
+        self._thread.start()
+        return self
+
+    def serve_forever(self, on_ready: Callable[[str], None] | None = None) -> None:
+        """Bind and serve on this thread until stop(), SIGINT or SIGTERM."""
+        self._open()
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(sig, self._on_signal)
+        if on_ready is not None:
+            on_ready(self.address or self.bind)
+        self._serve()
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """Stop serving: cancel the running job, answer queued ones, close the socket."""
+        self._stop.set()
+        self._wake()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+        else:
+            self._done.wait(timeout)
+
+    @property
+    def context(self) -> zmq.Context:
+        """The engine's ZeroMQ context (an inproc client must share it)."""
+        assert self._ctx is not None, "engine not started"
+        return self._ctx
+
+    def __enter__(self) -> "Engine":
+        return self if self._router is not None else self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    def _on_signal(self, signum: int, _frame: Any) -> None:
+        log.info("received %s: stopping", signal.Signals(signum).name)
+        self._stop.set()
+
+    # ---- outbound path (any thread) ------------------------------------------------------
+    def _emit(self, client: bytes, header: dict) -> None:
+        self._outbox.append((client, header))
+        if threading.get_ident() != self._loop_thread_id:
+            self._wake()
+
+    def _wake(self) -> None:
+        with self._wake_lock:
+            if self._wake_tx is not None:
+                try:
+                    self._wake_tx.send(b"", zmq.NOBLOCK)
+                except zmq.ZMQError:
+                    pass  # a wake-up is already pending, or the engine is closing
+
+    # ---- server thread -----------------------------------------------------------------
+    def _serve(self) -> None:
+        self._loop_thread_id = threading.get_ident()
+        router, wake_rx = self._router, self._wake_rx
+        assert router is not None and wake_rx is not None
+        poller = zmq.Poller()
+        poller.register(router, zmq.POLLIN)
+        poller.register(wake_rx, zmq.POLLIN)
+        try:
+            while not self._stop.is_set():
+                events = dict(poller.poll(20 if self._backlog else POLL_MS))
+                if wake_rx in events:
+                    while True:
+                        try:
+                            wake_rx.recv(zmq.NOBLOCK)
+                        except zmq.Again:
+                            break
+                self._flush()
+                if router in events:
+                    for _ in range(64):  # bounded, so outbound progress keeps flowing
+                        try:
+                            frames = router.recv_multipart(zmq.NOBLOCK, copy=False)
+                        except zmq.Again:
+                            break
+                        self._handle(frames)
+                        self._flush()
+        finally:
+            self._shutdown()
+
+    def _shutdown(self) -> None:
+        try:
+            if self.scheduler is not None:
+                queued = self.scheduler.shutdown()
+                for job in queued:
+                    self._outbox.append((job.client, {"type": "cancelled", "id": job.id}))
+            self._flush()
+            deadline = time.monotonic() + 2.0
+            while self._backlog and time.monotonic() < deadline:
+                time.sleep(0.02)
+                self._flush()
+        finally:
+            with self._wake_lock:
+                for sock in (self._wake_tx, self._wake_rx):
+                    if sock is not None:
+                        sock.close(0)
+                self._wake_tx = self._wake_rx = None
+            if self._router is not None:
+                self._router.close()  # LINGER lets the last replies go out
+            if self._ctx is not None:
+                # term() waits for the last replies (LINGER) and for every socket of this
+                # context; an in-process client that is still open must not hang the engine.
+                closer = threading.Thread(target=self._ctx.term, name="sfumato-term", daemon=True)
+                closer.start()
+                closer.join(5.0)
+            self._done.set()
+            log.info("engine stopped")
+
+    def _flush(self) -> None:
+        router = self._router
+        assert router is not None
+        now = time.monotonic()
+        for _ in range(len(self._backlog)):
+            client, frames, deadline = self._backlog.popleft()
+            self._send(client, frames, final=True, deadline=deadline, now=now)
+        while self._outbox:
+            client, header = self._outbox.popleft()
+            try:
+                frames = encode(header)
+            except Exception:
+                log.error("cannot encode a %s message:\n%s", header.get("type"), traceback.format_exc())
+                frames = encode({"type": "error", "id": header.get("id"), "code": INTERNAL,
+                                 "message": f"the engine could not encode its {header.get('type')} reply "
+                                            "(see the engine log)", "field": None})
+            self._send(client, frames, final=header.get("type") != "progress",
+                       deadline=now + SEND_RETRY_S, now=now)
+
+    def _send(self, client: bytes, frames: list, final: bool, deadline: float, now: float) -> None:
+        try:
+            self._router.send_multipart([client, *frames], zmq.NOBLOCK, copy=False)  # type: ignore[union-attr]
+        except zmq.Again:
+            if final and now < deadline:
+                self._backlog.append((client, frames, deadline))  # client not reading: retry later
+            elif final:
+                log.warning("dropping a reply to %s: the client has not read anything for %.0f s",
+                            client.hex(), SEND_RETRY_S)
+        except zmq.ZMQError as exc:
+            if exc.errno == zmq.EHOSTUNREACH:
+                if self.scheduler is not None:
+                    self.scheduler.cancel_client(client)
+            else:
+                log.error("send to %s failed: %s", client.hex(), exc)
+
+    def _handle(self, frames: list) -> None:
+        if len(frames) < 1:
+            return
+        client = frames[0].bytes
+        rid: str | None = None
+        try:
+            msg = decode(frames[1:], self.limits)
+            rid = msg.get("id")
+            getattr(self, "_on_" + msg["type"])(client, msg)
+        except EngineError as exc:
+            self._emit(client, {"type": "error", "id": rid if rid is not None else request_id_of(exc),
+                                **exc.to_dict()})
+        except Exception as exc:  # a bug in the engine: log it, answer, keep serving
+            log.error("internal error while handling a message:\n%s", traceback.format_exc())
+            self._emit(client, {"type": "error", "id": rid, "code": INTERNAL,
+                                "message": f"internal error: {type(exc).__name__}: {exc} (see the engine log)",
+                                "field": None})
+
+    # ---- handlers (server thread) -------------------------------------------------------
+    def welcome(self) -> dict:
+        """The `welcome` body: versions, op schemas, models, device, limits."""
+        return {"engine": __version__, "protocol": PROTOCOL_VERSION,
+                "ops": {name: op.schema() for name, op in sorted(self.operations.items())},
+                "models": self.models.list(), "device": self.device, "limits": self.limits.to_dict()}
+
+    def _on_hello(self, client: bytes, msg: dict) -> None:
+        log.info("hello from %s (%s)", msg.get("client", "?"), client.hex())
+        self._emit(client, {"type": "welcome", "id": msg.get("id"), **self.welcome()})
+
+    def _on_ping(self, client: bytes, msg: dict) -> None:
+        self._emit(client, {"type": "pong", "id": msg.get("id")})
+
+    def _on_status(self, client: bytes, msg: dict) -> None:
+        assert self.scheduler is not None
+        self._emit(client, {"type": "status", "id": msg.get("id"), **self.scheduler.status(client)})
+
+    def _on_models(self, client: bytes, msg: dict) -> None:
+        listing = self.models.refresh() if msg.get("refresh") else self.models.list()
+        self._emit(client, {"type": "models", "id": msg.get("id"), "models": listing})
+
+    def _on_submit(self, client: bytes, msg: dict) -> None:
+        assert self.scheduler is not None
+        op, inputs, params = check_submit(msg, self.operations, self.limits)
+        for key in ("model", "style_model"):  # a model the client names must exist (defaults: the op decides)
+            name = msg.get("params", {}).get(key)
+            if isinstance(name, str) and name:
+                try:
+                    self.models.folder(name)  # model_missing, saying where the files go
+                except EngineError as exc:
+                    raise EngineError(exc.code, exc.message, f"params.{key}") from None
+        self.scheduler.submit(Job(client, msg["id"], op, inputs, params))  # emits `accepted`
+
+    def _on_cancel(self, client: bytes, msg: dict) -> None:
+        assert self.scheduler is not None
+        state = self.scheduler.cancel(client, msg["id"])
+        if state == "queued":
+            self._emit(client, {"type": "cancelled", "id": msg["id"]})
+        elif state is None:
+            raise EngineError(NOT_FOUND, f"no queued or running job with id {msg['id']!r} on this connection",
+                              "id")

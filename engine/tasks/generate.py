@@ -1,0 +1,163 @@
+"""`generate`: new images from the model, optionally seamless, optionally in the manner of a
+reference texture.
+
+The network is fully convolutional, so any size is sampled in one go. `tileable` swaps in
+a twin of the model with circular padding (sharing the weights): every convolution then
+sees the image as a torus and the result tiles without seams. A `reference` turns this
+into texture synthesis: sampling starts from spot noise with the reference's colours and
+spectrum (Galerne et al.'s asymptotic discrete spot noise, periodic by construction) and
+every denoised estimate is pulled towards the reference's multi-scale feature statistics
+(`StyleGuide`, sliced Wasserstein).
+"""
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .. import images
+from ..diffusion.denoiser import make_cond
+from ..diffusion.guidance import StyleGuide, style_guided
+from ..diffusion.sampling import SAMPLERS
+from ..errors import TOO_LARGE, EngineError
+from .base import InputSpec, JobContext, Operation, ParamSpec
+from .jobtools import (Stages, circular_copy, make_generator, model_fn, randn, resolve_seed, schedule,
+                       variant_outputs)
+
+MAX_SIDE = 4096
+MAX_PIXELS = 2048 * 2048  # width * height * variants, sampled in one batch
+REFERENCE_SIDE = 512  # references are downscaled to this longest side for the statistics
+REFERENCE_SIGMA = 4.0  # noise level sampling starts at over the spot-noise initialisation
+GUIDE_SIGMA_MIN = 0.05  # below this the model alone finishes the details
+
+
+def spot_noise(ref: np.ndarray, h: int, w: int, generator: torch.Generator) -> torch.Tensor:
+    """(1, 3, h, w) in [-1, 1]: a Gaussian texture with the reference's mean colour and
+    auto-covariance (its spectrum), via one seeded white noise convolved circularly with the
+    reference's texton. Circular convolution, so it tiles."""
+    rh, rw = min(h, ref.shape[0]), min(w, ref.shape[1])
+    y0, x0 = (ref.shape[0] - rh) // 2, (ref.shape[1] - rw) // 2
+    crop = torch.from_numpy(np.ascontiguousarray(ref[y0:y0 + rh, x0:x0 + rw, :3], dtype=np.float32))
+    crop = crop.permute(2, 0, 1) * 2 - 1
+    mean = crop.mean(dim=(1, 2), keepdim=True)
+    texton = (crop - mean) / math.sqrt(rh * rw)
+    canvas = torch.zeros(3, h, w)
+    canvas[:, :rh, :rw] = texton
+    noise = torch.randn((1, h, w), generator=generator)
+    out = torch.fft.irfft2(torch.fft.rfft2(noise) * torch.fft.rfft2(canvas), s=(h, w))
+    return (out + mean).clamp(-1, 1)[None]
+
+
+def periodic_resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Resample a periodic image to another size, keeping it periodic (bicubic with wrap-around)."""
+    h, w = x.shape[-2:]
+    if (h, w) == tuple(size):
+        return x
+    pad = 3
+    xp = F.pad(x, (pad, pad, pad, pad), mode="circular")
+    H, W = size
+    ys = (torch.arange(H, dtype=torch.float32) + 0.5) * h / H - 0.5 + pad
+    xs = (torch.arange(W, dtype=torch.float32) + 0.5) * w / W - 0.5 + pad
+    gy = ys / (h + 2 * pad - 1) * 2 - 1
+    gx = xs / (w + 2 * pad - 1) * 2 - 1
+    grid = torch.stack(torch.meshgrid(gy, gx, indexing="ij")[::-1], dim=-1)[None].expand(x.shape[0], -1, -1, -1)
+    return F.grid_sample(xp, grid.to(x.device, x.dtype), mode="bicubic", padding_mode="border", align_corners=True)
+
+
+def _reference(inputs: dict[str, np.ndarray]) -> np.ndarray | None:
+    ref = inputs.get("reference")
+    if ref is None:
+        return None
+    rgb = images.to_float(ref)[..., :3]
+    h, w = rgb.shape[:2]
+    s = min(1.0, REFERENCE_SIDE / max(h, w))
+    if s < 1.0:
+        t = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None]
+        t = images.resize(t, (max(8, round(h * s)), max(8, round(w * s))))
+        rgb = t[0].permute(1, 2, 0).clamp(0, 1).numpy()
+    return rgb
+
+
+def run(inputs: dict[str, np.ndarray], params: dict[str, Any], ctx: JobContext) -> tuple[dict[str, np.ndarray], dict]:
+    t0 = time.perf_counter()
+    width, height, n_var = params["width"], params["height"], params["variants"]
+    if width * height * n_var > MAX_PIXELS:
+        raise EngineError(TOO_LARGE, f"width x height x variants = {width * height * n_var} pixels exceeds the "
+                          f"limit {MAX_PIXELS}; generate fewer or smaller images", "params.width")
+    seed = resolve_seed(params["seed"])
+    den = ctx.models.get(params["model"])
+    tileable = params["tileable"]
+    if tileable:
+        den = circular_copy(den)
+    stride = den.stride
+    # Circular padding only tiles exactly at multiples of the stride: sample there, resample periodically.
+    gh, gw = ((-(-height // stride) * stride, -(-width // stride) * stride) if tileable else (height, width))
+    device = ctx.device
+    gen = make_generator(seed)
+    ref = _reference(inputs)
+    steps = params["steps"]
+
+    shape = (n_var, 3, gh, gw)
+    x = torch.zeros(shape)  # only its shape/device matter for the conditioning
+    cond = make_cond(None, None, x.to(device))
+    fn = model_fn(den, cond, device)
+    if ref is not None:
+        start = torch.cat([spot_noise(ref, gh, gw, gen) for _ in range(n_var)]).to(device)
+        sigmas = schedule(steps, REFERENCE_SIGMA, device)
+        x = start + randn(shape, gen, device) * sigmas[0]
+        if params["guidance"] > 0:
+            guide = StyleGuide(images.to_model(ref, device))
+            fn = style_guided(fn, guide, scale=params["guidance"], sigma_min=GUIDE_SIGMA_MIN)
+    else:
+        sigmas = schedule(steps, 80.0, device)
+        x = randn(shape, gen, device) * sigmas[0]
+
+    stages = Stages(ctx, {"diffusion": steps, "composite": 1})
+
+    def callback(info: dict) -> None:
+        stages.report("diffusion", info["step"], lambda: images.preview(images.from_model(info["denoised"][:1])[0]))
+
+    kwargs: dict[str, Any] = {"callback": callback}
+    if params["sampler"] != "dpmpp_2m":
+        kwargs["generator"] = gen
+    x = SAMPLERS[params["sampler"]](fn, x, sigmas, **kwargs)
+    stages.done("diffusion")
+    if (gh, gw) != (height, width):
+        x = periodic_resize(x, (height, width))
+    dtype = inputs["reference"].dtype if "reference" in inputs and inputs["reference"] is not None else np.uint8
+    outs = [images.from_float(img, dtype) for img in images.from_model(x)]
+    stages.report("composite", 1)
+    stages.done("composite")
+    meta = {"seed": seed, "model": params["model"], "steps": steps, "sampler": params["sampler"],
+            "tileable": tileable, "variants": n_var, "size": [height, width], "reference": ref is not None,
+            "timings": {**stages.timings(), "total": round(time.perf_counter() - t0, 3)}}
+    return variant_outputs(outs), meta
+
+
+OPERATION = Operation(
+    name="generate",
+    doc="New images from the model; tileable=true gives seamless patterns; a reference image is used as an "
+        "example texture (texture synthesis by style guidance).",
+    inputs=(
+        InputSpec("reference", required=False, doc="optional example texture; the output takes its depth"),
+    ),
+    params=(
+        ParamSpec("width", "int", 256, "output width in pixels", min=8, max=MAX_SIDE, limit_code=TOO_LARGE),
+        ParamSpec("height", "int", 256, "output height in pixels", min=8, max=MAX_SIDE, limit_code=TOO_LARGE),
+        ParamSpec("tileable", "bool", False, "seamless: the output tiles edge to edge (circular padding)"),
+        ParamSpec("seed", "int", None, "random seed; null = random (the one used is returned in meta)",
+                  min=0, max=2**31 - 1, nullable=True),
+        ParamSpec("steps", "int", 24, "sampler steps (cost grows linearly)", min=1, max=200, limit_code=TOO_LARGE),
+        ParamSpec("variants", "int", 1, "number of different images, from one batched run", min=1, max=8,
+                  limit_code=TOO_LARGE),
+        ParamSpec("sampler", "enum", "dpmpp_2m", "diffusion sampler", choices=tuple(SAMPLERS)),
+        ParamSpec("guidance", "float", 1.0, "how strongly to follow the reference's texture statistics "
+                  "(0 = only its colours and spectrum as a start)", min=0.0, max=10.0),
+        ParamSpec("model", "str", "builtin", "model folder name under models/"),
+    ),
+    run=run,
+)

@@ -1,0 +1,241 @@
+"""`inpaint`: fill, remove or refine the selected pixels so they match their surroundings.
+
+Pipeline (each stage reports progress under its name):
+  prefill    large holes get a PatchMatch fill first (and the `patch` method stops here);
+  diffusion  the work area (selection + context, capped resolution) is sampled with the
+             known pixels as conditioning channels and re-imposed on every denoised
+             estimate (data consistency); strength < 1 starts from the noised original
+             instead (SDEdit inside the mask);
+  detail     when the work area was downscaled, a short low-noise pass at full resolution
+             restores fine texture;
+  composite  feathered, colour-matched blend; pixels outside the feathered mask are the
+             input's, bit for bit.
+Outpainting is the same operation: mask the transparent (or added) canvas.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import torch
+
+from .. import images
+from ..diffusion.denoiser import make_cond
+from ..diffusion.sampling import SAMPLERS
+from ..errors import BAD_PARAM, TOO_LARGE, EngineError
+from .base import InputSpec, JobContext, Operation, ParamSpec
+from .jobtools import (Stages, make_generator, model_fn, noise_fn, randn, resolve_seed, schedule, strength_sigma,
+                       variant_outputs)
+from .patchfill import hole_radius, patch_fill
+
+MAX_VARIANTS = 8
+PREFILL_RADIUS = 6  # holes deeper than this (work-resolution pixels) start from a patch fill
+PREFILL_SIGMA = 5.0  # noise level the sampler starts at over a patch pre-fill
+DETAIL_SIGMA = 0.25  # noise level of the full-resolution detail pass
+DETAIL_STEPS = 3
+DETAIL_MARGIN = 16  # pixels of context around the hole in the detail pass
+
+
+def check_inputs(inputs: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    image, mask = inputs.get("image"), inputs.get("mask")
+    if image is None or image.ndim != 3 or image.shape[2] not in (3, 4):
+        raise EngineError(BAD_PARAM, "image must be an (h, w, 3|4) array", "inputs.image")
+    if mask is None:
+        raise EngineError(BAD_PARAM, "inpaint needs a mask (255 = regenerate)", "inputs.mask")
+    if mask.ndim == 2:
+        mask = mask[..., None]
+    if mask.ndim != 3 or mask.shape[2] != 1 or mask.shape[:2] != image.shape[:2]:
+        raise EngineError(BAD_PARAM, f"mask must be (h, w, 1) matching the image {image.shape[:2]}, got {mask.shape}",
+                          "inputs.mask")
+    return image, mask
+
+
+class Sampling:
+    """The sampler run on one work area: conditioning, consistency, progress and previews."""
+
+    def __init__(self, den, device: str, known: torch.Tensor, hard: torch.Tensor, generator: torch.Generator,
+                 sampler: str, stages: Stages, stage: str, consistency: bool = True):
+        self.known, self.hard = known, hard
+        self.cond = make_cond(known, hard, known)
+        self.base = model_fn(den, self.cond, device)
+        self.generator, self.sampler = generator, sampler
+        self.stages, self.stage = stages, stage
+        self.consistency = consistency
+
+    def denoise(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        d = self.base(x, sigma)
+        if self.consistency:  # known pixels are data: project the estimate onto them
+            d = self.known + self.hard * (d - self.known)
+        return d
+
+    def run(self, x: torch.Tensor, sigmas: torch.Tensor) -> torch.Tensor:
+        known, hard = self.known, self.hard
+
+        def callback(info: dict) -> None:
+            def frame() -> np.ndarray:
+                est = known[:1] + hard[:1] * (info["denoised"][:1] - known[:1])
+                return images.preview(images.from_model(est)[0])
+            self.stages.report(self.stage, info["step"], frame)
+
+        kwargs: dict[str, Any] = {"callback": callback}
+        if self.sampler != "dpmpp_2m":
+            kwargs["generator"] = self.generator
+        return SAMPLERS[self.sampler](self.denoise, x, sigmas, **kwargs)
+
+
+def _hard_mask(m: np.ndarray, size: tuple[int, int], device: str) -> torch.Tensor:
+    """Mask at the given size: any overlap with the selection counts as hole (thin lines survive)."""
+    t = images.mask_to_model(m, device)
+    return (images.resize(t, size, "area") > 1e-3).float()
+
+
+def run(inputs: dict[str, np.ndarray], params: dict[str, Any], ctx: JobContext) -> tuple[dict[str, np.ndarray], dict]:
+    t_start = time.perf_counter()
+    image, mask = check_inputs(inputs)
+    n_var, method, strength = params["variants"], params["method"], params["strength"]
+    seed = resolve_seed(params["seed"])
+    m = images.mask_to_float(mask)
+    meta: dict[str, Any] = {"seed": seed, "method": method, "variants": n_var, "strength": strength}
+    box = images.work_area(m, params["context"])
+    if box is None:  # nothing selected: nothing to do, and nothing changes
+        ctx.progress(1, 1, "composite")
+        meta.update(empty_mask=True, timings={"total": 0.0})
+        return variant_outputs([image.copy() for _ in range(n_var)]), meta
+
+    f = images.to_float(image[box.slices])
+    rgb, alpha = images.split_alpha(f)
+    mc = m[box.slices]
+    regen = mc > 0
+    if alpha is not None:  # transparent pixels carry no information: never use them as context
+        regen = regen | (alpha <= 0)
+    device = ctx.device
+    fills: list[np.ndarray]
+
+    if method == "patch":
+        stages = Stages(ctx, {"prefill": 10, "composite": 1})
+        fills = []
+        for v in range(n_var):
+            fills.append(patch_fill(rgb, regen, seed=seed + v,
+                                    progress=lambda i, n, v=v: stages.report("prefill", round(10 * (v + i / n) / n_var))))
+        stages.done("prefill")
+        meta.update(work_area=[box.y0, box.x0, box.y1, box.x1])
+    else:
+        den = ctx.models.get(params["model"])
+        fills = _diffuse(den, device, rgb, regen, params, seed, n_var, ctx, meta)
+        stages = meta.pop("_stages")
+        meta.update(model=params["model"], sampler=params["sampler"], steps=params["steps"],
+                    work_area=[box.y0, box.x0, box.y1, box.x1])
+
+    outs = []
+    crop = image[box.slices]
+    for v, fill in enumerate(fills):
+        gen = fill
+        if alpha is not None and strength >= 1.0 and (alpha[mc > 0] <= 0).any():
+            # outpainting: canvas that was fully transparent becomes opaque; other alpha stays
+            gen = np.concatenate([fill, np.where(alpha <= 0, 1.0, alpha)[..., None]], axis=2)
+        out = image.copy()
+        out[box.slices] = images.composite(crop, gen, mc, params["feather"])
+        outs.append(out)
+        stages.report("composite", 1)
+    stages.done("composite")
+    meta["timings"] = {**stages.timings(), "total": round(time.perf_counter() - t_start, 3)}
+    return variant_outputs(outs), meta
+
+
+def _diffuse(den, device: str, rgb: np.ndarray, regen: np.ndarray, params: dict[str, Any], seed: int, n_var: int,
+             ctx: JobContext, meta: dict) -> list[np.ndarray]:
+    """Sample the work area; returns one (h, w, 3) float fill per variant at full resolution."""
+    h, w = regen.shape
+    strength, steps = params["strength"], params["steps"]
+    cap = images.work_cap(device)
+    wh, ww = images.work_size(h, w, cap, den.stride)
+    downscaled = (wh, ww) != (h, w)
+    known_full = images.to_model(rgb, device)
+    hard_w = _hard_mask(regen.astype(np.float32), (wh, ww), device)
+    known_w = images.resize(known_full, (wh, ww)) if downscaled else known_full
+    refine = strength < 1.0
+    prefill = (not refine) and hole_radius(hard_w[0, 0].cpu().numpy() > 0) > PREFILL_RADIUS
+    if refine:
+        sigma_start, n_steps = strength_sigma(strength), max(1, round(steps * strength))
+    elif prefill:
+        sigma_start, n_steps = PREFILL_SIGMA, max(1, round(steps * 0.75))
+    else:
+        sigma_start, n_steps = 80.0, steps
+    detail_steps = DETAIL_STEPS if downscaled else 0
+    stages = Stages(ctx, {"prefill": 1 if prefill else 0, "diffusion": n_steps, "detail": detail_steps, "composite": n_var})
+    meta["_stages"] = stages
+    meta.update(work_size=[wh, ww], prefill=prefill, sigma_start=round(sigma_start, 4))
+    gen = make_generator(seed)
+
+    start = known_w
+    if prefill:
+        small = images.from_model(known_w)[0]
+        filled = patch_fill(small, hard_w[0, 0].cpu().numpy() > 0, seed=seed)
+        start = images.to_model(filled, device)
+        stages.report("prefill", 1)
+        stages.done("prefill")
+    x0 = start.expand(n_var, -1, -1, -1)
+    sigmas = schedule(n_steps, sigma_start, device)
+    x = x0 + randn(tuple(x0.shape), gen, device) * sigmas[0] if (refine or prefill) else randn(tuple(x0.shape), gen, device) * sigmas[0]
+    sampling = Sampling(den, device, known_w.expand(n_var, -1, -1, -1), hard_w, gen, params["sampler"], stages, "diffusion")
+    x = sampling.run(x, sigmas)
+    stages.done("diffusion")
+
+    if downscaled:
+        x = _detail_pass(den, device, known_full, regen, x, gen, params["sampler"], stages)
+        stages.done("detail")
+    result = images.from_model(x)
+    return [r for r in result]
+
+
+def _detail_pass(den, device: str, known_full: torch.Tensor, regen: np.ndarray, x_small: torch.Tensor,
+                 gen: torch.Generator, sampler: str, stages: Stages) -> torch.Tensor:
+    """Upscale the fill and re-sample it lightly at full resolution, around the hole only."""
+    h, w = regen.shape
+    n = x_small.shape[0]
+    up = images.resize(x_small.clamp(-1, 1), (h, w), "bicubic")
+    hard = images.mask_to_model(regen.astype(np.float32), device)
+    known = known_full.expand(n, -1, -1, -1)
+    base = known + hard * (up - known)
+    box = images.mask_bbox(regen)
+    margin = DETAIL_MARGIN
+    y0, y1 = images.grow_to_multiple(max(0, box.y0 - margin), min(h, box.y1 + margin), h, den.stride)
+    x0, x1 = images.grow_to_multiple(max(0, box.x0 - margin), min(w, box.x1 + margin), w, den.stride)
+    sl = (slice(None), slice(None), slice(y0, y1), slice(x0, x1))
+    sigmas = schedule(DETAIL_STEPS, DETAIL_SIGMA, device)
+    xs = base[sl] + randn(tuple(base[sl].shape), gen, device) * sigmas[0]
+    sampling = Sampling(den, device, known[sl], hard[sl], gen, sampler, stages, "detail")
+    out = base.clone()
+    out[sl] = sampling.run(xs, sigmas)
+    return out
+
+
+OPERATION = Operation(
+    name="inpaint",
+    doc="Fill, remove or refine the masked pixels (255 = regenerate) so they match their surroundings; "
+        "a mask over transparent or added canvas outpaints.",
+    inputs=(
+        InputSpec("image", doc="the layer (or a crop of it with context), RGB or RGBA"),
+        InputSpec("mask", channels=(1,), doc="selection, 255 = regenerate, soft edges allowed"),
+    ),
+    params=(
+        ParamSpec("strength", "float", 1.0, "1 replaces the selection; below 1 refines what is there "
+                  "(how much noise is added before denoising)", min=0.05, max=1.0),
+        ParamSpec("steps", "int", 20, "sampler steps at work resolution (cost grows linearly)", min=1, max=200,
+                  limit_code=TOO_LARGE),
+        ParamSpec("seed", "int", None, "random seed; null = random (the one used is returned in meta)",
+                  min=0, max=2**31 - 1, nullable=True),
+        ParamSpec("variants", "int", 1, "number of different fills, from one batched run", min=1, max=MAX_VARIANTS,
+                  limit_code=TOO_LARGE),
+        ParamSpec("method", "enum", "diffusion", "diffusion (model) or patch (fast classical PatchMatch fill)",
+                  choices=("diffusion", "patch")),
+        ParamSpec("sampler", "enum", "dpmpp_2m", "diffusion sampler", choices=tuple(SAMPLERS)),
+        ParamSpec("model", "str", "builtin", "model folder name under models/"),
+        ParamSpec("context", "int", None, "pixels of context around the selection; null = auto "
+                  "(max(longest side / 16, mean selection side / 2))", min=0, max=4096, nullable=True),
+        ParamSpec("feather", "float", None, "edge feather in pixels, outwards from the selection; null = auto "
+                  "(grows with the selection), 0 = hard edge", min=0.0, max=64.0, nullable=True),
+    ),
+    run=run,
+)

@@ -1,0 +1,70 @@
+"""sfumato_link: the thin client the GIMP and Krita plug-ins share.
+
+No numpy, no engine imports, Python 3.10+. pyzmq and msgpack are used when they import;
+otherwise messages go through a relay (the engine's own Python, `python -m engine.relay`)
+and msgpack falls back to the bundled pure-Python `minipack`. Everything here is plain
+bytes in, bytes out, so it runs inside any editor's Python.
+
+Stable API (other plug-ins build on it; change only additively):
+
+Connecting
+    settings = load_settings(stored=None)        # defaults < install file < stored < env vars
+        Settings(address="tcp://127.0.0.1:5555", python="", engine_root="", transport="auto",
+                 timeout=5.0); env: SFUMATO_ENGINE, SFUMATO_PYTHON, SFUMATO_ENGINE_ROOT,
+                 SFUMATO_TRANSPORT (auto|zmq|relay). settings.to_json() / Settings.from_json().
+    session = Session.open(settings, client="gimp", guard=False)   # transport only; no I/O yet
+    welcome = session.hello()        # raises LinkError("engine_unreachable") if nobody answers
+        welcome["ops"][name]["params"][pname] -> {"type", "default", "min", "max", "choices", ...}
+    session.transport.kind           # "zmq" or "relay"
+
+Jobs (non-blocking; poll from a timer or a loop)
+    job = session.submit(op, inputs={"image": Array, "mask": Array}, params={...})
+    events = session.poll(timeout=0.0)   # -> [Event(type, id, data, job)]; updates Job objects
+        job.state: sent | queued | running | done | error | cancelled;  job.finished
+        job.step, job.total, job.fraction, job.stage, job.preview (Array | None), job.position
+        job.outputs {"image": Array, "image_1": ...}, job.meta, job.error (LinkError)
+    job.cancel()                       # sends `cancel`; the job ends `cancelled` (or done if it won)
+    job.wait(timeout=None, on_event=fn)  # blocking helper; fn(event) returning True cancels
+    session.run(op, inputs, params)  # submit + wait -> finished Job
+    session.status(), session.models(refresh=False), session.ping(), session.close()
+    session.add_listener(fn)         # fn(event) for every polled event
+
+Arrays (wire.Array): Array((h, w, c), "u8"|"u16"|"f32", bytes_like); .tobytes(), .width, ...
+
+Selections and pixels
+    Box(x, y, w, h), Box.from_corners(x1, y1, x2, y2), .intersect, .pad, .relative_to
+    crop_box(selection_box | None, layer_box, context=None) -> Box   # bbox + context, clamped
+    default_context(selection_box)
+    mask_to_u8(bytes, dtype), mask_bbox(mask, w, h), mask_is_empty, mask_is_full, full_mask
+    crop_bytes(data, width, box, bytes_per_pixel)
+    swap_red_blue / bgra_to_rgba / rgba_to_bgra(data, dtype="u8", channels=4)
+    dtype_for_gimp_precision(nick), gimp_babl_format(dtype, channels), dtype_for_krita_depth(depth)
+    image_array(data, w, h, dtype, channels=4), mask_array(mask, w, h), output_scale(crop, out)
+
+Errors
+    LinkError(code, message, field): str(err) is the sentence to show; err.code to switch on.
+    describe(code, message, field, address=..., op=...) for engine `error` replies.
+"""
+from __future__ import annotations
+
+from .errors import ENGINE_UNREACHABLE, RELAY_FAILED, LinkError, describe
+from .geometry import Box, crop_box, default_context, layer_box
+from .pixels import (bgra_to_rgba, bytes_per_pixel, crop_bytes, dtype_for_gimp_precision, dtype_for_krita_depth,
+                     full_mask, gimp_babl_format, image_array, mask_array, mask_bbox, mask_is_empty, mask_is_full,
+                     mask_to_u8, output_scale, rgba_to_bgra, swap_red_blue)
+from .session import Event, Job, Session
+from .settings import DEFAULT_ADDRESS, Settings
+from .settings import load as load_settings
+from .transport import RelayTransport, Transport, ZmqTransport, zmq_available
+from .wire import MSGPACK, Array
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Array", "Box", "DEFAULT_ADDRESS", "ENGINE_UNREACHABLE", "Event", "Job", "LinkError", "MSGPACK",
+    "RELAY_FAILED", "RelayTransport", "Session", "Settings", "Transport", "ZmqTransport", "bgra_to_rgba",
+    "bytes_per_pixel", "crop_box", "crop_bytes", "default_context", "describe", "dtype_for_gimp_precision",
+    "dtype_for_krita_depth", "full_mask", "gimp_babl_format", "image_array", "layer_box", "load_settings",
+    "mask_array", "mask_bbox", "mask_is_empty", "mask_is_full", "mask_to_u8", "output_scale", "rgba_to_bgra",
+    "swap_red_blue", "zmq_available",
+]

@@ -1,0 +1,123 @@
+"""From "this layer, this selection, this button" to one engine request (host-independent).
+
+The Krita side supplies two readers, for layer pixels and selection coverage in a canvas
+box; this module decides which box to send (selection bounds plus context, clamped to the
+canvas; the whole canvas without a selection), builds the arrays and checks that the
+request makes sense before anything is sent.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from .bootstrap import link
+from .convert import layer_to_rgba
+from .ops import UiOp
+
+Box = link.Box
+PixelReader = Callable[[Box], bytes]  # BGRA bytes of the layer inside a canvas box
+MaskReader = Callable[[Box], bytes]  # 8-bit coverage of the selection inside a canvas box
+
+
+@dataclass
+class Plan:
+    """Everything needed to submit one job and to place its result."""
+
+    ui: UiOp
+    params: dict[str, Any]
+    box: Box  # canvas box the result covers (crop, or the generated area)
+    dtype: str  # the document's wire dtype; results are converted back to it
+    inputs: dict[str, Any] = field(default_factory=dict)  # name -> link.Array
+    selection: Box | None = None  # the selection's bounds, if any
+
+    @property
+    def engine_op(self) -> str:
+        return self.ui.engine_op
+
+
+def context_pixels(ui: UiOp, selection: Box) -> int:
+    return link.default_context(selection, fraction=ui.context, maximum=max(256, int(512 * ui.context)))
+
+
+def plan_job(ui: UiOp, params: dict[str, Any], canvas: Box, dtype: str, read_pixels: PixelReader,
+             selection: Box | None = None, read_mask: MaskReader | None = None,
+             style: Any = None, max_pixels: int | None = None) -> Plan:
+    """Build the request for `ui` on a layer; raises LinkError with a sentence for the panel."""
+    if selection is not None and selection.empty:
+        selection = None
+    if selection is not None and selection.intersect(canvas).empty:
+        raise link.LinkError("bad_selection", "The selection lies outside the canvas: select an area on the image.")
+    if ui.selection == "required" and selection is None:
+        # no selection: fill the layer's transparent pixels (outpainting), if it has any
+        selection, read_mask = transparent_area(read_pixels(canvas), canvas, dtype)
+        if selection is None:
+            raise link.LinkError("bad_selection", f"{ui.label} needs a selection: select the area to "
+                                 f"{'remove' if ui.key == 'remove' else 'fill'} (for example with the freehand or "
+                                 f"rectangle selection tool), or leave transparent pixels to fill, then run again.")
+    if ui.selection == "size":
+        return _plan_generate(ui, params, canvas, dtype, selection, max_pixels)
+    ctx = context_pixels(ui, selection.intersect(canvas)) if selection is not None else 0
+    box = link.crop_box(selection, canvas, ctx)
+    _check_size(box, max_pixels)
+    image = link.Array((box.h, box.w, 4), dtype, layer_to_rgba(read_pixels(box), dtype))
+    inputs: dict[str, Any] = {"image": image}
+    if selection is not None and read_mask is not None:
+        mask = bytes(read_mask(box))
+        if len(mask) != box.w * box.h:
+            raise link.LinkError("bad_selection", "Could not read the selection (unexpected size).")
+        if link.mask_is_empty(mask):
+            raise link.LinkError("bad_selection", "The selection is empty where it meets the canvas: select an "
+                                 "area, then run again.")
+        if ui.selection == "required" or not link.mask_is_full(mask):
+            inputs["mask"] = link.mask_array(mask, box.w, box.h)
+    if ui.style_input:
+        if style is not None:
+            inputs["style"] = style
+        elif not params.get("style_model"):
+            raise link.LinkError("bad_param", "Stylize needs a style: choose a reference image file or a style "
+                                 "model in the panel.", "params.style_model")
+    return Plan(ui, dict(params), box, dtype, inputs, selection)
+
+
+_INVERT = bytes(255 - i for i in range(256))
+
+
+def transparent_area(layer: bytes, canvas: Box, dtype: str) -> tuple[Box | None, MaskReader | None]:
+    """Where a BGRA layer is not opaque, as a soft mask (255 = fully transparent) and its bounds."""
+    step = 4 * {"u8": 1, "u16": 2}[dtype]
+    alpha = bytes(layer[step - 1::step]).translate(_INVERT)  # u16: the high byte of the little-endian alpha
+    bbox = link.mask_bbox(alpha, canvas.w, canvas.h)
+    if bbox is None:
+        return None, None
+
+    def read_mask(box: Box) -> bytes:
+        return link.crop_bytes(alpha, canvas.w, box.relative_to(canvas), 1)
+
+    return bbox.translate(canvas.x, canvas.y), read_mask
+
+
+def _plan_generate(ui: UiOp, params: dict[str, Any], canvas: Box, dtype: str, selection: Box | None,
+                   max_pixels: int | None) -> Plan:
+    box = selection.intersect(canvas) if selection is not None else canvas
+    _check_size(box, max_pixels)
+    params = dict(params, width=box.w, height=box.h)
+    return Plan(ui, params, box, dtype, {}, selection)
+
+
+def _check_size(box: Box, max_pixels: int | None) -> None:
+    if max_pixels and box.w * box.h > max_pixels:
+        raise link.LinkError("too_large", f"{box.w}x{box.h} pixels is more than the engine accepts "
+                             f"({max_pixels} pixels): select a smaller area.")
+
+
+def fit_params(plan: Plan, schema: dict[str, Any]) -> None:
+    """Drop size parameters the engine does not declare (e.g. generate without width/height)."""
+    for name in ("width", "height"):
+        if name in plan.params and name not in schema:
+            plan.params.pop(name)
+
+
+def max_pixels_from(welcome: dict[str, Any] | None) -> int | None:
+    limits = (welcome or {}).get("limits") or {}
+    value = limits.get("max_pixels")
+    return int(value) if isinstance(value, (int, float)) and value > 0 else None

@@ -1,0 +1,138 @@
+"""Small Qt widgets for the docker: a parameter form built from the engine's schema, a status light.
+
+The form remembers values per operation while the panel lives, so switching from Inpaint
+to Restore and back keeps what the artist typed.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from .ops import PARAM_LABELS, RESTORE_TASKS
+from .qt import QtWidgets, enum, Qt
+
+SEED_RANDOM = -1
+
+
+class ParamForm(QtWidgets.QWidget):
+    """A QFormLayout of widgets for [(name, spec)]; `values()` reads them back."""
+
+    def __init__(self, parent: Any = None):
+        super().__init__(parent)
+        self._layout = QtWidgets.QFormLayout(self)
+        self._layout.setContentsMargins(0, 0, 0, 0)
+        self._widgets: dict[str, tuple[QtWidgets.QWidget, dict[str, Any]]] = {}
+        self._memory: dict[str, dict[str, Any]] = {}
+        self._key = ""
+        self.style_models: list[str] = []
+
+    def build(self, key: str, fields: list[tuple[str, dict[str, Any]]]) -> None:
+        """Replace the form with widgets for `fields`, restoring what was set for `key` before."""
+        if self._key:
+            self._memory[self._key] = self.values()
+        while self._layout.rowCount():
+            self._layout.removeRow(0)
+        self._widgets.clear()
+        self._key = key
+        remembered = self._memory.get(key, {})
+        for name, spec in fields:
+            widget = self._make(name, spec)
+            self._set(widget, spec, remembered.get(name, spec.get("default")))
+            tip = spec.get("doc") or ""
+            if tip:
+                widget.setToolTip(tip)
+            self._layout.addRow(PARAM_LABELS.get(name, name.replace("_", " ").capitalize()), widget)
+            self._widgets[name] = (widget, spec)
+
+    def _make(self, name: str, spec: dict[str, Any]) -> QtWidgets.QWidget:
+        kind = spec.get("type")
+        if name == "seed":
+            box = QtWidgets.QSpinBox()
+            box.setRange(SEED_RANDOM, int(min(spec.get("max", 2**31 - 1), 2**31 - 1)))
+            box.setSpecialValueText("random")
+            return box
+        if kind == "bool":
+            return QtWidgets.QCheckBox()
+        if kind == "int":
+            box = QtWidgets.QSpinBox()
+            box.setRange(int(spec.get("min", 0)), int(min(spec.get("max", 10**6), 2**31 - 1)))
+            return box
+        if kind == "float":
+            box = QtWidgets.QDoubleSpinBox()
+            lo, hi = float(spec.get("min", 0.0)), float(spec.get("max", 1000.0))
+            box.setRange(lo, hi)
+            box.setDecimals(2)
+            box.setSingleStep(0.05 if hi - lo <= 2 else 0.5)
+            return box
+        combo = QtWidgets.QComboBox()
+        if kind == "enum":
+            for choice in spec.get("choices") or []:
+                combo.addItem(str(choice), choice)
+        else:  # free text with suggestions
+            combo.setEditable(True)
+            options = RESTORE_TASKS if name == "task" else [""] + self.style_models if name == "style_model" else []
+            for option in options:
+                combo.addItem(option or "(use reference image)", option)
+        return combo
+
+    @staticmethod
+    def _set(widget: QtWidgets.QWidget, spec: dict[str, Any], value: Any) -> None:
+        if isinstance(widget, QtWidgets.QCheckBox):
+            widget.setChecked(bool(value))
+        elif isinstance(widget, QtWidgets.QSpinBox):
+            widget.setValue(SEED_RANDOM if value is None else int(value))
+        elif isinstance(widget, QtWidgets.QDoubleSpinBox):
+            widget.setValue(float(value if value is not None else 0.0))
+        elif isinstance(widget, QtWidgets.QComboBox):
+            index = widget.findData(value)
+            if index < 0 and value is not None:
+                index = widget.findText(str(value))
+            if index >= 0:
+                widget.setCurrentIndex(index)
+            elif widget.isEditable():
+                widget.setEditText("" if value is None else str(value))
+
+    def values(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name, (widget, spec) in self._widgets.items():
+            if isinstance(widget, QtWidgets.QCheckBox):
+                out[name] = widget.isChecked()
+            elif isinstance(widget, QtWidgets.QSpinBox):
+                out[name] = None if name == "seed" and widget.value() == SEED_RANDOM else widget.value()
+            elif isinstance(widget, QtWidgets.QDoubleSpinBox):
+                out[name] = widget.value()
+            elif isinstance(widget, QtWidgets.QComboBox):
+                if widget.isEditable():
+                    text = widget.currentText()
+                    data = widget.itemData(widget.currentIndex())
+                    out[name] = data if data is not None and widget.itemText(widget.currentIndex()) == text else text
+                else:
+                    out[name] = widget.currentData()
+        return out
+
+    def set_value(self, name: str, value: Any) -> None:
+        if name in self._widgets:
+            widget, spec = self._widgets[name]
+            self._set(widget, spec, value)
+
+
+class StatusLight(QtWidgets.QLabel):
+    """A coloured dot: green online, amber connecting, red down, grey offline."""
+
+    COLOURS = {"online": "#3bb143", "connecting": "#e0a800", "down": "#d9534f", "offline": "#8a8a8a"}
+
+    def __init__(self, parent: Any = None):
+        super().__init__(parent)
+        self.setFixedSize(12, 12)
+        self.set_state("offline")
+
+    def set_state(self, state: str) -> None:
+        colour = self.COLOURS.get(state, "#8a8a8a")
+        self.setStyleSheet(f"background-color: {colour}; border-radius: 6px;")
+        self.setToolTip(state)
+
+
+def wrap_label(text: str = "") -> QtWidgets.QLabel:
+    label = QtWidgets.QLabel(text)
+    label.setWordWrap(True)
+    label.setTextInteractionFlags(enum(Qt, "TextInteractionFlag", "TextSelectableByMouse"))
+    return label

@@ -1,0 +1,278 @@
+"""Runs inside real GIMP 3 (gimp-console-3.0, python-fu-eval): calls every Sfumato procedure
+through the PDB and records what it sees in a JSON report for harness.py to judge.
+
+Executed with exec(), so it reads its configuration from $SFUMATO_HOST_TEST (a JSON file):
+image (PNG path), out (folder), address, ops (what the engine offers), relay_python.
+"""
+import json
+import os
+import time
+
+import gi
+
+gi.require_version("Gimp", "3.0")
+gi.require_version("Gegl", "0.4")
+from gi.repository import Gegl, Gimp, Gio  # noqa: E402
+
+CFG = json.load(open(os.environ["SFUMATO_HOST_TEST"]))
+OUT = CFG["out"]
+REPORT = {"checks": [], "gimp": Gimp.version(), "timings": {}}
+
+
+def check(name, ok, detail=""):
+    REPORT["checks"].append({"name": name, "ok": bool(ok), "detail": str(detail)[:500]})
+
+
+def save_report():
+    with open(os.path.join(OUT, "report.json"), "w") as f:
+        json.dump(REPORT, f, indent=1)
+
+
+def marker(name, data=""):
+    with open(os.path.join(OUT, name), "w") as f:
+        f.write(str(data))
+
+
+def wait_marker(name, timeout=120):
+    path = os.path.join(OUT, name)
+    deadline = time.time() + timeout
+    while not os.path.exists(path) and time.time() < deadline:
+        time.sleep(0.1)
+    return os.path.exists(path)
+
+
+def read(drawable, x, y, w, h, fmt="R'G'B'A u8"):
+    """Pixels of a drawable over an image-coordinate box."""
+    offs = drawable.get_offsets()
+    ox, oy = (offs[1], offs[2]) if len(offs) == 3 else offs
+    return bytes(drawable.get_buffer().get(Gegl.Rectangle.new(x - ox, y - oy, w, h), 1.0, fmt,
+                                           Gegl.AbyssPolicy.NONE))
+
+
+def selection_mask(image, x, y, w, h):
+    return bytes(image.get_selection().get_buffer().get(Gegl.Rectangle.new(x, y, w, h), 1.0, "Y u8",
+                                                        Gegl.AbyssPolicy.NONE))
+
+
+def compare(src, new, mask, bpp):
+    """(outside identical?, mean abs difference inside (in bytes), changed fraction inside)."""
+    same_outside, diff_sum, n_in, n_changed = True, 0, 0, 0
+    for i, m in enumerate(mask):
+        a, b = src[i * bpp:(i + 1) * bpp], new[i * bpp:(i + 1) * bpp]
+        if m == 0:
+            if a != b:
+                same_outside = False
+        elif m == 255:
+            n_in += 1
+            d = sum(abs(p - q) for p, q in zip(a, b))
+            diff_sum += d
+            n_changed += d > 0
+    return same_outside, diff_sum / max(1, n_in * bpp), n_changed / max(1, n_in)
+
+
+def call(name, image, drawables, **args):
+    """Run a procedure the way a menu click does; return (status nick, error text, values)."""
+    proc = Gimp.get_pdb().lookup_procedure(name)
+    if proc is None:
+        return "missing", f"procedure {name} is not registered", None
+    cfg = proc.create_config()
+    cfg.set_property("run-mode", Gimp.RunMode.NONINTERACTIVE)
+    if image is not None:
+        cfg.set_property("image", image)
+        cfg.set_core_object_array("drawables", drawables)
+    for key, value in args.items():
+        cfg.set_property(key.replace("_", "-"), value)
+    t0 = time.time()
+    result = proc.run(cfg)
+    REPORT["timings"][name + ":" + str(len(REPORT["timings"]))] = round(time.time() - t0, 2)
+    status = result.index(0)
+    error = ""
+    if status != Gimp.PDBStatusType.SUCCESS:
+        try:
+            error = Gimp.PDB.get_last_error(Gimp.get_pdb())
+        except Exception:
+            error = ""
+        if not error and result.length() > 1:
+            try:
+                error = str(result.index(1))
+            except Exception:
+                pass
+    return status.value_nick, error, result
+
+
+def layer_names(image):
+    return [layer.get_name() for layer in image.get_layers()]
+
+
+def run_pixel_op(label, proc, image, layer, sel, op, **args):
+    """Select, run, check the new layer, remove it again (the next op starts clean)."""
+    x, y, w, h = sel
+    image.select_rectangle(Gimp.ChannelOps.REPLACE, x, y, w, h)
+    before = layer_names(image)
+    status, error, _ = call(proc, image, [layer], **args)
+    if op not in CFG["ops"]:
+        check(f"{label}: engine without '{op}' gives a readable error", status != "success"
+              and "does not offer" in error and "Traceback" not in error, error)
+        return None
+    check(f"{label}: procedure succeeds", status == "success", error)
+    if status != "success":
+        return None
+    after = image.get_layers()
+    new = [lay for lay in after if lay.get_name() not in before]
+    check(f"{label}: exactly one new layer", len(new) == 1, [lay.get_name() for lay in new])
+    if len(new) != 1:
+        return None
+    new = new[0]
+    check(f"{label}: new layer named after the op", new.get_name().startswith("Sfumato "), new.get_name())
+    check(f"{label}: new layer directly above the source", image.get_item_position(new) + 1
+          == image.get_item_position(layer), (image.get_item_position(new), image.get_item_position(layer)))
+    offs = new.get_offsets()
+    nx, ny = (offs[1], offs[2]) if len(offs) == 3 else offs
+    nw, nh = new.get_width(), new.get_height()
+    check(f"{label}: crop covers the selection plus context, not the canvas",
+          nx <= x and ny <= y and nx + nw >= x + w and ny + nh >= y + h
+          and nw * nh < image.get_width() * image.get_height(), (nx, ny, nw, nh))
+    mask = selection_mask(image, nx, ny, nw, nh)
+    src, res = read(layer, nx, ny, nw, nh), read(new, nx, ny, nw, nh)
+    same, mad, changed = compare(src, res, mask, 4)
+    check(f"{label}: pixels outside the selection unchanged (bit for bit)", same)
+    check(f"{label}: pixels inside the selection changed", changed > 0.5, f"changed {changed:.2f}, mad {mad:.1f}")
+    REPORT.setdefault("changes", {})[label] = {"mean_abs_diff": round(mad, 2), "changed": round(changed, 3),
+                                                "layer": [nx, ny, nw, nh], "name": new.get_name()}
+    return new
+
+
+def export_flat(image, path):
+    dup = image.duplicate()
+    dup.flatten()
+    Gimp.file_save(Gimp.RunMode.NONINTERACTIVE, dup, Gio.File.new_for_path(path), None)
+    dup.delete()
+
+
+def main():
+    image = Gimp.file_load(Gimp.RunMode.NONINTERACTIVE, Gio.File.new_for_path(CFG["image"]))
+    base = image.get_layers()[0]
+    # work on an offset copy so that layer offsets are exercised
+    layer = Gimp.Layer.new_from_drawable(base, image)
+    layer.set_name("offset source")
+    image.insert_layer(layer, None, 0)
+    layer.add_alpha()
+    layer.set_offsets(16, 8)
+    sel = (96, 64, 64, 48)
+
+    status, error, values = call("sfumato-engine-status", None, None, engine_address=CFG["address"],
+                                 engine_python="", transport="auto", remember=True)
+    check("engine status succeeds over zmq", status == "success", error)
+    text = values.index(1) if status == "success" else ""
+    check("engine status names address and device", CFG["address"] in text and "Device" in text, text)
+
+    export_flat(image, os.path.join(OUT, "before.png"))
+    new = run_pixel_op("inpaint", "sfumato-inpaint", image, layer, sel, "inpaint", steps=4, seed=3)
+    if new is not None:
+        export_flat(image, os.path.join(OUT, "inpaint.png"))
+        REPORT["inpaint_selection"] = list(sel)
+        image.remove_layer(new)
+    new = run_pixel_op("remove object", "sfumato-remove-object", image, layer, sel, "inpaint")
+    if new is not None:
+        image.remove_layer(new)
+    new = run_pixel_op("restore", "sfumato-restore", image, layer, sel, "restore", task="denoise", sigma=25.0,
+                       steps=3, seed=1)
+    if new is not None:
+        image.remove_layer(new)
+    new = run_pixel_op("stylize", "sfumato-stylize", image, layer, sel, "stylize",
+                       style_file=Gio.File.new_for_path(CFG["style"]), steps=3, seed=1)
+    if new is not None:
+        image.remove_layer(new)
+
+    # whole layer (no selection), upscale into a new image
+    Gimp.Selection.none(image)
+    old_ids = {i.get_id() for i in Gimp.get_images()}
+    status, error, _ = call("sfumato-restore", image, [layer], task="upscale", scale=2, steps=2)
+    if "restore" in CFG["ops"]:
+        check("upscale: succeeds", status == "success", error)
+        added = [i for i in Gimp.get_images() if i.get_id() not in old_ids]
+        check("upscale: creates one new image twice the layer's size", len(added) == 1
+              and (added[0].get_width(), added[0].get_height()) == (2 * layer.get_width(), 2 * layer.get_height()),
+              [(i.get_width(), i.get_height()) for i in added])
+        for extra in added:
+            extra.delete()
+
+    # generate a tileable pattern as a new layer the size of the selection
+    image.select_rectangle(Gimp.ChannelOps.REPLACE, 0, 0, 64, 64)
+    before = len(image.get_layers())
+    status, error, _ = call("sfumato-generate-pattern", image, [layer], steps=3, seed=5)
+    if "generate" in CFG["ops"]:
+        check("generate: succeeds", status == "success", error)
+        layers = image.get_layers()
+        check("generate: one 64x64 layer added", len(layers) == before + 1
+              and (layers[0].get_width(), layers[0].get_height()) == (64, 64), layer_names(image))
+        if len(layers) == before + 1:
+            image.remove_layer(layers[0])
+    else:
+        check("generate: readable unknown-op error", status != "success" and "does not offer" in error, error)
+
+    # 16-bit and float images keep their precision and stay bit-exact outside the selection
+    for prec, fmt, bpp in ((Gimp.Precision.U16_NON_LINEAR, "R'G'B'A u16", 8),
+                           (Gimp.Precision.FLOAT_NON_LINEAR, "R'G'B'A float", 16)):
+        deep = image.duplicate()
+        deep.convert_precision(prec)
+        src = deep.get_layers()[0]
+        deep.select_rectangle(Gimp.ChannelOps.REPLACE, *sel)
+        status, error, _ = call("sfumato-inpaint", deep, [src], steps=3, seed=2)
+        tag = prec.value_nick
+        if "inpaint" in CFG["ops"]:
+            check(f"{tag}: inpaint succeeds", status == "success", error)
+            if status == "success":
+                new = deep.get_layers()[0]
+                offs = new.get_offsets()
+                nx, ny = (offs[1], offs[2]) if len(offs) == 3 else offs
+                nw, nh = new.get_width(), new.get_height()
+                same, mad, changed = compare(read(src, nx, ny, nw, nh, fmt), read(new, nx, ny, nw, nh, fmt),
+                                             selection_mask(deep, nx, ny, nw, nh), bpp)
+                check(f"{tag}: image precision kept", deep.get_precision() == prec, deep.get_precision())
+                check(f"{tag}: outside unchanged bit for bit, inside changed", same and changed > 0.5,
+                      f"changed {changed:.2f}")
+        deep.delete()
+
+    # errors reach the caller as sentences: a dead engine address
+    status, error, _ = call("sfumato-engine-status", None, None, engine_address="tcp://127.0.0.1:9",
+                            engine_python="", transport="zmq", remember=False)
+    check("dead engine: readable error that says how to start it", status != "success"
+          and "sfumato serve" in error and "Traceback" not in error, error)
+
+    # the relay path: the plug-in talks through `python -m engine.relay` (settings stored in a parasite)
+    status, error, values = call("sfumato-engine-status", None, None, engine_address=CFG["address"],
+                                 engine_python=CFG["relay_python"], transport="relay", remember=True)
+    check("relay: engine status succeeds", status == "success" and "via relay" in values.index(1),
+          error or values.index(1))
+    if "inpaint" in CFG["ops"]:
+        new = run_pixel_op("inpaint via relay", "sfumato-inpaint", image, layer, sel, "inpaint", steps=3, seed=4)
+        if new is not None:
+            image.remove_layer(new)
+    call("sfumato-engine-status", None, None, engine_address=CFG["address"], engine_python="",
+         transport="auto", remember=True)
+
+    # cancel: GIMP kills a plug-in whose progress is cancelled; harness.py does the killing
+    long_op = CFG.get("long_op")
+    if long_op:
+        big = image.duplicate()
+        src = big.get_layers()[0]
+        big.select_rectangle(Gimp.ChannelOps.REPLACE, 8, 8, big.get_width() - 16, big.get_height() - 16)
+        marker("cancel-start")
+        t0 = time.time()
+        status, error, _ = call(long_op["proc"], big, [src], **long_op["args"])
+        REPORT["cancel"] = {"status": status, "error": error, "seconds": round(time.time() - t0, 2),
+                            "layers": len(big.get_layers())}
+        check("cancel: the killed plug-in left no new layer", len(big.get_layers()) == 1, layer_names(big))
+        big.delete()
+    save_report()
+
+
+try:
+    main()
+except Exception as exc:  # the report says what broke; the harness fails on it
+    import traceback
+
+    REPORT["crash"] = traceback.format_exc()
+    check("batch script ran to the end", False, f"{type(exc).__name__}: {exc}")
+    save_report()

@@ -1,0 +1,74 @@
+"""Runs inside gimp-3.0 (GUI, under Xvfb) for the undo check and the screenshots.
+
+Opens the picture in a window, selects a region, runs Inpaint Selection interactively (the
+dialog appears; gui.py presses OK), waits for gui.py to press Ctrl+Z, then records whether
+one undo removed the result. Configuration: $SFUMATO_HOST_TEST (JSON: image, out, select).
+"""
+import json
+import os
+import time
+
+import gi
+
+gi.require_version("Gimp", "3.0")
+gi.require_version("Gegl", "0.4")
+from gi.repository import Gegl, Gimp, Gio  # noqa: E402
+
+CFG = json.load(open(os.environ["SFUMATO_HOST_TEST"]))
+OUT = CFG["out"]
+REPORT = {}
+
+
+def marker(name):
+    open(os.path.join(OUT, name), "w").close()
+
+
+def wait_marker(name, timeout=300):
+    path = os.path.join(OUT, name)
+    deadline = time.time() + timeout
+    while not os.path.exists(path) and time.time() < deadline:
+        time.sleep(0.1)
+    return os.path.exists(path)
+
+
+def pixels(layer):
+    w, h = layer.get_width(), layer.get_height()
+    return bytes(layer.get_buffer().get(Gegl.Rectangle.new(0, 0, w, h), 1.0, "R'G'B'A u8", Gegl.AbyssPolicy.NONE))
+
+
+def main():
+    image = Gimp.file_load(Gimp.RunMode.NONINTERACTIVE, Gio.File.new_for_path(CFG["image"]))
+    Gimp.Display.new(image)
+    layer = image.get_layers()[0]
+    original = pixels(layer)
+    x, y, w, h = CFG["select"]
+    image.select_ellipse(Gimp.ChannelOps.REPLACE, x, y, w, h)
+    Gimp.displays_flush()
+    marker("dialog")
+    proc = Gimp.get_pdb().lookup_procedure("sfumato-inpaint")
+    cfg = proc.create_config()
+    cfg.set_property("run-mode", Gimp.RunMode.INTERACTIVE)
+    cfg.set_property("image", image)
+    cfg.set_core_object_array("drawables", [layer])
+    result = proc.run(cfg)
+    REPORT["status"] = result.index(0).value_nick
+    REPORT["layers_after_run"] = [lay.get_name() for lay in image.get_layers()]
+    Gimp.displays_flush()
+    marker("ran")
+    REPORT["undone_marker"] = wait_marker("undone")
+    time.sleep(0.5)
+    layers = image.get_layers()
+    REPORT["layers_after_undo"] = [lay.get_name() for lay in layers]
+    REPORT["undo_restored_pixels"] = len(layers) == 1 and pixels(layers[0]) == original
+    image.clean_all()
+
+
+try:
+    main()
+except Exception as exc:
+    import traceback
+
+    REPORT["crash"] = traceback.format_exc()
+with open(os.path.join(OUT, "gui_report.json"), "w") as f:
+    json.dump(REPORT, f, indent=1)
+marker("gui-done")

@@ -1,0 +1,279 @@
+"""Host side of the real-GIMP test: engine, test images, plug-in install, GIMP runs, verdict.
+
+Called by tests/hosts/gimp_host_test.sh once GIMP 3 is provisioned (a Debian 13 chroot, or
+the system). It starts the real engine in this process on a loopback port (the chroot
+shares the network), installs the plug-in into a scratch GIMP profile, runs
+gimp-console-3.0 with batch_checks.py, kills the plug-in in the middle of a long job the
+way GIMP's Cancel does and checks that the engine stopped the job, then (optionally) runs
+the GUI under Xvfb for the undo check and the screenshots. Exit status 0 = every check
+passed, 1 = a check failed, 2 = could not run.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[2]
+sys.path.insert(0, str(REPO))
+
+from engine import plugin_install  # noqa: E402
+from engine.server import Engine  # noqa: E402
+
+TINY_ARCH = {"channels": [8, 16, 16, 16], "down_blocks": [1, 1, 1, 1], "up_blocks": [1, 1, 1, 1],
+             "emb_dim": 32, "groups": 4}
+
+
+def log(msg: str) -> None:
+    print(f"[gimp-host] {msg}", flush=True)
+
+
+# ---- engine and inputs ----------------------------------------------------------------------
+
+def models_dir(hosts: Path) -> Path:
+    """The shipped model when it is there, else a tiny one trained once and cached."""
+    shipped = REPO / "models"
+    if (shipped / "builtin" / "model.json").is_file():
+        return shipped
+    cache = hosts / "tiny-models"
+    if not (cache / "builtin" / "model.json").is_file():
+        from engine.diffusion.trainer import TrainConfig, train
+
+        log("training a tiny model for the host test (cached in .hosts/tiny-models)")
+        cfg = TrainConfig(folders=[], out=str(cache / "builtin"), steps=60, patch=32, batch=8, lr=1e-3, warmup=10,
+                          synthetic="dead-leaves", sample_every=0, checkpoint_every=60,
+                          architecture=dict(TINY_ARCH), seed=0)
+        train(cfg, log=lambda *_: None)
+    return cache
+
+
+def test_image(path: Path, w: int = 320, h: int = 240) -> None:
+    """Generated content: a colour gradient with discs and stripes, so changes are visible."""
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    img = np.stack([xx / w * 255, yy / h * 255, (1 - xx / w) * 200 + 30], -1)
+    for cx, cy, r, col in ((120, 90, 40, (230, 60, 40)), (230, 150, 55, (40, 90, 220)), (70, 190, 30, (250, 220, 60))):
+        img[(xx - cx) ** 2 + (yy - cy) ** 2 < r * r] = col
+    img[((xx.astype(int) // 8) % 2 == 0) & (yy > 200)] *= 0.8
+    Image.fromarray(img.clip(0, 255).astype(np.uint8)).save(path)
+
+
+def style_image(path: Path) -> None:
+    yy, xx = np.mgrid[0:96, 0:96]
+    img = np.zeros((96, 96, 3), np.uint8)
+    img[..., 0] = 128 + 100 * np.sin(xx / 3.0)
+    img[..., 1] = 128 + 100 * np.sin((xx + yy) / 5.0)
+    img[..., 2] = 90
+    Image.fromarray(img).save(path)
+
+
+# ---- running GIMP ----------------------------------------------------------------------------
+
+class Host:
+    """Runs commands inside the chroot (or directly), with paths mapped between the two views."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.chroot = root != Path("/")
+
+    def inner(self, path: Path) -> str:
+        return "/" + str(path.relative_to(self.root)) if self.chroot else str(path)
+
+    def command(self, argv: list[str], env: dict[str, str]) -> list[str]:
+        base = ["env", "-i", *[f"{k}={v}" for k, v in env.items()], *argv]
+        return (["chroot", str(self.root)] if self.chroot else []) + base
+
+
+def descendants(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            children.setdefault(ppid, []).append(int(entry))
+    out, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
+def cmdline(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
+def plugin_pid(gimp_pid: int) -> int | None:
+    """The running sfumato.py process among the GIMP process's descendants (ours only)."""
+    for pid in descendants(gimp_pid):
+        if "plug-ins/sfumato/sfumato.py" in cmdline(pid):
+            return pid
+    return None
+
+
+def engine_idle(engine: Engine, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        st = engine.scheduler.status()
+        if not st["running"] and st["queued"] == 0:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def cancel_driver(engine: Engine, work: Path, proc: subprocess.Popen, result: dict) -> None:
+    """Wait for the batch script's long job, kill its plug-in process (as GIMP's Cancel does),
+    and time how long the engine takes to stop the job."""
+    marker = work / "cancel-start"
+    while not marker.exists():
+        if proc.poll() is not None:
+            return
+        time.sleep(0.1)
+    deadline = time.monotonic() + 120
+    while not engine.scheduler.status()["running"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)  # let it make some progress
+    pid = plugin_pid(proc.pid)
+    if pid is None:
+        result["error"] = "no running plug-in process found"
+        return
+    os.kill(pid, signal.SIGKILL)
+    t0 = time.monotonic()
+    result["killed"] = pid
+    result["idle"] = engine_idle(engine, 15)
+    result["engine_stop_seconds"] = round(time.monotonic() - t0, 2)
+
+
+def gimp_env(home: str, cfg: str, extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = {"HOME": home, "PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8",
+           "SFUMATO_HOST_TEST": cfg, "SFUMATO_ENGINE_ROOT": str(REPO), "NO_AT_BRIDGE": "1"}
+    env.update(extra or {})
+    return env
+
+
+def run_batch(host: Host, engine: Engine, work: Path, ops: list[str]) -> tuple[dict, dict, float]:
+    home = work / "home"
+    plugin_install.install("gimp", str(home / ".config" / "GIMP" / "3.0" / "plug-ins"), out=lambda _: None)
+    test_image(work / "input.png")
+    style_image(work / "style.png")
+    long_op = None
+    if "inpaint" in ops:
+        long_op = {"proc": "sfumato-inpaint", "args": {"steps": 200, "seed": 1}}
+    elif "restore" in ops:
+        long_op = {"proc": "sfumato-restore", "args": {"task": "denoise", "steps": 200}}
+    cfg = {"image": host.inner(work / "input.png"), "style": host.inner(work / "style.png"),
+           "out": host.inner(work), "address": engine.address, "ops": ops, "long_op": long_op,
+           "relay_python": "/usr/bin/python3" if host.chroot else sys.executable}
+    (work / "config.json").write_text(json.dumps(cfg))
+    batch = work / "batch_checks.py"
+    shutil.copy(HERE / "batch_checks.py", batch)
+    argv = ["gimp-console-3.0", "-i", "--batch-interpreter=python-fu-eval",
+            "-b", f"exec(open('{host.inner(batch)}').read())", "--quit"]
+    t0 = time.monotonic()
+    proc = subprocess.Popen(host.command(argv, gimp_env(host.inner(home), host.inner(work / "config.json"))),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    cancel: dict = {}
+    driver = threading.Thread(target=cancel_driver, args=(engine, work, proc, cancel), daemon=True)
+    driver.start()
+    try:
+        output, _ = proc.communicate(timeout=600)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        output, _ = proc.communicate()
+    elapsed = time.monotonic() - t0
+    driver.join(20)
+    (work / "gimp-batch.log").write_text(output or "")
+    report_path = work / "report.json"
+    if not report_path.exists():
+        log("GIMP output:\n" + (output or "")[-4000:])
+        return {"checks": [{"name": "batch report written", "ok": False, "detail": "no report.json"}]}, cancel, elapsed
+    return json.loads(report_path.read_text()), cancel, elapsed
+
+
+def check_export(work: Path, report: dict) -> list[dict]:
+    """The flattened export: identical to the input outside the selection, different inside."""
+    out = work / "inpaint.png"
+    before = work / "before.png"
+    if not out.exists() or not before.exists() or "inpaint_selection" not in report:
+        return []
+    a = np.asarray(Image.open(before).convert("RGB")).astype(int)
+    b = np.asarray(Image.open(out).convert("RGB")).astype(int)
+    x, y, w, h = report["inpaint_selection"]
+    inside = np.zeros(a.shape[:2], bool)
+    inside[y:y + h, x:x + w] = True
+    same_outside = a.shape == b.shape and bool((a[~inside] == b[~inside]).all())
+    changed = float(np.abs(a[inside] - b[inside]).mean()) if a.shape == b.shape else 0.0
+    return [{"name": "export: outside the selection identical to the input", "ok": same_outside, "detail": ""},
+            {"name": "export: inside the selection changed", "ok": changed > 1.0, "detail": f"mean |diff| {changed:.1f}"}]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--root", default="/")
+    ap.add_argument("--hosts", default=str(REPO / ".hosts"))
+    ap.add_argument("--gui", action="store_true", help="also run gimp-3.0 under Xvfb: undo check, screenshots")
+    ap.add_argument("--shots", default="", help="copy the screenshots here (docs/img)")
+    args = ap.parse_args()
+    host = Host(Path(args.root).resolve())
+    work = host.root / "tmp" / f"sfumato-gimp-{os.getpid()}"
+    work.mkdir(parents=True)
+    t_start = time.monotonic()
+    models = models_dir(Path(args.hosts))
+    engine = Engine(bind="tcp://127.0.0.1:*", models_dir=models, device="cpu").start()
+    ok = True
+    try:
+        ops = sorted(k for k, v in engine.welcome()["ops"].items() if not v.get("test_only"))
+        log(f"engine at {engine.address}, models from {models}, ops: {', '.join(ops) or 'none yet'}")
+        report, cancel, batch_s = run_batch(host, engine, work, ops)
+        checks = report["checks"] + check_export(work, report)
+        if report.get("cancel") is not None or cancel:
+            stopped = cancel.get("idle") and cancel.get("engine_stop_seconds", 99) < 10
+            checks.append({"name": "cancel: engine stopped the job after the plug-in was killed", "ok": bool(stopped),
+                           "detail": json.dumps(cancel)})
+        elif not any(op in ops for op in ("inpaint", "restore")):
+            log("SKIP cancel check: the engine has no inpaint or restore op yet")
+        if args.gui:
+            from gui import run_gui  # noqa: E402  (same folder)
+
+            checks += run_gui(host, engine, work, Path(args.shots) if args.shots else None)
+        for c in checks:
+            log(f"{'PASS' if c['ok'] else 'FAIL'}  {c['name']}" + (f"  [{c['detail']}]" if c["detail"] and not c["ok"]
+                                                                   else ""))
+            ok &= c["ok"]
+        if report.get("crash"):
+            log("batch script crashed:\n" + report["crash"])
+        log(f"GIMP {report.get('gimp', '?')}; batch run {batch_s:.1f} s; whole test {time.monotonic() - t_start:.1f} s;"
+            f" procedure timings {json.dumps(report.get('timings', {}))}")
+        missing = [op for op in ("inpaint", "restore", "stylize", "generate") if op not in ops]
+        if missing:
+            log(f"NOTE: the engine does not offer {', '.join(missing)} yet: those procedures were checked for a "
+                f"readable unknown-op error only")
+    finally:
+        engine.stop()
+        if ok and not os.environ.get("SFUMATO_KEEP_WORK"):
+            shutil.rmtree(work, ignore_errors=True)
+        else:
+            log(f"work folder kept: {work}")
+    log("RESULT: " + ("PASS" if ok else "FAIL"))
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# Real-host test of the Krita plug-in: real Krita (headless under Xvfb) drives the real docker
+# against the real engine on loopback. Prints SKIP with the reason when Krita cannot be
+# installed here; exits non-zero when a check fails.
+#
+#   tests/hosts/krita_host_test.sh [--screenshot FILE [--photo]] [--keep] [--allow-missing-ops]
+#
+# Environment: SFUMATO_PY (the engine's Python, default .venv/bin/python), KRITA_TEST_MODELS
+# (a models folder to use instead of a tiny model trained on the spot).
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+ROOT=$(pwd)
+START=$(date +%s)
+PY=${SFUMATO_PY:-$ROOT/.venv/bin/python}
+SCREENSHOT="" KEEP=0 ALLOW="" PHOTO=""
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --screenshot) SCREENSHOT=$(realpath -m "$2"); shift 2 ;;
+        --keep) KEEP=1; shift ;;
+        --allow-missing-ops) ALLOW="--allow-missing-ops"; shift ;;
+        --photo) PHOTO="--photo"; shift ;;
+        *) echo "unknown option $1" >&2; exit 2 ;;
+    esac
+done
+
+skip() { echo "SKIP krita host test: $*"; exit 0; }
+[ -x "$PY" ] || PY=$(command -v python3)
+py() { PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" "$PY" "$@"; }  # the engine's Python, never Krita's
+
+# --- provision Krita + Xvfb ---------------------------------------------------------------
+PKGS="krita python3-pyqt5 python3-sip xvfb xauth python3-zmq python3-msgpack imagemagick"
+have_host() { command -v krita >/dev/null && command -v xvfb-run >/dev/null \
+    && /usr/bin/python3 -c "import PyQt5.QtCore" >/dev/null 2>&1 && command -v import >/dev/null; }
+if ! have_host; then
+    command -v apt-get >/dev/null || skip "Krita is not installed and apt-get is not available"
+    SUDO=""
+    if [ "$(id -u)" -ne 0 ]; then
+        sudo -n true 2>/dev/null || skip "Krita is not installed and installing it needs root (no passwordless sudo)"
+        SUDO="sudo -n"
+    fi
+    echo "installing $PKGS ..."
+    $SUDO apt-get update -qq >/tmp/krita-apt.log 2>&1 || skip "apt-get update failed (offline?): $(tail -1 /tmp/krita-apt.log)"
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $PKGS >>/tmp/krita-apt.log 2>&1 \
+        || skip "apt-get could not install Krita: $(tail -1 /tmp/krita-apt.log)"
+    have_host || skip "Krita installed but not usable (no PyQt5 for the system Python?)"
+fi
+KRITA_VERSION=$(dpkg-query -W -f='${Version}' krita 2>/dev/null || echo unknown)
+echo "Krita package $KRITA_VERSION; provisioning took $(( $(date +%s) - START )) s"
+
+# --- scratch profile, engine, inputs ------------------------------------------------------
+WORK=$(mktemp -d /tmp/sfumato-krita.XXXXXX)
+ENGINE_PID=""
+cleanup() {
+    [ -n "$ENGINE_PID" ] && kill "$ENGINE_PID" 2>/dev/null && wait "$ENGINE_PID" 2>/dev/null
+    if [ "$KEEP" = 1 ]; then echo "kept $WORK"; else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+export HOME=$WORK/home
+mkdir -p "$HOME/.config" "$HOME/.local/share/krita/pykrita"
+free_port() { py -c "import socket; s=socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])"; }
+PORT=$(free_port)
+DEAD_PORT=$(free_port)
+ADDRESS="tcp://127.0.0.1:$PORT"
+
+# install exactly as a user would: `sfumato plugins install krita`, then enable in kritarc
+py -m engine.cli plugins install krita --dest "$HOME/.local/share/krita/pykrita" || { echo "FAIL: plug-in install"; exit 1; }
+py -c "from engine.plugin_krita import enable; enable('$HOME/.config/kritarc')"
+cp "$ROOT/tests/hosts/krita/sfumato_hosttest.desktop" "$HOME/.local/share/krita/pykrita/"
+cp -r "$ROOT/tests/hosts/krita/sfumato_hosttest" "$HOME/.local/share/krita/pykrita/"
+printf 'enable_sfumato_hosttest=true\n' >> "$HOME/.config/kritarc"
+
+MODELS_ARG=()
+[ -n "${KRITA_TEST_MODELS:-}" ] && MODELS_ARG=(--models "$KRITA_TEST_MODELS")
+env PYTHONPATH="$ROOT" "$PY" "$ROOT/tests/hosts/krita/prepare.py" "$WORK" --address "$ADDRESS" \
+    --dead-address "tcp://127.0.0.1:$DEAD_PORT" --screenshot "${SCREENSHOT:+$WORK/shot.png}" $ALLOW $PHOTO "${MODELS_ARG[@]}" \
+    || { echo "FAIL: preparing the test inputs"; exit 1; }
+MODELS=${KRITA_TEST_MODELS:-$WORK/models}
+
+PYTHONPATH="$ROOT" "$PY" -m engine.cli serve --bind "$ADDRESS" --models "$MODELS" --device cpu >"$WORK/engine.log" 2>&1 &
+ENGINE_PID=$!
+for _ in $(seq 1 120); do grep -q "ready on" "$WORK/engine.log" && break; kill -0 $ENGINE_PID 2>/dev/null || break; sleep 0.5; done
+grep -q "ready on" "$WORK/engine.log" || { echo "FAIL: the engine did not start"; cat "$WORK/engine.log"; exit 1; }
+echo "engine: $(grep 'ready on' "$WORK/engine.log")"
+
+# --- Krita --------------------------------------------------------------------------------
+K0=$(date +%s)
+SFUMATO_KRITA_TEST="$WORK/config.json" SFUMATO_ENGINE="$ADDRESS" \
+    timeout 600 xvfb-run -a -n $((100 + RANDOM % 800)) -s "-screen 0 1440x900x24" krita --nosplash >"$WORK/krita.log" 2>&1
+KRC=$?
+echo "Krita ran $(( $(date +%s) - K0 )) s (exit $KRC)"
+grep "\[krita-host-test\]" "$WORK/krita.log" | sed 's/^/  /' | grep -v " ok  " || true
+grep -iE "Traceback|Error" "$WORK/krita.log" | grep -v "krita.lib.resources" | head -20 || true
+
+py "$ROOT/tests/hosts/krita/report.py" "$WORK"
+RC=$?
+if [ -n "$SCREENSHOT" ] && [ -f "$WORK/shot.png" ]; then
+    mkdir -p "$(dirname "$SCREENSHOT")" && cp "$WORK/shot.png" "$SCREENSHOT" && echo "screenshot: $SCREENSHOT"
+fi
+[ $RC -ne 0 ] && { echo "--- krita.log (tail)"; tail -40 "$WORK/krita.log"; echo "--- engine.log (tail)"; tail -20 "$WORK/engine.log"; }
+echo "krita host test took $(( $(date +%s) - START )) s in all"
+exit $RC

@@ -1,0 +1,144 @@
+"""The command line: info/models/op subcommands in-process and against a served engine, and a
+clean SIGTERM shutdown of a real `python -m engine.cli serve` process."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from engine.cli import build_parser, main, output_paths, save_image
+from engine.client import Client, EngineClientError
+from engine.tasks import OPERATIONS
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """A real engine process; yields (process, address)."""
+    address = f"tcp://127.0.0.1:{free_port()}"
+    models = tmp_path_factory.mktemp("models")
+    proc = subprocess.Popen([sys.executable, "-m", "engine.cli", "serve", "--bind", address, "--models", str(models),
+                             "--device", "cpu", "--max-queue", "4"], cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    line = proc.stdout.readline()  # blocks until the engine prints its ready line
+    assert "ready" in line and address in line, (line, proc.stderr.read() if proc.poll() is not None else "")
+    yield proc, address
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+
+
+def test_info_and_models_json_in_process(capsys, tmp_path):
+    assert main(["info", "--json", "--models", str(tmp_path), "--device", "cpu"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["protocol"] == 1 and info["ops"]["echo"]["test_only"] and "limits" in info
+    assert main(["models", "--json", "--models", str(tmp_path), "--device", "cpu"]) == 0
+    assert json.loads(capsys.readouterr().out) == []
+    assert main(["models", "--models", str(tmp_path), "--device", "cpu"]) == 0
+    assert "no models" in capsys.readouterr().out
+
+
+def test_info_against_served_engine(served, capsys):
+    _, address = served
+    assert main(["info", "--engine", address]) == 0
+    out = capsys.readouterr().out
+    assert "echo (test only)" in out and "limits:" in out
+
+
+def test_op_subcommands_need_their_op(tmp_path, capsys):
+    img = tmp_path / "in.png"
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(img)
+    runs = {"inpaint": ["inpaint", str(img), "--mask", str(img)], "restore": ["restore", str(img), "--task", "denoise"],
+            "stylize": ["stylize", str(img), "--style", str(img)], "generate": ["generate", "--size", "64x48"]}
+    for op, argv in runs.items():
+        if op in OPERATIONS:
+            continue  # the op's own tests cover it
+        code = main([*argv, "-o", str(tmp_path / f"{op}.png"), "--models", str(tmp_path), "--device", "cpu"])
+        assert code == 1
+        assert "unknown_op" in capsys.readouterr().err
+        assert not (tmp_path / f"{op}.png").exists()
+
+
+def test_op_options_come_from_schemas():
+    parser = build_parser()
+    for op_name, op in OPERATIONS.items():
+        if op.test_only or op_name not in ("inpaint", "restore", "stylize", "generate"):
+            continue
+        sub = parser._subparsers._group_actions[0].choices[op_name]  # noqa: SLF001 - argparse has no public API
+        flags = {s for a in sub._actions for s in a.option_strings}
+        for spec in op.params:
+            if spec.name not in ("task", "width", "height"):
+                assert "--" + spec.name.replace("_", "-") in flags, (op_name, spec.name)
+
+
+def test_output_paths_and_saving(tmp_path):
+    paths = output_paths(tmp_path / "out.png", ["image", "image_1", "image_2", "mask"])
+    assert [p.name for p in paths.values()] == ["out.png", "out_1.png", "out_2.png", "out_mask.png"]
+    for arr in (np.zeros((4, 4, 3), np.uint8), np.zeros((4, 4, 1), np.uint16), np.ones((4, 4, 4), np.float32),
+                np.zeros((4, 4, 3), np.uint16)):
+        save_image(arr, tmp_path / "x.png")
+        assert Image.open(tmp_path / "x.png").size == (4, 4)
+
+
+def test_bind_refused_without_insecure(capsys):
+    assert main(["serve", "--bind", "tcp://0.0.0.0:5555", "--device", "cpu"]) == 2
+    assert "--insecure" in capsys.readouterr().err
+
+
+def test_plugins_install_without_installer(capsys):
+    try:
+        import engine.plugin_install  # noqa: F401
+    except ImportError:
+        assert main(["plugins", "install", "gimp"]) == 1
+        assert "plugin_install" in capsys.readouterr().err
+    else:
+        pytest.skip("the plug-in installer exists; its own tests cover it")
+
+
+def test_train_argument_errors(capsys, tmp_path):
+    assert main(["train", "--out", str(tmp_path / "m")]) == 2
+    assert "--synthetic" in capsys.readouterr().err
+    assert main(["train", str(tmp_path / "nope"), "--out", str(tmp_path / "m")]) == 2
+
+
+def test_train_a_few_steps(tmp_path, capsys):
+    out = tmp_path / "models" / "mini"
+    assert main(["train", "--synthetic", "dead-leaves", "--out", str(out), "--steps", "2", "--patch", "16",
+                 "--batch", "2", "--sample-every", "0", "--device", "cpu"]) == 0
+    assert "model written" in capsys.readouterr().out
+    from engine.registry import ModelRegistry
+
+    assert "mini" in ModelRegistry(tmp_path / "models").names()
+
+
+def test_sigterm_cancels_running_and_answers_queued(served):
+    proc, address = served
+    with Client(address, timeout=10) as client:
+        img = np.zeros((8, 8, 3), np.uint8)
+        running = client.submit("echo", {"image": img}, {"steps": 50, "delay": 30})
+        queued = [client.submit("echo", {"image": img}) for _ in range(2)]
+        assert [j.position for j in queued] == [1, 2]
+        time.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)
+        for job in [running, *queued]:
+            with pytest.raises(EngineClientError) as info:
+                job.result(10)
+            assert info.value.code == "cancelled"
+    assert proc.wait(15) == 0
+    assert "engine stopped" in proc.stderr.read()

@@ -1,0 +1,173 @@
+"""`inpaint` through the real engine on loopback, with the tiny trained test model."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from engine import images
+from engine.client import Client, EngineClientError
+from engine.tasks.patchfill import patch_fill
+
+
+@pytest.fixture(scope="module")
+def client(tiny_models_dir):
+    with Client.in_process(models_dir=tiny_models_dir, device="cpu", timeout=60) as c:
+        yield c
+
+
+def scene(h=48, w=64, channels=3, dtype=np.uint8):
+    """A smooth gradient with a few stripes: something a fill can be right or wrong about."""
+    yy, xx = np.mgrid[:h, :w].astype(np.float32)
+    rgb = np.stack([xx / w, yy / h, 0.5 + 0.3 * np.sin(xx / 3)], -1)
+    if channels == 4:
+        rgb = np.concatenate([rgb, np.full((h, w, 1), 0.75, np.float32)], -1)
+    return images.from_float(rgb, dtype) if dtype != np.float32 else rgb.astype(np.float32)
+
+
+def box_mask(h=48, w=64, y=(16, 30), x=(20, 40)):
+    m = np.zeros((h, w, 1), np.uint8)
+    m[y[0]:y[1], x[0]:x[1]] = 255
+    return m
+
+
+FAST = {"steps": 4, "seed": 1}
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
+@pytest.mark.parametrize("channels", [3, 4])
+def test_shape_depth_and_untouched_pixels(client, dtype, channels):
+    img, mask = scene(channels=channels, dtype=dtype), box_mask()
+    res = client.run("inpaint", {"image": img, "mask": mask}, FAST)
+    out = res.image
+    assert out.shape == img.shape and out.dtype == img.dtype
+    outside = images.feather_mask(mask, images.auto_feather(mask)) == 0
+    assert np.array_equal(out[outside], img[outside])
+    assert not np.array_equal(out[mask[..., 0] > 0], img[mask[..., 0] > 0])
+    if channels == 4:
+        assert np.array_equal(out[..., 3][mask[..., 0] == 0], img[..., 3][mask[..., 0] == 0])
+    assert res.meta["seed"] == 1 and res.meta["timings"]["total"] > 0
+
+
+def test_hard_edge_leaves_everything_outside_the_mask(client):
+    img, mask = scene(), box_mask()
+    out = client.inpaint(img, mask, feather=0, **FAST)
+    assert np.array_equal(out[mask[..., 0] == 0], img[mask[..., 0] == 0])
+
+
+def test_seed_is_deterministic_and_variants_differ(client):
+    img, mask = scene(), box_mask()
+    a = client.run("inpaint", {"image": img, "mask": mask}, {**FAST, "variants": 2})
+    b = client.run("inpaint", {"image": img, "mask": mask}, {**FAST, "variants": 2})
+    assert set(a.outputs) == {"image", "image_1"} and a.meta["variants"] == 2
+    assert np.array_equal(a.outputs["image"], b.outputs["image"])
+    assert np.array_equal(a.outputs["image_1"], b.outputs["image_1"])
+    assert not np.array_equal(a.outputs["image"], a.outputs["image_1"])
+    c = client.inpaint(img, mask, steps=4, seed=2)
+    assert not np.array_equal(a.outputs["image"], c)
+
+
+def test_progress_stages_and_previews(client):
+    events = []
+    client.run("inpaint", {"image": scene(), "mask": box_mask()}, {"steps": 8, "seed": 0}, on_progress=events.append)
+    stages = [e["stage"] for e in events]
+    assert "diffusion" in stages and stages[-1] == "composite"
+    steps = [e["step"] for e in events if e["stage"] != "start"]
+    assert steps == sorted(steps) and events[-1]["step"] == events[-1]["total"]
+    previews = [e["preview"] for e in events if "preview" in e]
+    assert previews and all(p.dtype == np.uint8 and max(p.shape[:2]) <= 128 for p in previews)
+
+
+def test_refine_below_strength_one_stays_close(client):
+    img, mask = scene(), box_mask()
+    out = client.inpaint(img, mask, strength=0.3, steps=6, seed=0).astype(float)
+    hole = mask[..., 0] > 0
+    replaced = client.inpaint(img, mask, strength=1.0, steps=6, seed=0).astype(float)
+    assert np.abs(out[hole] - img[hole]).mean() < np.abs(replaced[hole] - img[hole]).mean()
+
+
+def test_large_selection_is_downscaled_then_detailed(client, monkeypatch):
+    monkeypatch.setenv("SFUMATO_WORK_CAP", "32")
+    img, mask = scene(64, 96), box_mask(64, 96, (10, 54), (20, 80))
+    res = client.run("inpaint", {"image": img, "mask": mask}, {"steps": 3, "seed": 0})
+    assert max(res.meta["work_size"]) <= 32 and res.meta["timings"]["detail"] >= 0
+    assert res.image.shape == img.shape
+
+
+def test_outpainting_fills_transparent_canvas(client):
+    img = scene(channels=4)
+    img[:, 44:, :] = 0  # added, fully transparent canvas on the right
+    mask = np.zeros(img.shape[:2] + (1,), np.uint8)
+    mask[:, 44:] = 255
+    out = client.inpaint(img, mask, **FAST)
+    assert np.all(out[:, 44:, 3] == 255)
+    assert out[:, 44:, :3].mean() > 20  # not left black
+    assert np.array_equal(out[:, :30], img[:, :30])
+
+
+def test_empty_mask_returns_the_image(client):
+    img = scene(dtype=np.uint16)
+    out = client.inpaint(img, np.zeros(img.shape[:2] + (1,), np.uint8), **FAST)
+    assert np.array_equal(out, img)
+
+
+def test_patch_method_needs_no_model_and_beats_the_mean_colour(client):
+    img, mask = scene(64, 64), box_mask(64, 64, (20, 40), (22, 42))
+    out = client.inpaint(img, mask, method="patch", seed=0, feather=0).astype(float)
+    hole = mask[..., 0] > 0
+    mean_fill = img[~hole].mean(axis=0)
+    err_patch = ((out[hole] - img[hole]) ** 2).mean()
+    err_mean = ((mean_fill - img[hole]) ** 2).mean()
+    assert err_patch < 0.5 * err_mean
+
+
+def test_patch_fill_copies_texture_exactly_where_it_can():
+    yy, xx = np.mgrid[:96, :96]
+    tex = np.stack([(xx // 6 + yy // 6) % 2, (xx // 6) % 2, 0.5 + 0 * xx], -1).astype(np.float32)  # checkerboard
+    hole = np.zeros((96, 96), bool)
+    hole[36:60, 30:66] = True
+    out = patch_fill(tex, hole, seed=0)
+    assert np.array_equal(out[~hole], tex[~hole])
+    err = np.abs(out[hole] - tex[hole]).mean()
+    assert err < 0.25 * np.abs(tex[~hole].mean(axis=0) - tex[hole]).mean()
+
+
+def test_cancel_mid_operation(client):
+    img, mask = scene(), box_mask()
+    jobs, stages = [], []
+
+    def on_progress(event):  # runs in the thread waiting on the result
+        stages.append(event["stage"])
+        if event["stage"] == "diffusion" and len(stages) < 100:
+            jobs[0].cancel()
+
+    jobs.append(client.submit("inpaint", {"image": img, "mask": mask}, {"steps": 200, "seed": 0},
+                              on_progress=on_progress))
+    with pytest.raises(EngineClientError) as info:
+        jobs[0].result(60)
+    assert info.value.code == "cancelled"
+    assert stages.count("diffusion") < 50 and "composite" not in stages
+    assert client.inpaint(img, mask, **FAST).shape == img.shape  # the engine keeps serving
+
+
+@pytest.mark.parametrize("params, code, field", [
+    ({"strength": 2.0}, "bad_param", "params.strength"),
+    ({"method": "magic"}, "bad_param", "params.method"),
+    ({"sampler": "ddim"}, "bad_param", "params.sampler"),
+    ({"variants": 50}, "too_large", "params.variants"),
+    ({"steps": 0}, "bad_param", "params.steps"),
+    ({"model": "nope"}, "model_missing", "params.model"),
+    ({"colour": 1}, "bad_param", "params.colour"),
+])
+def test_bad_params_are_errors(client, params, code, field):
+    with pytest.raises(EngineClientError) as info:
+        client.run("inpaint", {"image": scene(), "mask": box_mask()}, params)
+    assert (info.value.code, info.value.field) == (code, field)
+
+
+def test_bad_inputs_are_errors(client):
+    with pytest.raises(EngineClientError) as info:
+        client.run("inpaint", {"image": scene()}, {})
+    assert info.value.code == "bad_param" and info.value.field == "inputs.mask"
+    with pytest.raises(EngineClientError) as info:
+        client.run("inpaint", {"image": scene(), "mask": box_mask(40, 64)}, {})
+    assert info.value.code == "bad_param" and info.value.field == "inputs.mask"

@@ -1,0 +1,121 @@
+"""Model folders: the registry loads a trained model; broken files give clear errors."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from engine.diffusion.denoiser import Denoiser, make_cond
+from engine.diffusion.modelfile import CARD, WEIGHTS, ModelFileError, load_model, read_card, save_model
+from engine.diffusion.network import UNetConfig
+from engine.errors import MODEL_MISSING, EngineError
+from engine.registry import ModelRegistry
+
+
+def _copy(models_dir: Path, tmp_path: Path, name: str) -> Path:
+    root = tmp_path / "models"
+    shutil.copytree(models_dir / "builtin", root / name)
+    return root
+
+
+def test_registry_loads_the_trained_model(tiny_models_dir: Path) -> None:
+    reg = ModelRegistry(tiny_models_dir, device="cpu")
+    assert "builtin" in reg.names()
+    den = reg.get("builtin")
+    assert isinstance(den, Denoiser) and not den.training
+    assert reg.get() is den  # cached
+    card = reg.card("builtin")
+    assert card["steps"] == 60 and card["parameters"] == sum(p.numel() for p in den.parameters())
+    entry = next(e for e in reg.list() if e["name"] == "builtin")
+    assert entry["loaded"] and entry["kind"] == "base"
+    x = torch.zeros(1, 3, 20, 28)  # not a multiple of the stride: padded inside
+    with torch.inference_mode():
+        out = den(x, 0.5, make_cond(None, None, x))
+    assert out.shape == x.shape and torch.isfinite(out).all()
+
+
+def test_save_load_roundtrip_keeps_the_function(tmp_path: Path) -> None:
+    cfg = UNetConfig(channels=[8, 16], down_blocks=[1, 1], up_blocks=[1, 1], emb_dim=16, groups=4)
+    den = Denoiser.from_config(cfg)
+    with torch.no_grad():
+        for p in den.parameters():
+            p.normal_(0, 0.1)
+    save_model(den, tmp_path / "m", {"name": "m", "steps": 3}, dtype=torch.float32)
+    back, card = load_model(tmp_path / "m")
+    assert card["config"]["channels"] == [8, 16] and card["steps"] == 3
+    x = torch.randn(2, 3, 16, 16)
+    cond = make_cond(None, None, x)
+    with torch.no_grad():
+        assert torch.allclose(den.eval()(x, 0.7, cond), back(x, 0.7, cond), atol=1e-6)
+    assert load_file(str(tmp_path / "m" / WEIGHTS))  # plain safetensors, no code
+
+
+def test_missing_model_is_model_missing_with_a_hint(tiny_models_dir: Path) -> None:
+    reg = ModelRegistry(tiny_models_dir)
+    with pytest.raises(EngineError) as err:
+        reg.get("no_such_model")
+    assert err.value.code == MODEL_MISSING
+    assert "no_such_model" in err.value.message and WEIGHTS in err.value.message
+    assert "builtin" in err.value.message  # lists what is installed
+
+
+def test_corrupt_weights_are_a_clear_error(tiny_models_dir: Path, tmp_path: Path) -> None:
+    root = _copy(tiny_models_dir, tmp_path, "broken")
+    (root / "broken" / WEIGHTS).write_bytes(b"\x00garbage, not a safetensors file" * 10)
+    with pytest.raises(ModelFileError, match="corrupt or not safetensors"):
+        load_model(root / "broken")
+    reg = ModelRegistry(root)
+    with pytest.raises(EngineError) as err:
+        reg.get("broken")
+    assert err.value.code == MODEL_MISSING and "broken" in err.value.message
+
+
+def test_truncated_weights_are_a_clear_error(tiny_models_dir: Path, tmp_path: Path) -> None:
+    root = _copy(tiny_models_dir, tmp_path, "cut")
+    path = root / "cut" / WEIGHTS
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(ModelFileError, match="corrupt"):
+        load_model(root / "cut")
+
+
+def test_weights_that_do_not_match_the_card(tiny_models_dir: Path, tmp_path: Path) -> None:
+    root = _copy(tiny_models_dir, tmp_path, "mismatch")
+    card_path = root / "mismatch" / CARD
+    card = json.loads(card_path.read_text())
+    card["config"]["channels"] = [16, 32, 32, 32]
+    card_path.write_text(json.dumps(card))
+    with pytest.raises(ModelFileError, match="do not match the card's architecture"):
+        load_model(root / "mismatch")
+    # a tensor missing from the file is a mismatch too
+    root2 = _copy(tiny_models_dir, tmp_path / "b", "partial")
+    w = root2 / "partial" / WEIGHTS
+    state = load_file(str(w))
+    state.pop(sorted(state)[0])
+    save_file(state, str(w))
+    with pytest.raises(ModelFileError, match="do not match"):
+        load_model(root2 / "partial")
+
+
+def test_bad_or_missing_cards(tiny_models_dir: Path, tmp_path: Path) -> None:
+    root = _copy(tiny_models_dir, tmp_path, "card")
+    card_path = root / "card" / CARD
+    card_path.write_text("{not json")
+    with pytest.raises(ModelFileError, match="not valid JSON"):
+        read_card(root / "card")
+    card_path.write_text(json.dumps({"format": "something-else"}))
+    with pytest.raises(ModelFileError, match="format"):
+        read_card(root / "card")
+    # the registry lists the broken folder with its error instead of failing to start
+    reg = ModelRegistry(root)
+    entry = next(e for e in reg.list() if e["name"] == "card")
+    assert "format" in entry["error"]
+    with pytest.raises(ModelFileError, match="weights missing"):
+        (root / "card" / WEIGHTS).unlink()
+        card_path.write_text(json.dumps({"format": "sfumato-denoiser-v1", "config": {}}))
+        load_model(root / "card")
+    with pytest.raises(ModelFileError, match="card missing"):
+        load_model(tmp_path / "nowhere")

@@ -1,0 +1,113 @@
+"""The real trainer on a tiny network and synthetic data: it learns, it inpaints, it resumes."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from engine.diffusion.denoiser import make_cond
+from engine.diffusion.modelfile import load_model, read_card
+from engine.diffusion.recipes import FINETUNE, finetune_defaults
+from engine.diffusion.sampling import karras_sigmas, sample_heun
+from engine.diffusion.trainer import TrainConfig, Trainer
+
+TINY = {"channels": [8, 16, 16, 16], "down_blocks": [1, 1, 1, 1], "up_blocks": [1, 1, 1, 1],
+        "emb_dim": 32, "groups": 4}
+
+
+def gradient_image(size: int, rng: np.random.Generator) -> np.ndarray:
+    """A smooth linear colour ramp in a random direction: the 'simple pattern'."""
+    yy, xx = np.mgrid[0:size, 0:size] / (size - 1) - 0.5
+    angle = rng.uniform(0, 2 * np.pi)
+    t = np.cos(angle) * xx + np.sin(angle) * yy  # in about [-0.7, 0.7]
+    a, b = rng.uniform(0.1, 0.9, 3), rng.uniform(0.1, 0.9, 3)
+    img = a[None, None] + t[..., None] * (b - a)[None, None] * 1.4
+    return (np.clip(img, 0, 1) * 255).round().astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def ramp_folder(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("ramps")
+    rng = np.random.default_rng(0)
+    for i in range(12):
+        Image.fromarray(gradient_image(48, rng)).save(root / f"ramp_{i:02d}.png")
+    return root
+
+
+def _cfg(folder: Path, out: Path, steps: int) -> TrainConfig:
+    return TrainConfig(folders=[str(folder)], out=str(out), steps=steps, patch=32, batch=8, lr=2e-3, warmup=20,
+                       decay_fraction=0.2, ema=0.99, sample_every=0, checkpoint_every=1000, held_out=2,
+                       architecture=dict(TINY), seed=0, device="cpu",
+                       mask_weights={"box": 0.4, "strokes": 0.2, "all": 0.3, "none": 0.1})
+
+
+@pytest.fixture(scope="module")
+def trained(ramp_folder: Path, tmp_path_factory) -> Trainer:
+    out = tmp_path_factory.mktemp("run") / "ramps"
+    trainer = Trainer(_cfg(ramp_folder, out, 300), log=lambda *_: None)
+    trainer.run()
+    return trainer
+
+
+def test_loss_goes_down(trained: Trainer) -> None:
+    losses = np.asarray(trained.losses)
+    assert len(losses) == 300
+    assert losses[-50:].mean() < 0.6 * losses[:20].mean(), (losses[:20].mean(), losses[-50:].mean())
+    card = read_card(trained.out)
+    assert card["steps"] == 300 and card["final_loss"] is not None
+    assert (trained.out / "loss.png").is_file()
+
+
+@torch.no_grad()
+def test_inpaints_a_ramp_better_than_the_mean_colour(trained: Trainer) -> None:
+    model, _ = load_model(trained.out)
+    rng = np.random.default_rng(123)
+    clean = torch.from_numpy(np.stack([gradient_image(32, rng) for _ in range(8)])).permute(0, 3, 1, 2).float()
+    clean = clean / 127.5 - 1
+    mask = torch.zeros(8, 1, 32, 32)
+    mask[..., 8:24, 8:24] = 1
+    g = torch.Generator().manual_seed(0)
+    sigmas = karras_sigmas(12, sigma_max=80.0)
+    x = torch.randn(clean.shape, generator=g) * sigmas[0]
+    cond = make_cond(clean, mask, x)
+    out = sample_heun(lambda z, s: model(z, s, cond), x, sigmas)
+    hole = mask.expand_as(clean).bool()
+    known = ~hole
+    mean_colour = torch.stack([clean[i][known[i]].view(3, -1).mean(1) for i in range(8)])
+    err_model = ((out - clean) ** 2)[hole].mean()
+    err_mean = ((mean_colour[:, :, None, None].expand_as(clean) - clean) ** 2)[hole].mean()
+    assert err_model < 0.5 * err_mean, (float(err_model), float(err_mean))
+
+
+def test_resume_continues_the_step_count(ramp_folder: Path, tmp_path: Path) -> None:
+    out = tmp_path / "resumable"
+    first = Trainer(_cfg(ramp_folder, out, 12), log=lambda *_: None)
+    first.run()
+    assert first.step == 12
+    messages: list[str] = []
+    second = Trainer(_cfg(ramp_folder, out, 20), log=messages.append)
+    assert second.step == 12 and len(second.losses) == 12
+    assert any("resumed" in m for m in messages)
+    # the optimiser state came back too
+    assert all(len(s) for s in second.opt.state_dict()["state"].values())
+    second.run()
+    assert second.step == 20 and len(second.losses) == 20
+    assert read_card(out)["steps"] == 20
+
+
+def test_finetune_defaults_from_a_model_folder(trained: Trainer, ramp_folder: Path, tmp_path: Path) -> None:
+    cfg = finetune_defaults([str(ramp_folder)], str(tmp_path / "style"), str(trained.out), steps=8,
+                            batch=None, patch=32, sample_every=4)
+    assert cfg.from_model == str(trained.out) and cfg.steps == 8 and cfg.batch == FINETUNE["batch"]
+    cfg.batch = 4
+    t = Trainer(cfg, log=lambda *_: None)
+    t.run()
+    card = read_card(tmp_path / "style")
+    assert card["base_model"] == "ramps" and card["steps"] == 8
+    assert card["config"]["channels"] == TINY["channels"]
+    assert (tmp_path / "style" / "samples.png").is_file()
+    with pytest.raises(TypeError):
+        finetune_defaults([], "x", str(trained.out), no_such_field=1)
