@@ -241,14 +241,22 @@ def _targets(q: dict | None, s: dict | None) -> list[str]:
     inp = rows.get("inpaint", [])
     for kind, margin in INPAINT_BARS:
         r = _find(inp, "CBSD68", kind, OURS)
-        best = _best_peer(inp, "CBSD68", kind)
-        if r is None or best is None:
+        peers = [x for x in inp if x["setting"] == kind and x["kind"] == "peer"]
+        if r is None or not peers:
             continue
         any_row = True
-        bar = best["psnr"] + margin
-        lines.append(f"| Inpainting {masklib.LABELS[kind]}, PSNR in the hole | ≥ best peer ({best['method']}, "
-                     f"{_f(best['psnr'])}) + {margin} = {_f(bar)} dB | {_f(r['psnr'])} dB (n = {r['n']}) | "
-                     f"{'yes' if r['psnr'] >= bar else 'no'} |")
+        # compare with each peer on the images that peer ran on; the hardest one decides
+        worst = None
+        for p in peers:
+            mine = _subset_mean(r, p.get("per_image", {}).get("images", []), "psnr")
+            mine = r["psnr"] if mine is None else mine
+            gap = mine - (p["psnr"] + margin)
+            if worst is None or gap < worst[0]:
+                worst = (gap, p, mine)
+        gap, p, mine = worst
+        lines.append(f"| Inpainting {masklib.LABELS[kind]}, PSNR in the hole | ≥ hardest peer ({p['method']}, "
+                     f"{_f(p['psnr'])}) + {margin} = {_f(p['psnr'] + margin)} dB | {_f(mine)} dB (n = {p['n']}) | "
+                     f"{'yes' if gap >= 0 else 'no'} |")
     for group, size, label, bar in SPEED_BARS:
         r = next((x for x in (s or {}).get("latency", []) if x["group"] == group and x["size"] == size
                   and x["kind"] == "ours"), None)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import configparser
 import importlib.util
 import json
-import struct
 import subprocess
 import sys
 import time
@@ -31,7 +30,8 @@ def _load_plugin():
     name = "sfumato_krita_plugin"
     if name in sys.modules:
         return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, PKG_DIR / "__init__.py", submodule_search_locations=[str(PKG_DIR)])
+    spec = importlib.util.spec_from_file_location(name, PKG_DIR / "__init__.py",
+                                                  submodule_search_locations=[str(PKG_DIR)])
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     spec.loader.exec_module(module)
@@ -325,7 +325,8 @@ def test_echo_job_comes_back_as_identical_layer_bytes(ctrl, dtype):
     assert target == "doc-1" and entry is run.entry and ctrl.history.entries[0] is entry
     layer_out = entry.layers[0]
     bpp = 4 if dtype == "u8" else 8
-    assert (layer_out.x, layer_out.y, layer_out.width, layer_out.height) == (plan.box.x, plan.box.y, plan.box.w, plan.box.h)
+    placed = Box(layer_out.x, layer_out.y, layer_out.width, layer_out.height)
+    assert placed == plan.box
     assert layer_out.data == crop(layer, W, plan.box, bpp)  # echo: bit-identical, in Krita's byte order
     assert not entry.new_image and "finished" in seen and "Done in" in run.message
 

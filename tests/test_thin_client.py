@@ -468,3 +468,18 @@ def test_op_helpers_fit_params_and_name_layers():
     assert [n for n, _ in ops.ordered_outputs({"image_10": a, "image_2": a, "image": a, "mask": a})] == \
         ["image", "image_2", "image_10"]
     assert ops.seed_param(-1) is None and ops.seed_param(7) == 7
+
+
+def test_keepalive_pings_a_quiet_engine_and_gives_up_on_a_dead_one(engine):
+    with ZmqTransport(engine.address) as transport:
+        s = sl.Session(transport, keepalive=0.2, dead_after=1.0)
+        image = arr(np.zeros((4, 4, 3), np.uint8))
+        job = s.submit("echo", {"image": image}, {"steps": 1, "delay": 1.6})  # silent for 1.6 s
+        job.wait(20)
+        assert job.state == "done" and not s._replies  # the pong kept it alive and was not hoarded
+    with ZmqTransport("tcp://127.0.0.1:9") as transport:
+        s = sl.Session(transport, keepalive=0.2, dead_after=0.6)
+        job = s.submit("echo", {"image": image}, {})
+        with pytest.raises(sl.LinkError) as info:
+            job.wait(10)
+        assert info.value.code == sl.ENGINE_UNREACHABLE and job.state == "error"

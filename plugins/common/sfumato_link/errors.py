@@ -55,9 +55,11 @@ def describe(code: str, message: str = "", field: str | None = None, *,
     if code == PROTOCOL_MISMATCH:
         return f"The engine speaks another protocol version ({message}). Update the plug-in and the engine together."
     if code == "model_missing":
-        return (f"A model is missing: {message or 'the requested model is not installed'}. Put the model folder "
-                f"into the engine's models/ folder (see docs/models.md), then refresh models in Engine Status "
-                f"or restart the engine.")
+        text = f"A model is missing: {message or 'the requested model is not installed'}"
+        if "put" in message.lower():  # the engine already said where the files go
+            return text if text.endswith(".") else text + "."
+        return (text + ". Put the model folder into the engine's models/ folder (see docs/models.md), then "
+                "restart the engine (or refresh its models).")
     if code == "bad_param":
         name = _param_name(field)
         return f"Invalid setting{f' “{name}”' if name else ''}: {message or 'value out of range'}."

@@ -67,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
         elif line.startswith("-") and line[1:] in open_jobs:
             open_jobs.remove(line[1:])
     if open_jobs and not clean:
-        cancel_jobs(address, routing_id, open_jobs)
+        acked = cancel_jobs(address, routing_id, open_jobs)
+        print(f"sfumato guard: plug-in gone; cancelled {acked} of {open_jobs}", file=sys.stderr)
     return 0
 
 
@@ -81,9 +82,13 @@ class Guard:
                                        | getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0))
         else:
             kwargs["start_new_session"] = True
+        log_path = os.environ.get("SFUMATO_GUARD_LOG")  # for debugging: where the watcher reports
+        err = open(log_path, "ab") if log_path else subprocess.DEVNULL
         self._proc = subprocess.Popen([python or sys.executable, os.path.abspath(__file__), address,
                                        routing_id.decode()], stdin=subprocess.PIPE,
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **kwargs)
+                                      stdout=subprocess.DEVNULL, stderr=err, **kwargs)
+        if log_path:
+            err.close()
         self._stdin: IO[bytes] = self._proc.stdin  # type: ignore[assignment]
 
     def _say(self, line: str) -> None:

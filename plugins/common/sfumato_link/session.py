@@ -111,6 +111,7 @@ class Session:
         self._heard = time.monotonic()
         self._pinged = False
         self._listeners: list[Callable[[Event], Any]] = []
+        self._keepalive_ids: set[str] = set()
 
     # --- opening --------------------------------------------------------------------
 
@@ -251,7 +252,7 @@ class Session:
                                                       "message": err_text}, job))
         elif quiet > self.keepalive and not self._pinged:
             self._pinged = True
-            self.send({"type": "ping"})
+            self._keepalive_ids.add(self.send({"type": "ping"}))
 
     def _handle(self, frames: list[Any]) -> Event | None:
         try:
@@ -262,8 +263,9 @@ class Session:
         rid = header.get("id")
         job = self.jobs.get(rid) if isinstance(rid, str) else None
         if job is None or kind not in JOB_EVENTS:
-            if isinstance(rid, str):
+            if isinstance(rid, str) and rid not in self._keepalive_ids:
                 self._replies[rid] = header
+            self._keepalive_ids.discard(rid)
             return Event(kind, rid, header)
         if kind == "accepted":
             job.state = "queued" if job.state == "sent" else job.state

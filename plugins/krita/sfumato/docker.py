@@ -99,7 +99,8 @@ class SfumatoDocker(DockWidget):
         self.run_button.setMinimumHeight(36)
         font = self.run_button.font()
         font.setBold(True)
-        font.setPointSizeF(font.pointSizeF() * 1.2)
+        if font.pointSizeF() > 0:  # -1 when the style sets a pixel size
+            font.setPointSizeF(font.pointSizeF() * 1.2)
         self.run_button.setFont(font)
         self.run_button.clicked.connect(self.run_clicked)
         self.cancel_button = QtWidgets.QPushButton("Cancel")
@@ -250,6 +251,7 @@ class SfumatoDocker(DockWidget):
         self._form_welcome = self.ctrl.welcome
         schema = engine_schema(ui, self.ctrl.welcome)
         self.form.style_models = [m["name"] for m in self.ctrl.models if m.get("kind") == "style"]
+        self.form.model_names = [m["name"] for m in self.ctrl.models if "error" not in m]
         if schema is None:
             self.form.build(ui.key, [])
             self.op_tip.setText(f"The connected engine does not offer {ui.engine_op}; update the engine.")

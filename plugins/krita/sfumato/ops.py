@@ -32,16 +32,16 @@ class UiOp:
 
 
 OPS: tuple[UiOp, ...] = (
-    UiOp("inpaint", "Inpaint", "inpaint", ("strength", "steps", "seed", "variants", "method"),
+    UiOp("inpaint", "Inpaint", "inpaint", ("strength", "steps", "seed", "variants", "method", "model"),
          selection="required", tip="Fill the selection so that it matches its surroundings."),
     UiOp("remove", "Remove", "inpaint", ("steps", "seed", "variants"), fixed={"strength": 1.0},
          selection="required", context=0.5,
          tip="Remove the selected object: inpaint at full strength with a wide context."),
-    UiOp("restore", "Restore", "restore", ("task", "scale", "steps", "seed"),
+    UiOp("restore", "Restore", "restore", ("task", "scale", "steps", "seed", "model"),
          tip="Denoise, remove JPEG artefacts, upscale, deblur or repair the selection or layer."),
     UiOp("stylize", "Stylize", "stylize", ("style_model", "strength", "structure", "steps", "seed"),
          style_input=True, tip="Re-render the selection or layer in the style of a reference image or model."),
-    UiOp("pattern", "Generate pattern", "generate", ("tileable", "steps", "seed", "variants"),
+    UiOp("pattern", "Generate pattern", "generate", ("tileable", "steps", "seed", "variants", "model"),
          selection="size", tip="Generate a new (seamless) pattern the size of the selection or canvas."),
 )
 BY_KEY = {op.key: op for op in OPS}
@@ -80,7 +80,7 @@ FALLBACK_SCHEMAS: dict[str, dict[str, dict[str, Any]]] = {
 
 PARAM_LABELS = {"strength": "Strength", "steps": "Steps", "seed": "Seed", "variants": "Variants",
                 "method": "Method", "task": "Task", "scale": "Scale", "style_model": "Style model",
-                "structure": "Structure", "tileable": "Tileable"}
+                "structure": "Structure", "tileable": "Tileable", "model": "Model"}
 
 
 def engine_schema(ui: UiOp, welcome: Mapping[str, Any] | None) -> dict[str, dict[str, Any]] | None:
@@ -180,7 +180,8 @@ def layer_name(ui: UiOp, params: Mapping[str, Any], meta: Mapping[str, Any] | No
 
 
 def group_name(ui: UiOp, params: Mapping[str, Any], count: int) -> str:
-    return f"Sfumato {ui.label}: {count} variants" + (f" (seed {params['seed']})" if params.get("seed") is not None else "")
+    seed = f" (seed {params['seed']})" if params.get("seed") is not None else ""
+    return f"Sfumato {ui.label}: {count} variants{seed}"
 
 
 def output_names(outputs: Mapping[str, Any]) -> list[str]:

@@ -7,7 +7,6 @@ Enums are read through `enum()`, which accepts both the scoped (PyQt6) and flat 
 from __future__ import annotations
 
 import importlib
-import sys
 from types import ModuleType
 from typing import Any
 

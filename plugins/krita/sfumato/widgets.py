@@ -24,6 +24,7 @@ class ParamForm(QtWidgets.QWidget):
         self._memory: dict[str, dict[str, Any]] = {}
         self._key = ""
         self.style_models: list[str] = []
+        self.model_names: list[str] = []
 
     def build(self, key: str, fields: list[tuple[str, dict[str, Any]]]) -> None:
         """Replace the form with widgets for `fields`, restoring what was set for `key` before."""
@@ -69,7 +70,13 @@ class ParamForm(QtWidgets.QWidget):
                 combo.addItem(str(choice), choice)
         else:  # free text with suggestions
             combo.setEditable(True)
-            options = RESTORE_TASKS if name == "task" else [""] + self.style_models if name == "style_model" else []
+            options: list[str] = []
+            if name == "task":
+                options = list(RESTORE_TASKS)
+            elif name == "style_model":
+                options = [""] + self.style_models
+            elif name == "model":
+                options = self.model_names or [str(spec.get("default") or "")]
             for option in options:
                 combo.addItem(option or "(use reference image)", option)
         return combo

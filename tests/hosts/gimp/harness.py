@@ -11,6 +11,7 @@ passed, 1 = a check failed, 2 = could not run.
 from __future__ import annotations
 
 import argparse
+import logging
 import json
 import os
 import shutil
@@ -51,8 +52,9 @@ def models_dir(hosts: Path) -> Path:
         from engine.diffusion.trainer import TrainConfig, train
 
         log("training a tiny model for the host test (cached in .hosts/tiny-models)")
-        cfg = TrainConfig(folders=[], out=str(cache / "builtin"), steps=60, patch=32, batch=8, lr=1e-3, warmup=10,
-                          synthetic="dead-leaves", sample_every=0, checkpoint_every=60,
+        # a few steps only: the host test checks the plumbing, not the model's quality
+        cfg = TrainConfig(folders=[], out=str(cache / "builtin"), steps=12, patch=32, batch=4, lr=1e-3, warmup=2,
+                          synthetic="dead-leaves", sample_every=0, checkpoint_every=12,
                           architecture=dict(TINY_ARCH), seed=0)
         train(cfg, log=lambda *_: None)
     return cache
@@ -168,7 +170,8 @@ def gimp_env(home: str, cfg: str, extra: dict[str, str] | None = None) -> dict[s
     return env
 
 
-def run_batch(host: Host, engine: Engine, work: Path, ops: list[str]) -> tuple[dict, dict, float]:
+def run_batch(host: Host, engine: Engine, work: Path, ops: list[str], only_cancel: bool = False
+              ) -> tuple[dict, dict, float]:
     home = work / "home"
     plugin_install.install("gimp", str(home / ".config" / "GIMP" / "3.0" / "plug-ins"), out=lambda _: None)
     test_image(work / "input.png")
@@ -180,14 +183,16 @@ def run_batch(host: Host, engine: Engine, work: Path, ops: list[str]) -> tuple[d
         long_op = {"proc": "sfumato-restore", "args": {"task": "denoise", "steps": 200}}
     cfg = {"image": host.inner(work / "input.png"), "style": host.inner(work / "style.png"),
            "out": host.inner(work), "address": engine.address, "ops": ops, "long_op": long_op,
-           "relay_python": "/usr/bin/python3" if host.chroot else sys.executable}
+           "relay_python": "/usr/bin/python3" if host.chroot else sys.executable, "only_cancel": only_cancel}
     (work / "config.json").write_text(json.dumps(cfg))
     batch = work / "batch_checks.py"
     shutil.copy(HERE / "batch_checks.py", batch)
     argv = ["gimp-console-3.0", "-i", "--batch-interpreter=python-fu-eval",
             "-b", f"exec(open('{host.inner(batch)}').read())", "--quit"]
     t0 = time.monotonic()
-    proc = subprocess.Popen(host.command(argv, gimp_env(host.inner(home), host.inner(work / "config.json"))),
+    env = gimp_env(host.inner(home), host.inner(work / "config.json"), {"SFUMATO_GUARD_LOG": host.inner(work / "guard.log"),
+                                                                                "SFUMATO_ENGINE": engine.address})
+    proc = subprocess.Popen(host.command(argv, env),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     cancel: dict = {}
     driver = threading.Thread(target=cancel_driver, args=(engine, work, proc, cancel), daemon=True)
@@ -230,10 +235,15 @@ def main() -> int:
     ap.add_argument("--hosts", default=str(REPO / ".hosts"))
     ap.add_argument("--gui", action="store_true", help="also run gimp-3.0 under Xvfb: undo check, screenshots")
     ap.add_argument("--shots", default="", help="copy the screenshots here (docs/img)")
+    ap.add_argument("--only-cancel", action="store_true", help="debugging: run only the cancel check")
     args = ap.parse_args()
     host = Host(Path(args.root).resolve())
     work = host.root / "tmp" / f"sfumato-gimp-{os.getpid()}"
     work.mkdir(parents=True)
+    handler = logging.FileHandler(work / "engine.log")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    logging.getLogger("sfumato").addHandler(handler)
+    logging.getLogger("sfumato").setLevel(logging.INFO)
     t_start = time.monotonic()
     models = models_dir(Path(args.hosts))
     engine = Engine(bind="tcp://127.0.0.1:*", models_dir=models, device="cpu").start()
@@ -241,7 +251,7 @@ def main() -> int:
     try:
         ops = sorted(k for k, v in engine.welcome()["ops"].items() if not v.get("test_only"))
         log(f"engine at {engine.address}, models from {models}, ops: {', '.join(ops) or 'none yet'}")
-        report, cancel, batch_s = run_batch(host, engine, work, ops)
+        report, cancel, batch_s = run_batch(host, engine, work, ops, only_cancel=args.only_cancel)
         checks = report["checks"] + check_export(work, report)
         if report.get("cancel") is not None or cancel:
             stopped = cancel.get("idle") and cancel.get("engine_stop_seconds", 99) < 10

@@ -65,12 +65,16 @@ def main() -> None:
     work = args.work.resolve()
     (work / "out").mkdir(parents=True, exist_ok=True)
     Image.fromarray(photo() if args.photo else test_image(), "RGBA").save(work / "image.png")
+    style = np.asarray(Image.fromarray(test_image(96, 96)).convert("RGB"))[:, ::-1].copy()  # any other picture
+    Image.fromarray(style, "RGB").save(work / "style.png")
     if args.models is None:
         tiny_model(work / "models")
-    cfg = {"image": str(work / "image.png"), "out": str(work / "out"), "report": str(work / "report.json"),
+    cfg = {"image": str(work / "image.png"), "style": str(work / "style.png"), "out": str(work / "out"),
+           "report": str(work / "report.json"),
            "address": args.address, "dead_address": args.dead_address, "screenshot": args.screenshot,
            "allow_missing_ops": args.allow_missing_ops, "steps": 6, "slow_steps": 150,
-           "selection": [200, 120, 90, 70] if args.photo else [96, 64, 64, 56], "restore_selection": [24, 24, 80, 60], "deadline": 420,
+           "selection": [200, 120, 90, 70] if args.photo else [96, 64, 64, 56],
+           "restore_selection": [24, 24, 80, 60], "deadline": 420,
            "job_timeout": 240, "window": [1440, 900]}
     (work / "config.json").write_text(json.dumps(cfg, indent=1), encoding="utf-8")
     print(f"prepared {work} (models: {args.models or work / 'models'}; pid {os.getpid()})")

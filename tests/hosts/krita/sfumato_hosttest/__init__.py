@@ -126,7 +126,8 @@ class HostTest(Extension):
 
     def finish(self) -> None:
         self.timer.stop()
-        report = {"checks": self.checks, "info": self.info, "ok": bool(self.checks) and all(c["ok"] for c in self.checks),
+        ok = bool(self.checks) and all(c["ok"] for c in self.checks)
+        report = {"checks": self.checks, "info": self.info, "ok": ok,
                   "seconds": time.monotonic() - self.started}
         with open(self.cfg["report"], "w", encoding="utf-8") as f:
             json.dump(report, f, indent=1)
@@ -249,9 +250,8 @@ class HostTest(Extension):
         import sys
 
         self.info["python"] = sys.version.split()[0]
-        from sfumato import runtime
         from sfumato.controller import DOWN, ONLINE
-        from sfumato.ops import OPS, BY_KEY
+        from sfumato.ops import OPS
         from sfumato.qt import BINDING, QtWidgets
 
         self.info["qt_binding"] = BINDING
@@ -348,6 +348,17 @@ class HostTest(Extension):
                 yield from self.undo_removes(doc, names, "re-inserted")
                 doc.setActiveNode(source)
                 self.last_run = None
+                # the Remove action (what a shortcut triggers), with the engine's defaults
+                before = len(ctrl.history)
+                app.action("sfumato_remove").trigger()
+                self.check("Remove action started a job", bool(ctrl.running), docker.message.text())
+                yield (lambda: not ctrl.running, float(self.cfg.get("job_timeout", 180)), "the Remove action's job")
+                layer = self.above(doc, source)
+                self.check("Remove action: a new layer above the source", len(ctrl.history) == before + 1
+                           and layer is not None and layer.name().startswith("Sfumato Remove"),
+                           [layer and layer.name(), docker.message.text()])
+                yield from self.undo_removes(doc, names, "Remove action")
+                doc.setActiveNode(source)
                 # variants -> a group
                 yield from self.run_button_job(docker, "inpaint", {"steps": 3, "seed": 3, "variants": 2},
                                                "variants")
@@ -383,8 +394,43 @@ class HostTest(Extension):
                 self.check_result_layer(doc, source, "restore", mask_reader, 4, expect_change=False)
                 self.export(doc, "restore.png")
                 yield from self.undo_removes(doc, names, "restore")
+            # upscale: the result is bigger than the crop, so it opens as a new image
+            count = len(app.documents())
+            self.last_run = None
+            yield from self.run_button_job(docker, "restore", {"task": "upscale", "scale": 2, "steps": 2, "seed": 1},
+                                           "upscale")
+            if getattr(self, "last_run", None) is not None and self.last_run.job.state == "done":
+                box = self.last_run.plan.box
+                yield (lambda: len(app.documents()) == count + 1, 10.0, "the upscaled image to open")
+                new_doc = app.documents()[-1] if len(app.documents()) == count + 1 else None
+                self.check("upscale: opens a new image twice the crop's size", new_doc is not None
+                           and (new_doc.width(), new_doc.height()) == (2 * box.w, 2 * box.h),
+                           new_doc and (new_doc.width(), new_doc.height()))
+                self.check("upscale: the source image is untouched", self.top_names(doc) == names, self.top_names(doc))
+                if new_doc is not None:
+                    new_doc.setModified(False)
+                    new_doc.close()
+                    yield 1.0
+                app.setActiveDocument(doc)
+                yield (lambda: app.activeDocument() == doc, 10.0, "the test image to be active again")
         else:
             self.check("engine offers restore", bool(self.cfg.get("allow_missing_ops")), "missing")
+
+        # stylize with a reference image file
+        if "stylize" in ops:
+            doc.setSelection(sel)
+            doc.setActiveNode(source)
+            docker.select_op("stylize")
+            docker.style_path.setText(self.cfg["style"])
+            self.last_run = None
+            yield from self.run_button_job(docker, "stylize", {"steps": steps, "seed": 2}, "stylize")
+            if getattr(self, "last_run", None) is not None and self.last_run.job.state == "done":
+                self.check("stylize: the reference image travelled", "style" in self.last_run.plan.inputs,
+                           sorted(self.last_run.plan.inputs))
+                self.check_result_layer(doc, source, "stylize", mask_reader, 4)
+                yield from self.undo_removes(doc, names, "stylize")
+        else:
+            self.check("engine offers stylize", bool(self.cfg.get("allow_missing_ops")), "missing")
 
         # generate pattern: a new layer exactly the size of the selection
         if "generate" in ops:
@@ -440,7 +486,8 @@ class HostTest(Extension):
                 docker.cancel_button.click()
                 yield (lambda: not ctrl.running, 20.0, "the job to be cancelled")
                 self.check("Cancel stops the job", run.job.state in ("cancelled", "done"), run.job.state)
-                self.check("Cancel: the panel says so", run.job.state != "cancelled" or "Cancelled" in docker.message.text(),
+                self.check("Cancel: the panel says so",
+                           run.job.state != "cancelled" or "Cancelled" in docker.message.text(),
                            docker.message.text())
             self.check("cancelled job added no layer", run.job.state != "cancelled" or self.top_names(doc) == names,
                        self.top_names(doc))
@@ -470,7 +517,8 @@ class HostTest(Extension):
             self.last_run = None
             yield from self.run_button_job(docker, key16, {"steps": 3, "seed": 5, "variants": 1}, "16-bit")
             if getattr(self, "last_run", None) is not None and self.last_run.job.state == "done":
-                self.check("16-bit: request travelled as u16", self.last_run.plan.dtype == "u16", self.last_run.plan.dtype)
+                self.check("16-bit: request travelled as u16", self.last_run.plan.dtype == "u16",
+                           self.last_run.plan.dtype)
                 self.check_result_layer(doc16, layer16, "16-bit", lambda b: bytes(doc16.selection().pixelData(
                     b.x, b.y, b.w, b.h)), 8)
                 yield from self.undo_removes(doc16, names16, "16-bit")
@@ -486,7 +534,8 @@ class HostTest(Extension):
         grey.setSelection(sel_grey)
         docker.select_op("inpaint" if "inpaint" in ops else "restore")
         docker.run_clicked()
-        self.check("greyscale image: clear message", "RGB" in docker.message.text() and "Convert" in docker.message.text(),
+        self.check("greyscale image: clear message",
+                   "RGB" in docker.message.text() and "Convert" in docker.message.text(),
                    docker.message.text())
         self.info["ticks"] = self.ticks
         self.info["controller_polls"] = ctrl.ticks
