@@ -25,7 +25,13 @@ $(STAMP): pyproject.toml | $(PY)
 serve: install
 	$(VENV)/bin/sfumato serve $(ARGS)
 
-test: install
+# The benchmark peers (bench extra): the tests run the benchmark's smoke mode with them.
+BENCH_STAMP := $(VENV)/.sfumato-bench-installed
+$(BENCH_STAMP): pyproject.toml | $(STAMP)
+	$(PIP) install --quiet -e ".[test,bench]"
+	touch $(BENCH_STAMP)
+
+test: install $(BENCH_STAMP)
 	$(PY) -m pytest -q tests $(ARGS)
 
 # IMAGE=path/to/picture.png to use your own picture; writes demo/before.png and demo/after.png.

@@ -421,6 +421,15 @@ def _environment(ours: Ours | None) -> dict:
     return env
 
 
+def _portable(path: str) -> str:
+    """The data path relative to the checkout when it is beside it (no machine paths in the report)."""
+    import os
+
+    repo = Path(__file__).resolve().parent.parent
+    rel = os.path.relpath(Path(path).resolve(), repo)
+    return rel if rel.count("..") <= 2 else Path(path).name
+
+
 def merge_results(path: Path, new: dict, tasks: tuple[str, ...]) -> dict:
     """Results of the tasks just run replace those in an existing quality.json; others stay."""
     old: dict = {}
@@ -465,7 +474,7 @@ def run_quality(cfg: QualityConfig) -> dict:
         res["task_meta"] = qr.task_meta
         res["skipped"] = qr.skipped
         res["config"] = {k: v for k, v in asdict(cfg).items() if k not in ("out",)}
-        res["config"]["data"] = Path(cfg.data).name
+        res["config"]["data"] = _portable(cfg.data)
         res["environment"] = _environment(ours)
         res["seconds"] = round(time.perf_counter() - t0, 1)
         merged = merge_results(out / "quality.json", res, cfg.tasks)

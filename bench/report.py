@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -119,7 +119,7 @@ def _table(rows: list[dict], dataset: str, settings: tuple[str, ...], metrics: t
     if not present:
         return []
     cols = [s.replace("sigma=", "σ = ").replace("q=", "q = ") for s in present]
-    lines = [f"| Method | " + " | ".join(f"{c} ({header})" for c in cols) + " | s / image |",
+    lines = ["| Method | " + " | ".join(f"{c} ({header})" for c in cols) + " | s / image |",
              "|---|" + "---|" * (len(cols) + 1)]
     for method, kind in _method_order([r for r in rows if r["dataset"] == dataset]):
         cells = []
@@ -231,12 +231,13 @@ def _targets(q: dict | None, s: dict | None) -> list[str]:
              "| Target | Bar | Measured (ours) | Met |", "|---|---|---|---|"]
     any_row = False
     rows = (q or {}).get("rows", {})
+    quick = {t for t, m in (q or {}).get("task_meta", {}).items() if m.get("quick")}
     for task, dataset, setting, label, bar, _ in QUALITY_BARS:
         r = _find(rows.get(task, []), dataset, setting, OURS)
         if r is None:
             continue
         any_row = True
-        partial = f" (n = {r['n']})"
+        partial = f" (n = {r['n']}{', quick mode' if task in quick else ''})"
         lines.append(f"| {label} | ≥ {bar:.2f} dB | {_f(r['psnr'])} dB{partial} | {'yes' if r['psnr'] >= bar else 'no'} |")
     inp = rows.get("inpaint", [])
     for kind, margin in INPAINT_BARS:
@@ -255,7 +256,8 @@ def _targets(q: dict | None, s: dict | None) -> list[str]:
                 worst = (gap, p, mine)
         gap, p, mine = worst
         lines.append(f"| Inpainting {masklib.LABELS[kind]}, PSNR in the hole | ≥ hardest peer ({p['method']}, "
-                     f"{_f(p['psnr'])}) + {margin} = {_f(p['psnr'] + margin)} dB | {_f(mine)} dB (n = {p['n']}) | "
+                     f"{_f(p['psnr'])}) + {margin} = {_f(p['psnr'] + margin)} dB | {_f(mine)} dB (n = {p['n']}"
+                     f"{', quick mode' if 'inpaint' in quick else ''}) | "
                      f"{'yes' if gap >= 0 else 'no'} |")
     for group, size, label, bar in SPEED_BARS:
         r = next((x for x in (s or {}).get("latency", []) if x["group"] == group and x["size"] == size
@@ -383,7 +385,7 @@ def _speed_sections(s: dict, out: Path) -> list[str]:
     lines += latency_table(s.get("latency", []), f"Latency ({s.get('model', {}).get('device', 'cpu')})")
     if plot_latency(s.get("latency", []), out / "latency_vs_size.png"):
         lines += ["![latency vs size](latency_vs_size.png)", ""]
-    lines += latency_table(s.get("gpu_latency", []), f"Latency (GPU: {env.get('gpu', 'cuda')})")
+    lines += latency_table(s.get("gpu_latency", []), f"Latency on the GPU ({env.get('gpu', 'cuda')}; peers from the CPU run)")
     tp = s.get("throughput", [])
     if tp:
         lines += ["### Throughput", "", "| clients | jobs | jobs / s | median latency | max latency |", "|---|---|---|---|---|"]

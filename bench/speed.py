@@ -134,14 +134,21 @@ def latency_cases(ours: Ours, cfg: SpeedConfig) -> list[dict]:
     return cases
 
 
-def run_latency(ours: Ours, cfg: SpeedConfig) -> list[dict]:
+def run_latency(ours: Ours, cfg: SpeedConfig, peer_rows: list[dict] | None = None) -> list[dict]:
+    """Median latency of every case. With `peer_rows` (a CPU run's rows), only ours is
+    timed and its ratios refer to those peers: the GPU run does not re-time CPU peers."""
     rows = []
-    for case in latency_cases(ours, cfg):
+    cases = latency_cases(ours, cfg)
+    if peer_rows is not None:
+        cases = [c for c in cases if c["kind"] == "ours"]
+    for case in cases:
         med, runs = median_time(case["fn"], case["repeats"])
         row = {k: v for k, v in case.items() if k != "fn"}
         row.update({"median_s": med, "runs_s": [round(r, 4) for r in runs], "device": ours.device})
         rows.append(row)
         log(f"[latency {ours.device}] {case['group']} {case['size']}: {case['method']} {med * 1000:.1f} ms")
+    if peer_rows is not None:
+        rows += [dict(r, device="cpu") for r in peer_rows if r["kind"] == "peer"]
     for row in rows:  # ratio of ours to each peer of the same case
         mine = next((r for r in rows if r["group"] == row["group"] and r["size"] == row["size"]
                      and r["kind"] == "ours"), None)
@@ -339,7 +346,7 @@ def run_speed(cfg: SpeedConfig) -> dict:
 
     if cfg.gpu and cfg.device == "cpu" and torch.cuda.is_available():
         with Ours(cfg.models, "cuda") as ours:
-            res["gpu_latency"] = run_latency(ours, cfg_eff)
+            res["gpu_latency"] = run_latency(ours, cfg_eff, peer_rows=res["latency"])
     res["seconds"] = round(time.perf_counter() - t0, 1)
     (out / "speed.json").write_text(json.dumps(res, indent=1))
     report.write_report(out)

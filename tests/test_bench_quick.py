@@ -19,7 +19,7 @@ pytest.importorskip("skimage", reason="the bench extra is not installed (pip ins
 pytest.importorskip("cv2", reason="the bench extra is not installed (pip install -e .[bench])")
 
 
-def _bench(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+def _bench(*args: str, timeout: float = 1800) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=str(REPO))
     proc = subprocess.run([sys.executable, "-m", "bench", *args], cwd=REPO, env=env, capture_output=True,
                           text=True, timeout=timeout)

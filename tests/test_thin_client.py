@@ -152,7 +152,7 @@ def test_missing_model_is_reported_with_where_to_put_it(session):
     job = session.submit("inpaint", {"image": arr(image), "mask": arr(mask)}, {"steps": 1})
     with pytest.raises(sl.LinkError) as info:
         job.wait(30)
-    assert info.value.code == "model_missing" and "models/" in str(info.value)
+    assert info.value.code == "model_missing" and "builtin" in str(info.value) and "put" in str(info.value).lower()
 
 
 @pytest.mark.parametrize("kind", ["zmq", "relay"])

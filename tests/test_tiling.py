@@ -17,6 +17,15 @@ TINY = {"channels": [8, 16, 16, 16], "down_blocks": [1, 1, 1, 1], "up_blocks": [
         "emb_dim": 32, "groups": 4}
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny networks run fastest on one thread, and spin-waiting threads crawl on a busy CPU."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def blobs(size: int, rng: np.random.Generator) -> np.ndarray:
     """Smooth random colour fields (a few soft Gaussian blobs): large-scale structure whose
     opposite edges do not match unless the generator makes them."""

@@ -1,13 +1,15 @@
 """Find thin bright or dark defects (scratches, dust, hairs) in a photo, as an inpainting mask.
 
-Why this shape: a scratch is narrower than any morphological structuring element a few
-pixels wide, so a top-hat (image minus its opening, or closing minus image) isolates it,
-while edges and broad shapes vanish. Texture also survives a top-hat, so the response is
-then (a) averaged along short line segments at many angles, which favours long straight
-or gently curved marks over isolated texture specks, and (b) compared with the local
-texture energy, so that grass or foliage needs a far stronger mark than a clear sky.
-Compact, very strong spots are kept too (dust). Weak pixels joined to strong ones are
-grown by hysteresis, and the mask is dilated by a pixel to cover the anti-aliased rim.
+Why this shape: a scratch is a narrow ridge, brighter (or darker) than the pixels a few
+pixels away on *both* sides across it, and it stays so for a long way along it. So for
+each of several orientations we take the two-sided flank contrast (a pixel minus the
+brighter of its two flanks at distance d along the normal; edges fail it because one
+flank is always on the bright side) and average it along a segment in the line's
+direction. Texture also has thin ridges, but short ones in random directions, so the
+segment average of texture is weak; the evidence is compared with the local ridge energy
+so that grass needs a far stronger mark than a clear sky. Compact spots brighter (or
+darker) than their surround in every direction are dust. Weak pixels touching strong ones
+join by hysteresis, and the mask is dilated by a pixel to cover anti-aliased rims.
 """
 from __future__ import annotations
 
@@ -21,12 +23,12 @@ import torch.nn.functional as F
 
 @dataclass(frozen=True)
 class DefectParams:
-    """Detector knobs. `sensitivity` 0..1 scales every threshold (higher finds more)."""
+    """Detector knobs. `sensitivity` 0..1 scales the thresholds (higher finds more)."""
 
-    max_width: int = 3  # widest defect, in pixels, treated as thin
+    flank: float = 3.0  # distance of the flanks: marks up to ~2*flank-2 pixels wide
     line_length: int = 15  # segment over which line evidence is averaged
-    angles: int = 16
-    context: int = 31  # window of the local texture energy
+    angles: int = 12
+    context: int = 31  # window of the local ridge energy
     sensitivity: float = 0.5
     dust: bool = True
     dilate: int = 1
@@ -38,6 +40,10 @@ def _luma(rgb: torch.Tensor) -> torch.Tensor:
     return (rgb * w).sum(dim=1, keepdim=True)
 
 
+def _pad(x: torch.Tensor, p: int) -> torch.Tensor:
+    return F.pad(x, (p, p, p, p), mode="replicate")
+
+
 def _dilate(x: torch.Tensor, r: int) -> torch.Tensor:
     """Grey dilation by a (2r+1) square, separably (a 2-D pool is slow on CPU)."""
     if r <= 0:
@@ -46,15 +52,32 @@ def _dilate(x: torch.Tensor, r: int) -> torch.Tensor:
     return F.max_pool2d(F.pad(x, (0, 0, r, r), mode="replicate"), (2 * r + 1, 1), stride=1)
 
 
-def _erode(x: torch.Tensor, r: int) -> torch.Tensor:
-    return -_dilate(-x, r)
-
-
 def _box(x: torch.Tensor, r: int) -> torch.Tensor:
-    return F.avg_pool2d(F.pad(x, (r, r, r, r), mode="replicate"), 2 * r + 1, stride=1)
+    x = F.avg_pool2d(F.pad(x, (r, r, 0, 0), mode="replicate"), (1, 2 * r + 1), stride=1)
+    return F.avg_pool2d(F.pad(x, (0, 0, r, r), mode="replicate"), (2 * r + 1, 1), stride=1)
 
 
-def _line_kernels(length: int, angles: int, device: torch.device) -> torch.Tensor:
+def _shift_kernels(dist: float, angles: int) -> tuple[torch.Tensor, int]:
+    """(2*angles, 1, k, k) bilinear kernels sampling the point at +/- dist along each
+    orientation's normal (orientation i is the line direction pi*i/angles)."""
+    p = int(math.ceil(dist)) + 1
+    k = 2 * p + 1
+    ks = torch.zeros(2 * angles, 1, k, k)
+    for i in range(angles):
+        a = math.pi * i / angles
+        nx, ny = -math.sin(a), math.cos(a)  # normal to the line direction (cos a, sin a)
+        for j, sign in enumerate((1.0, -1.0)):
+            x, y = p + sign * dist * nx, p + sign * dist * ny
+            x0, y0 = math.floor(x), math.floor(y)
+            fx, fy = x - x0, y - y0
+            for yy, xx, wgt in ((y0, x0, (1 - fx) * (1 - fy)), (y0, x0 + 1, fx * (1 - fy)),
+                                (y0 + 1, x0, (1 - fx) * fy), (y0 + 1, x0 + 1, fx * fy)):
+                if 0 <= yy < k and 0 <= xx < k:
+                    ks[2 * i + j, 0, yy, xx] += wgt
+    return ks, p
+
+
+def _line_kernels(length: int, angles: int) -> torch.Tensor:
     """(angles, 1, L, L) normalised kernels that average along a centred segment."""
     c = (length - 1) / 2
     yy, xx = torch.meshgrid(torch.arange(length, dtype=torch.float32), torch.arange(length, dtype=torch.float32),
@@ -63,30 +86,39 @@ def _line_kernels(length: int, angles: int, device: torch.device) -> torch.Tenso
     for i in range(angles):
         a = math.pi * i / angles
         dx, dy = math.cos(a), math.sin(a)
-        # distance of each cell centre from the line through the centre, and along it
         across = ((xx - c) * dy - (yy - c) * dx).abs()
         along = ((xx - c) * dx + (yy - c) * dy).abs()
         k = (1 - across).clamp(min=0) * (along <= c + 0.5)
         ks.append(k / k.sum())
-    return torch.stack(ks)[:, None].to(device)
+    return torch.stack(ks)[:, None]
 
 
-def _oriented_mean(r: torch.Tensor, kernels: torch.Tensor) -> torch.Tensor:
-    """Max over angles of the mean response along a segment."""
-    p = kernels.shape[-1] // 2
-    return F.conv2d(F.pad(r, (p, p, p, p), mode="replicate"), kernels).amax(dim=1, keepdim=True)
+def _segment_steps(length: int, angles: int) -> list[tuple[int, int]]:
+    """Integer (dy, dx) of one segment length along each orientation."""
+    d = length // 2 + 1
+    return [(round(d * math.sin(math.pi * i / angles)), round(d * math.cos(math.pi * i / angles)))
+            for i in range(angles)]
+
+
+def _shift_along(x: torch.Tensor, steps: list[tuple[int, int]], k: int) -> torch.Tensor:
+    """out[:, i] = x[:, i] sampled k segments further along orientation i, edges replicated."""
+    p = abs(k) * max(max(abs(dy), abs(dx)) for dy, dx in steps)
+    xp = _pad(x, p)
+    h, w = x.shape[-2:]
+    return torch.stack([xp[:, i, p + k * dy:p + k * dy + h, p + k * dx:p + k * dx + w]
+                        for i, (dy, dx) in enumerate(steps)], dim=1)
 
 
 def _hysteresis(strong: torch.Tensor, weak: torch.Tensor, iterations: int = 8) -> torch.Tensor:
-    """Grow `strong` through 8-connected `weak` pixels (both bool (1,1,H,W)), a few pixels
-    at most: seeds lie all along a mark, so long growth is never needed."""
-    grown = strong & weak
+    """Grow `strong` through 8-connected `weak` pixels (bool (1,1,H,W)), a few pixels at
+    most: seeds lie all along a mark, so long growth is never needed."""
+    grown = strong
     for _ in range(iterations):
-        nxt = _dilate(grown.float(), 1).bool() & weak
+        nxt = (_dilate(grown.float(), 1) > 0.5) & weak | strong
         if torch.equal(nxt, grown):
             break
         grown = nxt
-    return grown | strong
+    return grown
 
 
 @torch.no_grad()
@@ -95,36 +127,45 @@ def detect_defects(image: np.ndarray | torch.Tensor, params: DefectParams = Defe
     """Boolean (H, W) mask of thin bright/dark defects in an RGB image.
 
     `image`: (H, W, 3) in [0, 255] (numpy), or (1, 3, H, W) in [-1, 1] (torch).
-    `region`: optional (H, W) bool/float mask; defects are only reported inside it.
+    `region`: optional (H, W) mask; defects are only reported inside it.
     """
     if isinstance(image, np.ndarray):
         rgb = torch.from_numpy(np.ascontiguousarray(image[..., :3], dtype=np.float32) / 255.0).permute(2, 0, 1)[None]
     else:
         rgb = (image[:, :3].float().cpu() + 1) / 2
     lum = _luma(rgb)
-    r = max(1, params.max_width)
-    # Top-hats with a (2r+1) square: anything at most 2r wide survives.
-    bright = lum - _dilate(_erode(lum, r), r)
-    dark = _erode(_dilate(lum, r), r) - lum
-    # Thin marks are tested polarity by polarity: a bright scratch on dark texture must
-    # not be excused by the dark specks around it and vice versa.
-    kernels = _line_kernels(params.line_length, params.angles, lum.device)
+    n = params.angles
+    shifts, p = _shift_kernels(params.flank, n)
+    flanks = F.conv2d(_pad(lum, p), shifts)  # (1, 2n, H, W): the two flanks per orientation
+    d1, d2 = lum - flanks[:, 0::2], lum - flanks[:, 1::2]
+    lines = _line_kernels(params.line_length, n)
+    q = params.line_length // 2
     s = float(np.clip(params.sensitivity, 0.0, 1.0))
-    k_line = 6.0 - 4.0 * s  # line evidence vs local texture energy (4 at the default)
-    k_dust = 2.0 * k_line
-    floor = 0.06 - 0.04 * s  # absolute contrast floor in [0, 1] luma (0.04 = 10 levels at the default)
+    k_line = 6.0 - 4.0 * s  # line evidence vs local ridge energy (4 at the default)
+    floor = 0.14 - 0.12 * s  # contrast floor in luma (0.08, about 20 grey levels, at the default)
     mask = torch.zeros_like(lum, dtype=torch.bool)
-    for resp in (bright, dark):
-        energy = _box(resp, params.context // 2)  # texture energy, a scratch barely moves it
-        line = _oriented_mean(resp, kernels)
-        strong = (line > k_line * energy) & (line > floor)
-        # pixels of the mark itself: at least half the segment's evidence
-        weak = (resp > 0.5 * torch.maximum(line, floor * torch.ones_like(line))) & (resp > floor * 0.5)
-        strong = strong & weak
+    steps = _segment_steps(params.line_length, n)
+    for ridge in (torch.minimum(d1, d2), torch.minimum(-d1, -d2)):  # bright, then dark marks
+        ridge = ridge.clamp(min=0)  # (1, n, H, W) two-sided contrast per orientation
+        along = F.conv2d(_pad(ridge, q), lines, groups=n)  # mean along each orientation
+        # A scratch continues: demand the evidence also one segment further on at least
+        # one side, which short texture ridges (a blade of grass, a twig) cannot give.
+        f1, b1 = _shift_along(along, steps, 1), _shift_along(along, steps, -1)
+        f2, b2 = _shift_along(along, steps, 2), _shift_along(along, steps, -2)
+        reach = torch.maximum(torch.minimum(f1, b1), torch.maximum(torch.minimum(f1, f2), torch.minimum(b1, b2)))
+        along = torch.minimum(along, reach)
+        best, idx = along.max(dim=1, keepdim=True)
+        own = ridge.gather(1, idx)  # the pixel's contrast at the winning orientation
+        peak = ridge.amax(dim=1, keepdim=True)
+        energy = _box(peak, params.context // 2)
+        strong = (best > k_line * energy) & (best > floor) & (own > 0.5 * best)
         if params.dust:
-            local_max = _dilate(resp, 2) <= resp + 1e-6
-            strong |= (resp > k_dust * energy) & (resp > 2 * floor) & local_max
-        mask |= _hysteresis(strong, (resp > floor * 0.5) & (resp > 0.35 * k_line * energy))
+            spot = ridge.amin(dim=1, keepdim=True)  # brighter than the surround in every direction
+            strong |= (spot > 1.5 * k_line * energy) & (spot > 1.5 * floor)
+        # grow into pixels with at least a third of the contrast of the seeds next to them
+        seed_level = _dilate(torch.where(strong, torch.maximum(best, own), torch.zeros_like(best)), 2)
+        weak = (peak > 0.35 * seed_level) & (peak > 0.5 * floor)
+        mask |= _hysteresis(strong, weak)
     mask = _dilate(mask.float(), params.dilate) > 0.5
     out = mask[0, 0].cpu().numpy()
     if region is not None:

@@ -15,6 +15,7 @@ Outpainting is the same operation: mask the transparent (or added) canvas.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -25,16 +26,21 @@ from ..diffusion.denoiser import make_cond
 from ..diffusion.sampling import SAMPLERS
 from ..errors import BAD_PARAM, TOO_LARGE, EngineError
 from .base import InputSpec, JobContext, Operation, ParamSpec
-from .jobtools import (Stages, make_generator, model_fn, noise_fn, randn, resolve_seed, schedule, strength_sigma,
+from .jobtools import (Stages, make_generator, model_fn, randn, resolve_seed, schedule, strength_sigma,
                        variant_outputs)
-from .patchfill import hole_radius, patch_fill
+from .patchfill import hole_radius, patch_fill, smooth_fill
 
 MAX_VARIANTS = 8
-PREFILL_RADIUS = 6  # holes deeper than this (work-resolution pixels) start from a patch fill
-PREFILL_SIGMA = 5.0  # noise level the sampler starts at over a patch pre-fill
+THIN_RADIUS = 4  # holes at most this deep (pixels) are "thin": scratches, strokes, dust
+THIN_START, THIN_SIGMA, THIN_STEPS = "smooth", 1.0, 0.4  # pre-fill, start noise, fraction of steps
+THIN_MAX_AREA = 4  # thin holes run at full resolution up to this many times the capped area
+PREFILL_RADIUS = 6  # deeper holes (work-resolution pixels) start from a pre-fill
+PREFILL_START, PREFILL_SIGMA, PREFILL_STEPS = "patch", 5.0, 0.75
 DETAIL_SIGMA = 0.25  # noise level of the full-resolution detail pass
 DETAIL_STEPS = 3
 DETAIL_MARGIN = 16  # pixels of context around the hole in the detail pass
+CONSISTENCY = True  # re-impose the known pixels on every denoised estimate
+CHURN = 0.0  # EDM stochasticity for euler / heun
 
 
 def check_inputs(inputs: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -55,17 +61,16 @@ class Sampling:
     """The sampler run on one work area: conditioning, consistency, progress and previews."""
 
     def __init__(self, den, device: str, known: torch.Tensor, hard: torch.Tensor, generator: torch.Generator,
-                 sampler: str, stages: Stages, stage: str, consistency: bool = True):
+                 sampler: str, stages: Stages, stage: str):
         self.known, self.hard = known, hard
         self.cond = make_cond(known, hard, known)
         self.base = model_fn(den, self.cond, device)
         self.generator, self.sampler = generator, sampler
         self.stages, self.stage = stages, stage
-        self.consistency = consistency
 
     def denoise(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         d = self.base(x, sigma)
-        if self.consistency:  # known pixels are data: project the estimate onto them
+        if CONSISTENCY:  # known pixels are data: project the estimate onto them
             d = self.known + self.hard * (d - self.known)
         return d
 
@@ -80,7 +85,7 @@ class Sampling:
 
         kwargs: dict[str, Any] = {"callback": callback}
         if self.sampler != "dpmpp_2m":
-            kwargs["generator"] = self.generator
+            kwargs.update(generator=self.generator, s_churn=CHURN)
         return SAMPLERS[self.sampler](self.denoise, x, sigmas, **kwargs)
 
 
@@ -143,50 +148,69 @@ def run(inputs: dict[str, np.ndarray], params: dict[str, Any], ctx: JobContext) 
     return variant_outputs(outs), meta
 
 
+@dataclass
+class Plan:
+    """How one diffusion inpaint runs; chosen from the hole's shape and the strength."""
+
+    work: tuple[int, int]  # sampler resolution
+    start: str  # "noise", "original" (SDEdit), "patch" or "smooth" (pre-fill)
+    sigma_start: float
+    steps: int
+    detail: bool  # full-resolution pass after a downscaled one
+
+
+def plan(h: int, w: int, radius: int, strength: float, steps: int, cap: int, stride: int) -> Plan:
+    """Thin holes (scratches, strokes) are decided by their surroundings: start from a smooth
+    membrane fill at a low noise level, at full resolution. Deep holes need the prior's
+    global structure: a capped-resolution run (from a patch fill when large), then detail."""
+    if strength < 1.0:
+        work = images.work_size(h, w, cap, stride)
+        return Plan(work, "original", strength_sigma(strength), max(1, round(steps * strength)), work != (h, w))
+    if radius <= THIN_RADIUS and h * w <= THIN_MAX_AREA * cap * cap:
+        return Plan((h, w), THIN_START, THIN_SIGMA, max(1, round(steps * THIN_STEPS)), False)
+    work = images.work_size(h, w, cap, stride)
+    scale = work[0] / h
+    if radius * scale > PREFILL_RADIUS:
+        return Plan(work, PREFILL_START, PREFILL_SIGMA, max(1, round(steps * PREFILL_STEPS)), work != (h, w))
+    return Plan(work, "noise", 80.0, steps, work != (h, w))
+
+
 def _diffuse(den, device: str, rgb: np.ndarray, regen: np.ndarray, params: dict[str, Any], seed: int, n_var: int,
              ctx: JobContext, meta: dict) -> list[np.ndarray]:
     """Sample the work area; returns one (h, w, 3) float fill per variant at full resolution."""
     h, w = regen.shape
-    strength, steps = params["strength"], params["steps"]
-    cap = images.work_cap(device)
-    wh, ww = images.work_size(h, w, cap, den.stride)
-    downscaled = (wh, ww) != (h, w)
-    known_full = images.to_model(rgb, device)
-    hard_w = _hard_mask(regen.astype(np.float32), (wh, ww), device)
-    known_w = images.resize(known_full, (wh, ww)) if downscaled else known_full
-    refine = strength < 1.0
-    prefill = (not refine) and hole_radius(hard_w[0, 0].cpu().numpy() > 0) > PREFILL_RADIUS
-    if refine:
-        sigma_start, n_steps = strength_sigma(strength), max(1, round(steps * strength))
-    elif prefill:
-        sigma_start, n_steps = PREFILL_SIGMA, max(1, round(steps * 0.75))
-    else:
-        sigma_start, n_steps = 80.0, steps
-    detail_steps = DETAIL_STEPS if downscaled else 0
-    stages = Stages(ctx, {"prefill": 1 if prefill else 0, "diffusion": n_steps, "detail": detail_steps, "composite": n_var})
+    pl = plan(h, w, hole_radius(regen), params["strength"], params["steps"], images.work_cap(device), den.stride)
+    prefill = pl.start in ("patch", "smooth")
+    stages = Stages(ctx, {"prefill": 1 if prefill else 0, "diffusion": pl.steps,
+                          "detail": DETAIL_STEPS if pl.detail else 0, "composite": n_var})
     meta["_stages"] = stages
-    meta.update(work_size=[wh, ww], prefill=prefill, sigma_start=round(sigma_start, 4))
+    meta.update(work_size=list(pl.work), start=pl.start, sigma_start=round(pl.sigma_start, 4))
     gen = make_generator(seed)
+    known_full = images.to_model(rgb, device)
+    hard_w = _hard_mask(regen.astype(np.float32), pl.work, device)
+    known_w = images.resize(known_full, pl.work) if pl.work != (h, w) else known_full
+    hole_w = hard_w[0, 0].cpu().numpy() > 0
 
     start = known_w
     if prefill:
         small = images.from_model(known_w)[0]
-        filled = patch_fill(small, hard_w[0, 0].cpu().numpy() > 0, seed=seed)
+        filled = patch_fill(small, hole_w, seed=seed) if pl.start == "patch" else smooth_fill(small, hole_w)
         start = images.to_model(filled, device)
         stages.report("prefill", 1)
         stages.done("prefill")
-    x0 = start.expand(n_var, -1, -1, -1)
-    sigmas = schedule(n_steps, sigma_start, device)
-    x = x0 + randn(tuple(x0.shape), gen, device) * sigmas[0] if (refine or prefill) else randn(tuple(x0.shape), gen, device) * sigmas[0]
-    sampling = Sampling(den, device, known_w.expand(n_var, -1, -1, -1), hard_w, gen, params["sampler"], stages, "diffusion")
+    sigmas = schedule(pl.steps, pl.sigma_start, device)
+    shape = (n_var, 3) + tuple(pl.work)
+    noise = randn(shape, gen, device) * sigmas[0]
+    x = noise if pl.start == "noise" else start.expand(n_var, -1, -1, -1) + noise
+    sampling = Sampling(den, device, known_w.expand(n_var, -1, -1, -1), hard_w, gen, params["sampler"], stages,
+                        "diffusion")
     x = sampling.run(x, sigmas)
     stages.done("diffusion")
 
-    if downscaled:
+    if pl.detail:
         x = _detail_pass(den, device, known_full, regen, x, gen, params["sampler"], stages)
         stages.done("detail")
-    result = images.from_model(x)
-    return [r for r in result]
+    return list(images.from_model(x))
 
 
 def _detail_pass(den, device: str, known_full: torch.Tensor, regen: np.ndarray, x_small: torch.Tensor,

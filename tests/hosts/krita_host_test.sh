@@ -3,7 +3,10 @@
 # against the real engine on loopback. Prints SKIP with the reason when Krita cannot be
 # installed here; exits non-zero when a check fails.
 #
-#   tests/hosts/krita_host_test.sh [--screenshot FILE [--photo]] [--keep] [--allow-missing-ops]
+#   tests/hosts/krita_host_test.sh [--debian13] [--screenshot FILE [--photo]] [--keep] [--allow-missing-ops]
+#
+# --debian13 runs Krita 5.2 (Python 3.13) from a Debian 13 chroot built once under .hosts/ (on
+# Debian 12, as root), instead of the system's Krita (Debian 12: 5.1.5 with Python 3.11).
 #
 # Environment: SFUMATO_PY (the engine's Python, default .venv/bin/python), KRITA_TEST_MODELS
 # (a models folder to use instead of a tiny model trained on the spot).
@@ -12,13 +15,14 @@ cd "$(dirname "$0")/../.."
 ROOT=$(pwd)
 START=$(date +%s)
 PY=${SFUMATO_PY:-$ROOT/.venv/bin/python}
-SCREENSHOT="" KEEP=0 ALLOW="" PHOTO=""
+SCREENSHOT="" KEEP=0 ALLOW="" PHOTO="" DEBIAN13=0 KROOT=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --screenshot) SCREENSHOT=$(realpath -m "$2"); shift 2 ;;
         --keep) KEEP=1; shift ;;
         --allow-missing-ops) ALLOW="--allow-missing-ops"; shift ;;
         --photo) PHOTO="--photo"; shift ;;
+        --debian13) DEBIAN13=1; shift ;;
         *) echo "unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -31,7 +35,13 @@ py() { PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" "$PY" "$@"; }  # the engine
 PKGS="krita python3-pyqt5 python3-sip xvfb xauth python3-zmq python3-msgpack imagemagick"
 have_host() { command -v krita >/dev/null && command -v xvfb-run >/dev/null \
     && /usr/bin/python3 -c "import PyQt5.QtCore" >/dev/null 2>&1 && command -v import >/dev/null; }
-if ! have_host; then
+if [ "$DEBIAN13" = 1 ]; then
+    have_host() { command -v xvfb-run >/dev/null; }  # only the engine side runs on this system
+    out=$("$ROOT/tests/hosts/krita/provision_debian13.sh") || skip "no Debian 13 chroot for Krita 5.2 (see above)"
+    KROOT=$(echo "$out" | sed -n 's/^ROOT=//p')
+    KRITA_VERSION=$(chroot "$KROOT" dpkg-query -W -f='${Version}' krita)
+fi
+if [ -z "$KROOT" ] && ! have_host; then
     command -v apt-get >/dev/null || skip "Krita is not installed and apt-get is not available"
     SUDO=""
     if [ "$(id -u)" -ne 0 ]; then
@@ -44,7 +54,7 @@ if ! have_host; then
         || skip "apt-get could not install Krita: $(tail -1 /tmp/krita-apt.log)"
     have_host || skip "Krita installed but not usable (no PyQt5 for the system Python?)"
 fi
-KRITA_VERSION=$(dpkg-query -W -f='${Version}' krita 2>/dev/null || echo unknown)
+[ -n "$KROOT" ] || KRITA_VERSION=$(dpkg-query -W -f='${Version}' krita 2>/dev/null || echo unknown)
 echo "Krita package $KRITA_VERSION; provisioning took $(( $(date +%s) - START )) s"
 
 # --- scratch profile, engine, inputs ------------------------------------------------------
@@ -52,6 +62,7 @@ WORK=$(mktemp -d /tmp/sfumato-krita.XXXXXX)
 ENGINE_PID=""
 cleanup() {
     [ -n "$ENGINE_PID" ] && kill "$ENGINE_PID" 2>/dev/null && wait "$ENGINE_PID" 2>/dev/null
+    [ -n "$KROOT" ] && "$ROOT/tests/hosts/gimp/chroot.sh" umount "$KROOT"
     if [ "$KEEP" = 1 ]; then echo "kept $WORK"; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
@@ -84,7 +95,12 @@ echo "engine: $(grep 'ready on' "$WORK/engine.log")"
 
 # --- Krita --------------------------------------------------------------------------------
 K0=$(date +%s)
-SFUMATO_KRITA_TEST="$WORK/config.json" SFUMATO_ENGINE="$ADDRESS" \
+IN_ROOT=()
+if [ -n "$KROOT" ]; then  # the work folder at the same path inside the chroot; same network
+    "$ROOT/tests/hosts/gimp/chroot.sh" mount "$KROOT" "$WORK" || { echo "FAIL: cannot mount into $KROOT"; exit 1; }
+    IN_ROOT=(chroot "$KROOT" env HOME="$HOME")
+fi
+"${IN_ROOT[@]}" env SFUMATO_KRITA_TEST="$WORK/config.json" SFUMATO_ENGINE="$ADDRESS" \
     timeout 600 xvfb-run -a -n $((100 + RANDOM % 800)) -s "-screen 0 1440x900x24" krita --nosplash >"$WORK/krita.log" 2>&1
 KRC=$?
 echo "Krita ran $(( $(date +%s) - K0 )) s (exit $KRC)"

@@ -124,7 +124,7 @@ class Controller:
                     self._save_store(link.Settings.from_mapping({"address": self.settings.address}).to_json())
                 except Exception:
                     log.exception("could not store the Sfumato settings")
-        self.close(cancel_jobs=False)
+        self.close(cancel_jobs=True)  # a reconnect abandons this panel's running jobs: stop them on the engine
         try:
             self.session = link.Session.open(self.settings, client=self.client)
         except link.LinkError as exc:
