@@ -242,9 +242,14 @@ def run_job(op: str, label: str, inputs: dict, params: dict) -> sl.Job:
 # ---- procedures ----------------------------------------------------------------------------------
 
 def failure(procedure, run_mode, text: str):
-    """A readable message for the user, and the same text for scripts; never a traceback."""
+    """A readable message, never a traceback.
+
+    Interactive: shown with Gimp.message, and the run ends as cancelled so that GIMP does not
+    show the same text a second time. Scripts and batch mode: EXECUTION_ERROR with the text.
+    """
     if run_mode == Gimp.RunMode.INTERACTIVE:
         Gimp.message(text)
+        return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
     return procedure.new_return_values(Gimp.PDBStatusType.EXECUTION_ERROR,
                                        GLib.Error.new_literal(Gimp.PlugIn.error_quark(), text, 0))
 

@@ -94,7 +94,7 @@ def run_gui(host, engine, work: Path, shots: Path | None) -> list[dict]:
                 "-b", f"exec(open('{host.inner(work / 'gui_session.py')}').read())", "--quit"]
         t0 = time.monotonic()
         gimp = subprocess.Popen(host.command(argv, env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        if not _wait(work / "dialog", 120, gimp):
+        if not _wait(work / "dialog", 900, gimp):  # a cold GIMP on a loaded CI box takes minutes
             checks.append({"name": "gui: GIMP started and opened the picture", "ok": False, "detail": "no marker"})
             return checks
         win = _find_window(host, "Inpaint Selection", 60)

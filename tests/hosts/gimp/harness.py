@@ -226,7 +226,7 @@ def run_batch(host: Host, engine: Engine, work: Path, ops: list[str], only_cance
     driver = threading.Thread(target=cancel_driver, args=(engine, work, proc, cancel), daemon=True)
     driver.start()
     try:
-        output, _ = proc.communicate(timeout=600)
+        output, _ = proc.communicate(timeout=1800)  # a loaded 2-core CI box is slow; normally ~1 min
     except subprocess.TimeoutExpired:
         proc.kill()
         output, _ = proc.communicate()
