@@ -11,6 +11,7 @@ Signatures (images are (h, w, 3) RGB; uint8 unless said otherwise):
 """
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass
 from importlib import metadata
 from typing import Callable
@@ -80,17 +81,14 @@ def _cv2_inpaint(flag: int) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
 
 
 # --- BM3D ---------------------------------------------------------------------------------
-try:
-    import bm3d as _bm3d
-except Exception as exc:  # ImportError, or a broken binary wheel
-    _bm3d = None
-    _BM3D_REASON = f"bm3d is not installed ({exc})"
-else:
-    _BM3D_REASON = ""
+# Imported on first use: importing bm3d takes seconds, and quick runs never call it.
+_BM3D_REASON = "" if importlib.util.find_spec("bm3d") is not None else "bm3d is not installed"
 
 
 def _cbm3d(noisy: np.ndarray, sigma: float) -> np.ndarray:
-    out = _bm3d.bm3d_rgb(np.asarray(noisy, dtype=np.float64) / 255.0, sigma_psd=sigma / 255.0)
+    import bm3d
+
+    out = bm3d.bm3d_rgb(np.asarray(noisy, dtype=np.float64) / 255.0, sigma_psd=sigma / 255.0)
     return np.asarray(out) * 255.0
 
 
@@ -138,7 +136,7 @@ def all_peers() -> list[Peer]:
     cv_fn = cv2 is not None
     pm_fn, pm_pkg, pm_reason = _load_patchmatch()
     return [
-        Peer("CBM3D", "denoise", _versioned("bm3d"), _cbm3d if _bm3d is not None else None,
+        Peer("CBM3D", "denoise", _versioned("bm3d"), None if _BM3D_REASON else _cbm3d,
              note="bm3d_rgb, sigma_psd = sigma (the true noise level)", reason=_BM3D_REASON, slow=True),
         Peer("OpenCV NLM", "denoise", _versioned("opencv-python-headless"), _nlm if cv_fn else None,
              note=f"fastNlMeansDenoisingColored, h = hColor = {NLM_H_PER_SIGMA} sigma, 7/21 windows, "

@@ -34,6 +34,7 @@ from .peers import Peer, all_peers, package_version
 
 TASKS = ("denoise", "sr", "inpaint", "jpeg")
 OURS = "Sfumato (ours)"
+QUICK_CROP = 192  # quick mode measures centre crops: it checks the code paths, not the figures
 
 
 @dataclass
@@ -225,6 +226,25 @@ class QualityRun:
         n = self.cfg.settings()["images"]
         return self.data.images(dataset, n)
 
+    def _load(self, item: Item) -> np.ndarray:
+        img = item.load()
+        if not self.cfg.quick:
+            return img
+        h, w = img.shape[:2]
+        c = min(QUICK_CROP, h, w)
+        y0, x0 = (h - c) // 2, (w - c) // 2
+        return np.ascontiguousarray(img[y0:y0 + c, x0:x0 + c])
+
+    def _load_sr(self, item: Item, scale: int) -> tuple[np.ndarray, np.ndarray]:
+        """(HR cropped to a multiple of scale, LR); quick mode: matching centre crops."""
+        hr, lr = crop_to_multiple(item.load(), scale), item.load_lr()
+        if not self.cfg.quick:
+            return hr, lr
+        c = min(QUICK_CROP // scale, *lr.shape[:2])
+        y0, x0 = (lr.shape[0] - c) // 2, (lr.shape[1] - c) // 2
+        return (np.ascontiguousarray(hr[y0 * scale:(y0 + c) * scale, x0 * scale:(x0 + c) * scale]),
+                np.ascontiguousarray(lr[y0:y0 + c, x0:x0 + c]))
+
     # ---- tasks ----
     def run_denoise(self) -> None:
         methods = [m for m in [self._ours_method("denoise", "restore", self.ours.denoise if self.ours else None)] if m]
@@ -233,7 +253,7 @@ class QualityRun:
             items = self._images(dataset)
             setting = f"sigma={sigma}"
             for i, item in enumerate(items):
-                clean = item.load()
+                clean = self._load(item)
                 noisy = noisy_image(clean, sigma, self.cfg.seed, dataset, i)
                 outs = {}
                 for m in methods:
@@ -255,8 +275,7 @@ class QualityRun:
             items = self.data.sr_pairs(dataset, scale, self.cfg.settings()["images"])
             setting = f"x{scale}"
             for i, item in enumerate(items):
-                hr = crop_to_multiple(item.load(), scale)
-                lr = item.load_lr()
+                hr, lr = self._load_sr(item, scale)
                 if (lr.shape[0] * scale, lr.shape[1] * scale) != hr.shape[:2]:
                     raise DataError(f"{item.lr_path}: LR {lr.shape[:2]} x{scale} does not match HR {hr.shape[:2]}")
                 y_hr = crop_border(rgb_to_y(hr), scale)
@@ -282,7 +301,7 @@ class QualityRun:
         kinds = self.cfg.settings()["inpaint"]
         swd = {(k, m.name): PatchSWD(seed=self.cfg.seed) for k in kinds for m in methods}
         for i, item in enumerate(items):
-            clean = item.load()
+            clean = self._load(item)
             pyr = laplacian_pyramid(clean)
             for kind in kinds:
                 mask = masklib.make_mask(kind, clean.shape[0], clean.shape[1], i, self.cfg.seed)
@@ -319,7 +338,7 @@ class QualityRun:
         for q in self.cfg.settings()["jpeg"]:
             setting = f"q={q}"
             for i, item in enumerate(items):
-                clean = item.load()
+                clean = self._load(item)
                 decoded = jpeg_roundtrip(clean, q)
                 outs = {}
                 for m in methods:
@@ -365,20 +384,19 @@ class QualityRun:
                 ps, ss, secs = [], [], []
                 if task == "denoise":
                     for i, item in enumerate(self.data.images("CBSD68", n)):
-                        clean = item.load()
+                        clean = self._load(item)
                         noisy = noisy_image(clean, 25, self.cfg.seed, "CBSD68", i)
                         res, sec = _timed(lambda: quantize(self.ours.denoise(noisy, 25, **{**self._ours_params("denoise"), "steps": steps})))
                         ps.append(psnr(res, clean)); ss.append(ssim(res, clean)); secs.append(sec)
                 elif task == "sr":
                     for item in self.data.sr_pairs("Set5", 2, n):
-                        hr = crop_to_multiple(item.load(), 2)
-                        lr = item.load_lr()
+                        hr, lr = self._load_sr(item, 2)
                         res, sec = _timed(lambda: quantize(self.ours.upscale(lr, 2, **{**self._ours_params("sr"), "steps": steps})))
                         y, yh = crop_border(rgb_to_y(res), 2), crop_border(rgb_to_y(hr), 2)
                         ps.append(psnr(y, yh)); ss.append(ssim(y, yh)); secs.append(sec)
                 else:
                     for i, item in enumerate(self.data.images("CBSD68", n)):
-                        clean = item.load()
+                        clean = self._load(item)
                         mask = masklib.make_mask("strokes_m", clean.shape[0], clean.shape[1], i, self.cfg.seed)
                         inp = hole_input(clean, mask)
                         res, sec = _timed(lambda: quantize(self.ours.inpaint(inp, mask, **{**self._ours_params("inpaint"), "steps": steps})))

@@ -188,6 +188,8 @@ def run_throughput(ours: Ours, cfg: SpeedConfig) -> list[dict]:
                 errors.append(exc)
 
         try:
+            for c in clients:  # connect and handshake before the clock starts
+                c.hello()
             threads = [threading.Thread(target=work, args=(c,)) for c in clients]
             t0 = time.perf_counter()
             for t in threads:

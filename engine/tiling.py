@@ -16,16 +16,23 @@ TileFn = Callable[[torch.Tensor], torch.Tensor]
 Progress = Callable[[int, int], None] | None
 
 
-def tile_spans(length: int, tile: int, overlap: int) -> list[tuple[int, int]]:
+def tile_spans(length: int, tile: int, overlap: int, align: int = 1) -> list[tuple[int, int]]:
     """Start/stop of tiles covering [0, length): every tile `tile` long (or the whole
-    length), neighbours overlapping by at least `overlap`, starts spread evenly."""
+    length), neighbours overlapping by at least `overlap`, starts spread evenly.
+
+    `align` > 1 puts every start on a multiple of it (a JPEG block grid); the last tile
+    then reaches the end and may be up to align-1 longer than `tile`.
+    """
     if length <= tile:
         return [(0, length)]
-    if overlap >= tile:
-        raise ValueError(f"overlap {overlap} must be smaller than the tile {tile}")
-    n = math.ceil((length - overlap) / (tile - overlap))
-    starts = [round(i * (length - tile) / (n - 1)) for i in range(n)]
-    return [(s, s + tile) for s in starts]
+    if overlap + align >= tile:
+        raise ValueError(f"overlap {overlap} (+ alignment {align}) must be smaller than the tile {tile}")
+    n = math.ceil((length - overlap - align + 1) / (tile - overlap - align + 1))
+    n = max(n, 2)
+    starts = [round(i * (length - tile) / (n - 1)) // align * align for i in range(n)]
+    spans = [(s, s + tile) for s in starts]
+    spans[-1] = (starts[-1], length)
+    return spans
 
 
 def _ramp(length: int, ramp: int, lead: bool, trail: bool, device: torch.device) -> torch.Tensor:
@@ -43,23 +50,24 @@ def _ramp(length: int, ramp: int, lead: bool, trail: bool, device: torch.device)
     return w
 
 
-def tile_count(height: int, width: int, tile: int, overlap: int) -> int:
-    return len(tile_spans(height, tile, overlap)) * len(tile_spans(width, tile, overlap))
+def tile_count(height: int, width: int, tile: int, overlap: int, align: int = 1) -> int:
+    return len(tile_spans(height, tile, overlap, align)) * len(tile_spans(width, tile, overlap, align))
 
 
 @torch.no_grad()
 def run_tiled(fn: TileFn, x: torch.Tensor, tile: int = 512, overlap: int = 32, scale: int = 1,
-              progress: Progress = None) -> torch.Tensor:
+              progress: Progress = None, align: int = 1) -> torch.Tensor:
     """Apply `fn` to overlapping tiles of x (B, C, H, W) and blend the results.
 
     `fn` maps a (B, C, th, tw) tile to (B, C', th*scale, tw*scale). An image no larger
     than one tile is a single call, so tiled and untiled agree exactly there. `progress`
-    is called after every tile with (done, total); it may raise to cancel.
+    is called after every tile with (done, total); it may raise to cancel. `align`: see
+    `tile_spans`.
     """
     if x.dim() != 4:
         raise ValueError("run_tiled expects a (B, C, H, W) tensor")
     _, _, h, w = x.shape
-    ys, xs = tile_spans(h, tile, overlap), tile_spans(w, tile, overlap)
+    ys, xs = tile_spans(h, tile, overlap, align), tile_spans(w, tile, overlap, align)
     total = len(ys) * len(xs)
     if total == 1:
         out = fn(x)

@@ -483,3 +483,18 @@ def test_keepalive_pings_a_quiet_engine_and_gives_up_on_a_dead_one(engine):
         with pytest.raises(sl.LinkError) as info:
             job.wait(10)
         assert info.value.code == sl.ENGINE_UNREACHABLE and job.state == "error"
+
+
+@pytest.mark.parametrize("dtype,np_dtype", [("u8", "<u1"), ("u16", "<u2"), ("f32", "<f4")])
+def test_clear_outside_mask_makes_unselected_pixels_transparent(dtype, np_dtype):
+    rng = np.random.default_rng(3)
+    px = (rng.random((6, 5, 4)) * 200 + 1).astype(np_dtype)
+    mask = np.zeros((6, 5), np.uint8)
+    mask[1:4, 2:5] = 255
+    mask[0, 0] = 1  # barely selected still counts as selected
+    out = np.frombuffer(sl.clear_outside_mask(px.tobytes(), mask.tobytes(), dtype), np_dtype).reshape(px.shape)
+    selected = mask > 0
+    np.testing.assert_array_equal(out[selected], px[selected])
+    assert (out[~selected] == 0).all()
+    with pytest.raises(ValueError):
+        sl.clear_outside_mask(px.tobytes(), mask.tobytes()[:-1], dtype)

@@ -16,6 +16,7 @@ log = logging.getLogger("sfumato.tasks")
 MODULES = [
     "echo",
     "inpaint", "generate",
+    "restore", "stylize",
 ]
 
 

@@ -26,7 +26,9 @@ class DefectParams:
     """Detector knobs. `sensitivity` 0..1 scales the thresholds (higher finds more)."""
 
     flank: float = 3.0  # distance of the flanks: marks up to ~2*flank-2 pixels wide
+    spot_flank: float = 4.5  # second ring for dust specks up to ~8 pixels across
     line_length: int = 15  # segment over which line evidence is averaged
+    reach: int = 3  # further segments a line must continue: marks shorter than ~(reach+2)*8 px are not lines
     angles: int = 12
     context: int = 31  # window of the local ridge energy
     sensitivity: float = 0.5
@@ -109,7 +111,25 @@ def _shift_along(x: torch.Tensor, steps: list[tuple[int, int]], k: int) -> torch
                         for i, (dy, dx) in enumerate(steps)], dim=1)
 
 
-def _hysteresis(strong: torch.Tensor, weak: torch.Tensor, iterations: int = 8) -> torch.Tensor:
+def _continued(along: torch.Tensor, steps: list[tuple[int, int]], reach: int) -> torch.Tensor:
+    """Line evidence that holds on `reach` further segments in a row through the pixel: the
+    best, over windows of reach+1 consecutive segments containing it, of the weakest one."""
+    if reach <= 0:
+        return along
+    # Orientations are 180/n degrees apart, so a line drifts across the sampled direction:
+    # take the further segments' evidence from a small neighbourhood.
+    loose = _dilate(along, 2)
+    shifted = {j: along if j == 0 else _shift_along(loose, steps, j) for j in range(-reach, reach + 1)}
+    best = None
+    for start in range(-reach, 1):
+        window = shifted[start]
+        for j in range(start + 1, start + reach + 1):
+            window = torch.minimum(window, shifted[j])
+        best = window if best is None else torch.maximum(best, window)
+    return best
+
+
+def _hysteresis(strong: torch.Tensor, weak: torch.Tensor, iterations: int = 5) -> torch.Tensor:
     """Grow `strong` through 8-connected `weak` pixels (bool (1,1,H,W)), a few pixels at
     most: seeds lie all along a mark, so long growth is never needed."""
     grown = strong
@@ -138,32 +158,40 @@ def detect_defects(image: np.ndarray | torch.Tensor, params: DefectParams = Defe
     shifts, p = _shift_kernels(params.flank, n)
     flanks = F.conv2d(_pad(lum, p), shifts)  # (1, 2n, H, W): the two flanks per orientation
     d1, d2 = lum - flanks[:, 0::2], lum - flanks[:, 1::2]
+    # dust specks up to ~2*spot_flank wide: compared with a ring a little further out
+    ring, pr = _shift_kernels(params.spot_flank, n)
+    around = F.conv2d(_pad(lum, pr), ring)
+    s1, s2 = lum - around[:, 0::2], lum - around[:, 1::2]
     lines = _line_kernels(params.line_length, n)
     q = params.line_length // 2
     s = float(np.clip(params.sensitivity, 0.0, 1.0))
-    k_line = 6.0 - 4.0 * s  # line evidence vs local ridge energy (4 at the default)
-    floor = 0.14 - 0.12 * s  # contrast floor in luma (0.08, about 20 grey levels, at the default)
+    k_pix = 4.0 - 3.0 * s  # a mark pixel's contrast vs the local ridge energy (2.5 at the default)
+    floor = 0.2 - 0.16 * s  # contrast floor in luma (0.12, about 30 grey levels, at the default)
+    coverage = 0.6  # share of a segment that must be mark pixels
     mask = torch.zeros_like(lum, dtype=torch.bool)
     steps = _segment_steps(params.line_length, n)
-    for ridge in (torch.minimum(d1, d2), torch.minimum(-d1, -d2)):  # bright, then dark marks
+    for sign in (1.0, -1.0):  # bright, then dark marks
+        ridge = torch.minimum(sign * d1, sign * d2)
         ridge = ridge.clamp(min=0)  # (1, n, H, W) two-sided contrast per orientation
-        along = F.conv2d(_pad(ridge, q), lines, groups=n)  # mean along each orientation
-        # A scratch continues: demand the evidence also one segment further on at least
-        # one side, which short texture ridges (a blade of grass, a twig) cannot give.
-        f1, b1 = _shift_along(along, steps, 1), _shift_along(along, steps, -1)
-        f2, b2 = _shift_along(along, steps, 2), _shift_along(along, steps, -2)
-        reach = torch.maximum(torch.minimum(f1, b1), torch.maximum(torch.minimum(f1, f2), torch.minimum(b1, b2)))
-        along = torch.minimum(along, reach)
-        best, idx = along.max(dim=1, keepdim=True)
-        own = ridge.gather(1, idx)  # the pixel's contrast at the winning orientation
         peak = ridge.amax(dim=1, keepdim=True)
-        energy = _box(peak, params.context // 2)
-        strong = (best > k_line * energy) & (best > floor) & (own > 0.5 * best)
+        energy = _box(peak, params.context // 2)  # a thin mark barely moves it
+        # a pixel's own evidence, widened by a pixel so that a 1-pixel line drifting across
+        # the sampled orientation still fills its segment
+        sig = _dilate(((ridge > floor) & (ridge > k_pix * energy)).float(), 1)
+        # Share of significant pixels along each orientation, and whether that continues
+        # for `reach` more segments (texture ridges are short and point every which way;
+        # counting pixels, not averaging contrast, keeps a scratch that crosses a patch
+        # of its own colour).
+        along = _continued(F.conv2d(_pad(sig, q), lines, groups=n), steps, params.reach)
+        best, idx = along.max(dim=1, keepdim=True)
+        strong = (best > coverage) & (sig.gather(1, idx) > 0)
         if params.dust:
-            spot = ridge.amin(dim=1, keepdim=True)  # brighter than the surround in every direction
-            strong |= (spot > 1.5 * k_line * energy) & (spot > 1.5 * floor)
+            # brighter than the surround in every direction, at either ring distance
+            spot = torch.maximum(ridge.amin(dim=1, keepdim=True),
+                                 torch.minimum(sign * s1, sign * s2).amin(dim=1, keepdim=True))
+            strong |= (spot > 2.4 * k_pix * energy) & (spot > 1.5 * floor)
         # grow into pixels with at least a third of the contrast of the seeds next to them
-        seed_level = _dilate(torch.where(strong, torch.maximum(best, own), torch.zeros_like(best)), 2)
+        seed_level = _dilate(torch.where(strong, peak, torch.zeros_like(peak)), 2)
         weak = (peak > 0.35 * seed_level) & (peak > 0.5 * floor)
         mask |= _hysteresis(strong, weak)
     mask = _dilate(mask.float(), params.dilate) > 0.5

@@ -33,7 +33,7 @@ IJG_CHROMA = np.array([
 def ijg_table(quality: int, base: np.ndarray = IJG_LUMA) -> np.ndarray:
     """The quantisation table libjpeg writes for `quality` (1..100), baseline-clamped."""
     q = int(min(max(quality, 1), 100))
-    scale = 5000 / q if q < 50 else 200 - 2 * q
+    scale = 5000 // q if q < 50 else 200 - 2 * q  # integer arithmetic, as libjpeg
     return np.clip(np.floor((base * scale + 50) / 100), 1, 255)
 
 

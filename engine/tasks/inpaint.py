@@ -28,14 +28,15 @@ from ..errors import BAD_PARAM, TOO_LARGE, EngineError
 from .base import InputSpec, JobContext, Operation, ParamSpec
 from .jobtools import (Stages, make_generator, model_fn, randn, resolve_seed, schedule, strength_sigma,
                        variant_outputs)
-from .patchfill import hole_radius, patch_fill, smooth_fill
+from .patchfill import harmonic_fill, hole_radius, patch_fill, smooth_fill
 
 MAX_VARIANTS = 8
 THIN_RADIUS = 4  # holes at most this deep (pixels) are "thin": scratches, strokes, dust
-THIN_START, THIN_SIGMA, THIN_STEPS = "smooth", 1.0, 0.4  # pre-fill, start noise, fraction of steps
+THIN_START, THIN_SIGMA, THIN_STEPS = "harmonic", 1.0, 0.4  # pre-fill, start noise, fraction of steps
 THIN_MAX_AREA = 4  # thin holes run at full resolution up to this many times the capped area
 PREFILL_RADIUS = 6  # deeper holes (work-resolution pixels) start from a pre-fill
 PREFILL_START, PREFILL_SIGMA, PREFILL_STEPS = "patch", 5.0, 0.75
+HOLE_RADIUS_TARGET = 12  # deep holes are sampled where they are about this deep (pixels); 0 = off
 DETAIL_SIGMA = 0.25  # noise level of the full-resolution detail pass
 DETAIL_STEPS = 3
 DETAIL_MARGIN = 16  # pixels of context around the hole in the detail pass
@@ -160,15 +161,19 @@ class Plan:
 
 
 def plan(h: int, w: int, radius: int, strength: float, steps: int, cap: int, stride: int) -> Plan:
-    """Thin holes (scratches, strokes) are decided by their surroundings: start from a smooth
-    membrane fill at a low noise level, at full resolution. Deep holes need the prior's
-    global structure: a capped-resolution run (from a patch fill when large), then detail."""
+    """Thin holes (scratches, strokes) are decided by their surroundings: start from the
+    harmonic fill at a low noise level, at full resolution. Deep holes need the prior's
+    global structure: sample at a resolution where the hole is about as deep as the holes
+    the model was trained on (and within the cap), from a pre-fill, then add detail."""
     if strength < 1.0:
         work = images.work_size(h, w, cap, stride)
         return Plan(work, "original", strength_sigma(strength), max(1, round(steps * strength)), work != (h, w))
     if radius <= THIN_RADIUS and h * w <= THIN_MAX_AREA * cap * cap:
         return Plan((h, w), THIN_START, THIN_SIGMA, max(1, round(steps * THIN_STEPS)), False)
-    work = images.work_size(h, w, cap, stride)
+    side = max(h, w)
+    if HOLE_RADIUS_TARGET:
+        side = min(side, max(4 * stride, round(max(h, w) * HOLE_RADIUS_TARGET / max(radius, 1))))
+    work = images.work_size(h, w, min(cap, side), stride)
     scale = work[0] / h
     if radius * scale > PREFILL_RADIUS:
         return Plan(work, PREFILL_START, PREFILL_SIGMA, max(1, round(steps * PREFILL_STEPS)), work != (h, w))
@@ -180,7 +185,7 @@ def _diffuse(den, device: str, rgb: np.ndarray, regen: np.ndarray, params: dict[
     """Sample the work area; returns one (h, w, 3) float fill per variant at full resolution."""
     h, w = regen.shape
     pl = plan(h, w, hole_radius(regen), params["strength"], params["steps"], images.work_cap(device), den.stride)
-    prefill = pl.start in ("patch", "smooth")
+    prefill = pl.start in ("patch", "smooth", "harmonic")
     stages = Stages(ctx, {"prefill": 1 if prefill else 0, "diffusion": pl.steps,
                           "detail": DETAIL_STEPS if pl.detail else 0, "composite": n_var})
     meta["_stages"] = stages
@@ -194,7 +199,8 @@ def _diffuse(den, device: str, rgb: np.ndarray, regen: np.ndarray, params: dict[
     start = known_w
     if prefill:
         small = images.from_model(known_w)[0]
-        filled = patch_fill(small, hole_w, seed=seed) if pl.start == "patch" else smooth_fill(small, hole_w)
+        fill = {"patch": lambda a, b: patch_fill(a, b, seed=seed), "harmonic": harmonic_fill, "smooth": smooth_fill}
+        filled = fill[pl.start](small, hole_w)
         start = images.to_model(filled, device)
         stages.report("prefill", 1)
         stages.done("prefill")
@@ -228,6 +234,8 @@ def _detail_pass(den, device: str, known_full: torch.Tensor, regen: np.ndarray, 
     x0, x1 = images.grow_to_multiple(max(0, box.x0 - margin), min(w, box.x1 + margin), w, den.stride)
     sl = (slice(None), slice(None), slice(y0, y1), slice(x0, x1))
     sigmas = schedule(DETAIL_STEPS, DETAIL_SIGMA, device)
+    if DETAIL_STEPS <= 0:
+        return base
     xs = base[sl] + randn(tuple(base[sl].shape), gen, device) * sigmas[0]
     sampling = Sampling(den, device, known[sl], hard[sl], gen, sampler, stages, "detail")
     out = base.clone()

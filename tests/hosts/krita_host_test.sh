@@ -62,7 +62,10 @@ WORK=$(mktemp -d /tmp/sfumato-krita.XXXXXX)
 ENGINE_PID=""
 cleanup() {
     [ -n "$ENGINE_PID" ] && kill "$ENGINE_PID" 2>/dev/null && wait "$ENGINE_PID" 2>/dev/null
-    [ -n "$KROOT" ] && "$ROOT/tests/hosts/gimp/chroot.sh" umount "$KROOT"
+    if [ -n "$KROOT" ]; then
+        "$ROOT/tests/hosts/gimp/chroot.sh" umount "$KROOT"
+        grep -q " $KROOT$WORK " /proc/mounts || rmdir "$KROOT$WORK" 2>/dev/null
+    fi
     if [ "$KEEP" = 1 ]; then echo "kept $WORK"; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
@@ -100,9 +103,14 @@ if [ -n "$KROOT" ]; then  # the work folder at the same path inside the chroot; 
     "$ROOT/tests/hosts/gimp/chroot.sh" mount "$KROOT" "$WORK" || { echo "FAIL: cannot mount into $KROOT"; exit 1; }
     IN_ROOT=(chroot "$KROOT" env HOME="$HOME")
 fi
-"${IN_ROOT[@]}" env SFUMATO_KRITA_TEST="$WORK/config.json" SFUMATO_ENGINE="$ADDRESS" \
-    timeout 600 xvfb-run -a -n $((100 + RANDOM % 800)) -s "-screen 0 1440x900x24" krita --nosplash >"$WORK/krita.log" 2>&1
-KRC=$?
+for attempt in 1 2 3; do  # Xvfb sometimes fails to come up (seen in chroots): retry that, never test failures
+    "${IN_ROOT[@]}" env SFUMATO_KRITA_TEST="$WORK/config.json" SFUMATO_ENGINE="$ADDRESS" \
+        timeout 600 xvfb-run -a -n $((100 + RANDOM % 800)) -e "$WORK/xvfb.log" -s "-screen 0 1440x900x24" \
+        krita --nosplash >"$WORK/krita.log" 2>&1
+    KRC=$?
+    grep -q "could not connect to display" "$WORK/krita.log" || break
+    echo "Xvfb did not start (attempt $attempt): $(tail -1 "$WORK/xvfb.log" 2>/dev/null)"
+done
 echo "Krita ran $(( $(date +%s) - K0 )) s (exit $KRC)"
 grep "\[krita-host-test\]" "$WORK/krita.log" | sed 's/^/  /' | grep -v " ok  " || true
 grep -iE "Traceback|Error" "$WORK/krita.log" | grep -v "krita.lib.resources" | head -20 || true

@@ -99,6 +99,28 @@ def mask_bbox(mask: bytes | bytearray | memoryview, width: int, height: int) -> 
     return Box(left, top, right - left, bottom - top + 1)
 
 
+_KEEP = bytes([0] + [255] * 255)  # mask byte -> 0 where unselected, 255 where (partly) selected
+
+
+def clear_outside_mask(data: bytes | bytearray | memoryview, mask: bytes | bytearray | memoryview,
+                       dtype: str = "u8", channels: int = 4) -> bytes:
+    """Make every pixel whose mask is 0 fully transparent (all channels 0), at any depth.
+
+    A result layer then covers only what the engine was allowed to change, so the image
+    outside the selection stays exactly as it was even over semi-transparent layers.
+    """
+    keep = bytes(mask).translate(_KEEP)
+    width = ITEMSIZE[dtype] * channels  # bytes per pixel
+    raw = bytes(data)
+    if len(raw) != len(keep) * width:
+        raise ValueError(f"{len(raw)} bytes of pixels do not match a {len(keep)}-pixel mask")
+    spread = bytearray(len(raw))
+    for i in range(width):
+        spread[i::width] = keep
+    kept = int.from_bytes(raw, "little") & int.from_bytes(spread, "little")
+    return kept.to_bytes(len(raw), "little")
+
+
 def crop_bytes(data: bytes | bytearray | memoryview, width: int, box: Box, bytes_per_pixel: int) -> bytes:
     """Cut `box` (local coordinates) out of a row-major buffer `width` pixels wide."""
     raw = memoryview(data).cast("B")

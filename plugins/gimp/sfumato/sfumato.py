@@ -190,6 +190,9 @@ def paste_results(src: Source, label: str, params: dict, job: sl.Job, keys: tupl
             image.scale(round(image.get_width() * scale), round(image.get_height() * scale))
             x, y = round(x * scale), round(y * scale)
         for i, (_, out) in enumerate(outputs):
+            if src.mask is not None and scale == 1.0:  # the layer covers only what may change
+                out = sl.Array(out.shape, out.dtype, sl.clear_outside_mask(out.data, src.mask, out.dtype,
+                                                                           out.channels))
             name = slops.layer_name(label, params, job.meta, keys, variant=i if len(outputs) > 1 else 0)
             layers.append(new_layer(image, name, out, fmt, x, y, above))
     finally:
@@ -292,8 +295,7 @@ def do_inpaint(procedure, run_mode, image, drawables, config, remove: bool):
         params = {"strength": config.get_property("strength"), "steps": config.get_property("steps"),
                   "seed": slops.seed_param(config.get_property("seed")),
                   "variants": config.get_property("variants"), "method": config.get_property("method")}
-        feather = config.get_property("feather")
-        params["feather"] = None if feather < 0 else feather
+        params["feather"] = 0.0  # soft edges come from the selection itself (Select > Feather)
         label, keys = "inpaint", slops.NAME_KEYS["inpaint"]
     job = run_job("inpaint", label, src.inputs(), params)
     paste_results(src, label, params, job, keys)
@@ -304,10 +306,12 @@ def do_restore(procedure, run_mode, image, drawables, config):
     src = Source(image, drawable, context_arg(config), need_mask=False)
     sigma, quality = config.get_property("sigma"), config.get_property("quality")
     params = {"task": config.get_property("task"), "scale": int(config.get_property("scale")),
-              "sigma": None if sigma < 0 else sigma, "quality": None if quality < 0 else quality,
-              "steps": config.get_property("steps"), "seed": slops.seed_param(config.get_property("seed"))}
+              "sigma": None if sigma < 0 else sigma, "quality": None if quality < 1 else quality,
+              "steps": config.get_property("steps") or None, "seed": slops.seed_param(config.get_property("seed"))}
     if "upscale" not in params["task"]:
         params.pop("scale")
+    if src.mask is not None:
+        params["feather"] = 0.0  # the selection's own edge; pixels outside it must not move
     job = run_job("restore", "restore", src.inputs(), params)
     paste_results(src, "restore", params, job, slops.NAME_KEYS["restore"], config.get_property("upscale-target"))
 
@@ -321,6 +325,8 @@ def do_stylize(procedure, run_mode, image, drawables, config):
         inputs["style"] = read_file_as_u8(style_file)
     params = {"strength": config.get_property("strength"), "structure": config.get_property("structure"),
               "steps": config.get_property("steps"), "seed": slops.seed_param(config.get_property("seed"))}
+    if src.mask is not None:
+        params["feather"] = 0.0  # the selection's own edge; pixels outside it must not move
     model = config.get_property("style-model")
     if model:
         params["style_model"] = model
@@ -479,9 +485,6 @@ class Sfumato(Gimp.PlugIn):
             add_seed_steps(proc, 20)
             proc.add_int_argument("variants", "_Variants", "How many results (one layer each)", 1, 8, 1, RW)
             proc.add_choice_argument("method", "_Method", "How to fill", make_choice(INPAINT_METHODS), "diffusion", RW)
-            proc.add_double_argument("feather", "_Feather", "Extra blending outwards from the selection, in pixels; "
-                                     "0 = the selection's own edge (Select > Feather), -1 = engine's choice",
-                                     -1.0, 64.0, 0.0, RW)
             add_context(proc)
         elif name == "sfumato-restore":
             proc.add_choice_argument("task", "_Task", "What to repair", make_choice(RESTORE_TASKS), "auto", RW)
@@ -489,10 +492,12 @@ class Sfumato(Gimp.PlugIn):
             proc.add_choice_argument("upscale-target", "Upscale _into", "Where an upscaled result goes",
                                      make_choice(UPSCALE_TARGETS), "new-image", RW)
             proc.add_double_argument("sigma", "_Noise level", "Noise standard deviation in 0..255 units; -1 = estimate",
-                                     -1.0, 255.0, -1.0, RW)
+                                     -1.0, 100.0, -1.0, RW)
             proc.add_int_argument("quality", "JPEG _quality", "Quality the JPEG was saved with; -1 = estimate",
                                   -1, 100, -1, RW)
-            add_seed_steps(proc, 20)
+            proc.add_int_argument("steps", "Ste_ps", "Denoiser calls per tile; 0 = the engine's default for the task",
+                                  0, 100, 0, RW)
+            proc.add_int_argument("seed", "_Seed", "Random seed; -1 picks one", -1, 2**31 - 1, -1, RW)
             add_context(proc)
         elif name == "sfumato-stylize":
             proc.add_file_argument("style-file", "Style _image", "A reference picture whose style to follow",

@@ -37,7 +37,7 @@ OPS: tuple[UiOp, ...] = (
     UiOp("remove", "Remove", "inpaint", ("steps", "seed", "variants"), fixed={"strength": 1.0},
          selection="required", context=0.5,
          tip="Remove the selected object: inpaint at full strength with a wide context."),
-    UiOp("restore", "Restore", "restore", ("task", "scale", "steps", "seed", "model"),
+    UiOp("restore", "Restore", "restore", ("task", "scale", "sigma", "steps", "seed", "model"),
          tip="Denoise, remove JPEG artefacts, upscale, deblur or repair the selection or layer."),
     UiOp("stylize", "Stylize", "stylize", ("style_model", "strength", "structure", "steps", "seed"),
          style_input=True, tip="Re-render the selection or layer in the style of a reference image or model."),
@@ -59,7 +59,8 @@ FALLBACK_SCHEMAS: dict[str, dict[str, dict[str, Any]]] = {
     },
     "restore": {
         "task": {"type": "str", "default": "auto"},
-        "scale": {"type": "enum", "default": 2, "choices": [2, 4]},
+        "scale": {"type": "int", "default": 2, "min": 2, "max": 4},
+        "sigma": {"type": "float", "default": None, "min": 0.0, "max": 100.0, "nullable": True},
         "steps": {"type": "int", "default": 20, "min": 1, "max": 200},
         "seed": {"type": "int", "default": None, "min": 0, "max": 2**31 - 1, "nullable": True},
     },
@@ -80,7 +81,7 @@ FALLBACK_SCHEMAS: dict[str, dict[str, dict[str, Any]]] = {
 
 PARAM_LABELS = {"strength": "Strength", "steps": "Steps", "seed": "Seed", "variants": "Variants",
                 "method": "Method", "task": "Task", "scale": "Scale", "style_model": "Style model",
-                "structure": "Structure", "tileable": "Tileable", "model": "Model"}
+                "structure": "Structure", "tileable": "Tileable", "model": "Model", "sigma": "Noise level"}
 
 
 def engine_schema(ui: UiOp, welcome: Mapping[str, Any] | None) -> dict[str, dict[str, Any]] | None:

@@ -10,7 +10,7 @@ from typing import Any
 from .ops import PARAM_LABELS, RESTORE_TASKS
 from .qt import QtWidgets, enum, Qt
 
-SEED_RANDOM = -1
+NULL_TEXT = {"seed": "random"}  # what the lowest value of a nullable number shows; "auto" otherwise
 
 
 class ParamForm(QtWidgets.QWidget):
@@ -46,23 +46,27 @@ class ParamForm(QtWidgets.QWidget):
 
     def _make(self, name: str, spec: dict[str, Any]) -> QtWidgets.QWidget:
         kind = spec.get("type")
-        if name == "seed":
-            box = QtWidgets.QSpinBox()
-            box.setRange(SEED_RANDOM, int(min(spec.get("max", 2**31 - 1), 2**31 - 1)))
-            box.setSpecialValueText("random")
-            return box
+        nullable = bool(spec.get("nullable"))
         if kind == "bool":
             return QtWidgets.QCheckBox()
         if kind == "int":
             box = QtWidgets.QSpinBox()
-            box.setRange(int(spec.get("min", 0)), int(min(spec.get("max", 10**6), 2**31 - 1)))
+            lo = int(spec.get("min") if spec.get("min") is not None else 0)
+            hi = int(min(spec.get("max") if spec.get("max") is not None else 10**6, 2**31 - 1))
+            box.setRange(lo - 1 if nullable else lo, hi)  # one below the range means null
+            if nullable:
+                box.setSpecialValueText(NULL_TEXT.get(name, "auto"))
             return box
         if kind == "float":
             box = QtWidgets.QDoubleSpinBox()
-            lo, hi = float(spec.get("min", 0.0)), float(spec.get("max", 1000.0))
-            box.setRange(lo, hi)
+            lo = float(spec.get("min") if spec.get("min") is not None else 0.0)
+            hi = float(spec.get("max") if spec.get("max") is not None else 1000.0)
             box.setDecimals(2)
-            box.setSingleStep(0.05 if hi - lo <= 2 else 0.5)
+            step = 0.05 if hi - lo <= 2 else 0.5
+            box.setSingleStep(step)
+            box.setRange(lo - step if nullable else lo, hi)
+            if nullable:
+                box.setSpecialValueText(NULL_TEXT.get(name, "auto"))
             return box
         combo = QtWidgets.QComboBox()
         if kind == "enum":
@@ -86,9 +90,9 @@ class ParamForm(QtWidgets.QWidget):
         if isinstance(widget, QtWidgets.QCheckBox):
             widget.setChecked(bool(value))
         elif isinstance(widget, QtWidgets.QSpinBox):
-            widget.setValue(SEED_RANDOM if value is None else int(value))
+            widget.setValue(widget.minimum() if value is None else int(value))
         elif isinstance(widget, QtWidgets.QDoubleSpinBox):
-            widget.setValue(float(value if value is not None else 0.0))
+            widget.setValue(widget.minimum() if value is None else float(value))
         elif isinstance(widget, QtWidgets.QComboBox):
             index = widget.findData(value)
             if index < 0 and value is not None:
@@ -103,10 +107,9 @@ class ParamForm(QtWidgets.QWidget):
         for name, (widget, spec) in self._widgets.items():
             if isinstance(widget, QtWidgets.QCheckBox):
                 out[name] = widget.isChecked()
-            elif isinstance(widget, QtWidgets.QSpinBox):
-                out[name] = None if name == "seed" and widget.value() == SEED_RANDOM else widget.value()
-            elif isinstance(widget, QtWidgets.QDoubleSpinBox):
-                out[name] = widget.value()
+            elif isinstance(widget, (QtWidgets.QSpinBox, QtWidgets.QDoubleSpinBox)):
+                at_null = spec.get("nullable") and widget.value() == widget.minimum()
+                out[name] = None if at_null else widget.value()
             elif isinstance(widget, QtWidgets.QComboBox):
                 if widget.isEditable():
                     text = widget.currentText()

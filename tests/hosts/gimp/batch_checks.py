@@ -55,19 +55,39 @@ def selection_mask(image, x, y, w, h):
 
 
 def compare(src, new, mask, bpp):
-    """(outside identical?, mean abs difference inside (in bytes), changed fraction inside)."""
-    same_outside, diff_sum, n_in, n_changed = True, 0, 0, 0
+    """(new layer transparent wherever the mask is 0?, mean abs difference inside, changed fraction inside).
+
+    The result layer holds only what the engine may change: unselected pixels are fully
+    transparent, so the image outside the selection stays as it was (export_flat checks that).
+    """
+    clear_outside, diff_sum, n_in, n_changed = True, 0, 0, 0
+    zero = bytes(bpp)
     for i, m in enumerate(mask):
         a, b = src[i * bpp:(i + 1) * bpp], new[i * bpp:(i + 1) * bpp]
         if m == 0:
-            if a != b:
-                same_outside = False
+            if b != zero:
+                clear_outside = False
         elif m == 255:
             n_in += 1
             d = sum(abs(p - q) for p, q in zip(a, b))
             diff_sum += d
             n_changed += d > 0
-    return same_outside, diff_sum / max(1, n_in * bpp), n_changed / max(1, n_in)
+    return clear_outside, diff_sum / max(1, n_in * bpp), n_changed / max(1, n_in)
+
+
+def flat(image, fmt="R'G'B'A u8"):
+    """The composite as a user sees (and exports) it."""
+    dup = image.duplicate()
+    layer = dup.flatten()
+    data = bytes(layer.get_buffer().get(Gegl.Rectangle.new(0, 0, dup.get_width(), dup.get_height()), 1.0, fmt,
+                                        Gegl.AbyssPolicy.NONE))
+    dup.delete()
+    return data
+
+
+def composite_unchanged_outside(image, before, after, bpp):
+    mask = selection_mask(image, 0, 0, image.get_width(), image.get_height())
+    return all(before[i * bpp:(i + 1) * bpp] == after[i * bpp:(i + 1) * bpp] for i, m in enumerate(mask) if m == 0)
 
 
 def call(name, image, drawables, **args):
@@ -109,6 +129,7 @@ def run_pixel_op(label, proc, image, layer, sel, op, **args):
     x, y, w, h = sel
     image.select_rectangle(Gimp.ChannelOps.REPLACE, x, y, w, h)
     before = layer_names(image)
+    flat_before = flat(image)
     status, error, _ = call(proc, image, [layer], **args)
     if op not in CFG["ops"]:
         check(f"{label}: engine without '{op}' gives a readable error", status != "success"
@@ -135,7 +156,9 @@ def run_pixel_op(label, proc, image, layer, sel, op, **args):
     mask = selection_mask(image, nx, ny, nw, nh)
     src, res = read(layer, nx, ny, nw, nh), read(new, nx, ny, nw, nh)
     same, mad, changed = compare(src, res, mask, 4)
-    check(f"{label}: pixels outside the selection unchanged (bit for bit)", same)
+    check(f"{label}: result layer transparent outside the selection", same)
+    check(f"{label}: the image outside the selection unchanged (bit for bit)",
+          composite_unchanged_outside(image, flat_before, flat(image), 4))
     check(f"{label}: pixels inside the selection changed", changed > 0.5, f"changed {changed:.2f}, mad {mad:.1f}")
     REPORT.setdefault("changes", {})[label] = {"mean_abs_diff": round(mad, 2), "changed": round(changed, 3),
                                                 "layer": [nx, ny, nw, nh], "name": new.get_name()}
@@ -220,6 +243,7 @@ def main():
         deep.convert_precision(prec)
         src = deep.get_layers()[0]
         deep.select_rectangle(Gimp.ChannelOps.REPLACE, *sel)
+        deep_before = flat(deep, fmt)
         status, error, _ = call("sfumato-inpaint", deep, [src], steps=3, seed=2)
         tag = prec.value_nick
         if "inpaint" in CFG["ops"]:
@@ -232,8 +256,10 @@ def main():
                 same, mad, changed = compare(read(src, nx, ny, nw, nh, fmt), read(new, nx, ny, nw, nh, fmt),
                                              selection_mask(deep, nx, ny, nw, nh), bpp)
                 check(f"{tag}: image precision kept", deep.get_precision() == prec, deep.get_precision())
-                check(f"{tag}: outside unchanged bit for bit, inside changed", same and changed > 0.5,
+                check(f"{tag}: transparent outside the selection, changed inside", same and changed > 0.5,
                       f"changed {changed:.2f}")
+                check(f"{tag}: the image outside the selection unchanged (bit for bit)",
+                      composite_unchanged_outside(deep, deep_before, flat(deep, fmt), bpp))
         deep.delete()
 
     # errors reach the caller as sentences: a dead engine address

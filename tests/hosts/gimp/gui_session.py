@@ -50,13 +50,17 @@ def main():
     cfg.set_property("run-mode", Gimp.RunMode.INTERACTIVE)
     cfg.set_property("image", image)
     cfg.set_core_object_array("drawables", [layer])
+    cfg.set_property("method", CFG.get("method", "diffusion"))
+    cfg.set_property("seed", 7)
     result = proc.run(cfg)
     REPORT["status"] = result.index(0).value_nick
     REPORT["layers_after_run"] = [lay.get_name() for lay in image.get_layers()]
     Gimp.displays_flush()
     marker("ran")
     REPORT["undone_marker"] = wait_marker("undone")
-    time.sleep(0.5)
+    deadline = time.time() + 20
+    while len(image.get_layers()) > 1 and time.time() < deadline:  # the key press takes effect asynchronously
+        time.sleep(0.2)
     layers = image.get_layers()
     REPORT["layers_after_undo"] = [lay.get_name() for lay in layers]
     REPORT["undo_restored_pixels"] = len(layers) == 1 and pixels(layers[0]) == original

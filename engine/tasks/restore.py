@@ -1,0 +1,447 @@
+"""`restore`: denoise, remove JPEG artefacts, deblur, upscale and repair scratches.
+
+One generative prior does all of it: the built-in EDM denoiser, used either directly (Gaussian
+noise: one call at the noise level, the MMSE estimate) or inside plug-and-play loops with a
+data-consistency step for a known degradation (guidance.py: JPEG quantisation intervals, blur,
+MATLAB-bicubic downsampling), or as an inpainter through its conditioning channels (repair).
+
+Several tasks chain in the order the degradations are best undone: repair (defects sit on
+top of everything) -> jpeg (the last thing that happened to the file) -> denoise -> deblur
+(needs clean input) -> upscale (works best from a clean, sharp image). `auto` measures the
+image (estimate.py) and picks jpeg and/or denoise with the measured quality / sigma.
+
+Whole images are processed in overlapping tiles (tiling.py), so memory stays bounded; an
+optional mask restricts the work to its area and the result is blended in through the
+feathered mask, leaving every other pixel bit for bit as it was.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from .. import images
+from ..diffusion import guidance
+from ..diffusion.denoiser import Denoiser, make_cond
+from ..errors import BAD_PARAM, TOO_LARGE, EngineError
+from ..tiling import run_tiled, tile_count
+from . import estimate
+from .base import InputSpec, JobContext, Operation, ParamSpec
+from .defects import DefectParams, detect_defects
+from .inpaint import Sampling
+from .jobtools import Stages, make_generator, randn, resolve_seed, schedule
+from .patchfill import smooth_fill
+
+ORDER = ("repair", "jpeg", "denoise", "deblur", "upscale")
+TASKS = ORDER + ("auto",)
+# Steps per task when `steps` is null. Denoise is a single network call (the 2 s budget for
+# 512x512 on a laptop CPU); the others are plug-and-play loops (guidance.PNP_DEFAULTS).
+DEFAULT_STEPS = {"denoise": 1, "jpeg": 4, "deblur": 8, "upscale": 6, "repair": 8}
+TILE = {"cpu": 512, "cuda": 1024}  # output-resolution tile side per device
+OVERLAP = 32
+REPAIR_SIGMA = 1.0  # repair starts sampling here over a smooth pre-fill: thin holes need little
+AUTO_MIN_SIGMA = 2.5  # auto denoises only above this measured sigma (0..255 units)
+AUTO_MAX_QUALITY = 94  # auto treats JPEGs saved at a higher quality as clean
+MAX_OUTPUT_PIXELS = 8192 * 8192
+
+
+def parse_tasks(text: str) -> list[str]:
+    """'jpeg, denoise' -> ['jpeg', 'denoise'] in processing order; bad_param otherwise."""
+    names = [t.strip().lower() for t in str(text).split(",") if t.strip()]
+    if not names:
+        raise EngineError(BAD_PARAM, f"task is empty; use one or more of {', '.join(TASKS)}", "params.task")
+    unknown = [t for t in names if t not in TASKS]
+    if unknown:
+        raise EngineError(BAD_PARAM, f"unknown task {unknown[0]!r}; use one or more of {', '.join(TASKS)} "
+                          "(comma separated)", "params.task")
+    if "auto" in names and len(names) > 1:
+        raise EngineError(BAD_PARAM, "auto picks the tasks itself; do not combine it with others", "params.task")
+    return names if names == ["auto"] else [t for t in ORDER if t in names]
+
+
+def _check(inputs: dict[str, np.ndarray], params: dict[str, Any]) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
+    image, mask = inputs.get("image"), inputs.get("mask")
+    if image is None or image.ndim != 3 or image.shape[2] not in (3, 4):
+        raise EngineError(BAD_PARAM, "image must be an (h, w, 3|4) array", "inputs.image")
+    if mask is not None:
+        if mask.ndim == 2:
+            mask = mask[..., None]
+        if mask.ndim != 3 or mask.shape[2] != 1 or mask.shape[:2] != image.shape[:2]:
+            raise EngineError(BAD_PARAM, f"mask must be (h, w, 1) matching the image {image.shape[:2]}, got {mask.shape}",
+                              "inputs.mask")
+    tasks = parse_tasks(params["task"])
+    if params["scale"] not in (2, 4):
+        raise EngineError(BAD_PARAM, f"scale must be 2 or 4, got {params['scale']}", "params.scale")
+    if "deblur" in tasks and params["blur_sigma"] is None and params["motion_length"] is None:
+        raise EngineError(BAD_PARAM, "deblur needs blur_sigma (Gaussian) or motion_length (+ motion_angle)",
+                          "params.blur_sigma")
+    if "deblur" in tasks and params["blur_sigma"] is not None and params["motion_length"] is not None:
+        raise EngineError(BAD_PARAM, "give blur_sigma or motion_length, not both", "params.motion_length")
+    if params["defects"] == "mask" and "repair" in tasks and mask is None:
+        raise EngineError(BAD_PARAM, "defects=mask repairs the pixels of the mask input; send a mask", "inputs.mask")
+    h, w = image.shape[:2]
+    if "upscale" in tasks and h * w * params["scale"] ** 2 > MAX_OUTPUT_PIXELS:
+        raise EngineError(TOO_LARGE, f"x{params['scale']} of {w}x{h} would exceed the output limit of "
+                          f"{MAX_OUTPUT_PIXELS} pixels", "params.scale")
+    return image, mask, tasks
+
+
+def _cost(inputs: dict[str, np.ndarray], params: dict[str, Any]) -> int:
+    """Pixels the op produces (the server compares it with its limit)."""
+    image = inputs.get("image")
+    if image is None or image.ndim < 2:
+        return 0
+    scale = params.get("scale", 2) if "upscale" in str(params.get("task", "")) else 1
+    return int(image.shape[0] * image.shape[1] * scale * scale)
+
+
+class _Job:
+    """State shared by the stages of one restore: model, device, tiling, progress."""
+
+    def __init__(self, den: Denoiser, ctx: JobContext, params: dict[str, Any], seed: int):
+        self.den, self.ctx, self.params, self.seed = den, ctx, params, seed
+        self.device = ctx.device
+        self.tile = params["tile"] or TILE["cuda" if str(self.device).startswith("cuda") else "cpu"]
+        self.stages: Stages | None = None
+
+    def denoise_fn(self) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+        """D(x, sigma) with an all-ones mask: the model as a blind denoiser."""
+        den, use_amp = self.den, str(self.device).startswith("cuda")
+
+        def fn(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+            with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
+                return den(x, sigma, make_cond(None, None, x)).float()
+        return fn
+
+    def tiled(self, stage: str, fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, steps_per_tile: int,
+              scale: int = 1, align: int = 1, overlap: int = OVERLAP) -> torch.Tensor:
+        """Run `fn` over tiles of x (CPU, [-1, 1]); each tile runs on the job's device."""
+        tile_in = max(64, self.tile // scale)
+        ov = max(8, overlap // scale)
+        done = [0]
+
+        def on_tile(tile: torch.Tensor) -> torch.Tensor:
+            out = fn(tile.to(self.device)).float().cpu()
+            done[0] += 1
+            self.report(stage, done[0] * steps_per_tile, out)
+            return out
+
+        return run_tiled(on_tile, x, tile_in, ov, scale=scale, align=align)
+
+    def report(self, stage: str, step: int, current: torch.Tensor | None = None) -> None:
+        frame = None if current is None else (lambda: images.preview(images.from_model(current[:1])[0]))
+        self.stages.report(stage, step, frame)
+
+    def step_callback(self, stage: str, tiles_done: Callable[[], int], steps: int) -> Callable[[dict], None]:
+        """Sampler callback: progress (and cancellation) after every step inside a tile."""
+        def cb(info: dict) -> None:
+            self.report(stage, tiles_done() * steps + info["step"], info["denoised"])
+        return cb
+
+
+def _plan(tasks: list[str], h: int, w: int, job: _Job, params: dict[str, Any]) -> dict[str, int]:
+    plan: dict[str, int] = {"analyse": 1}
+    scale = params["scale"]
+    for t in tasks:
+        steps = _steps(t, params)
+        if t == "upscale":
+            n = tile_count(h, w, max(64, job.tile // scale), max(8, OVERLAP // scale))
+        else:
+            n = tile_count(h, w, job.tile, OVERLAP, 16 if t == "jpeg" else 1)
+        plan[t] = n * steps
+    plan["composite"] = 1
+    return plan
+
+
+def _steps(task: str, params: dict[str, Any]) -> int:
+    return int(params["steps"] or DEFAULT_STEPS[task])
+
+
+# ---------------------------------------------------------------- the stages
+
+
+def _denoise(job: _Job, x: torch.Tensor, sigma255: float) -> torch.Tensor:
+    """One call D(y, sigma) per tile (steps > 1: a short plug-and-play refinement)."""
+    sigma = 2.0 * sigma255 / 255.0  # images live in [-1, 1]
+    fn, steps = job.denoise_fn(), _steps("denoise", job.params)
+    counter = [0]
+
+    def run(tile: torch.Tensor) -> torch.Tensor:
+        if steps == 1:
+            out = fn(tile, torch.tensor(sigma, device=tile.device))
+        else:
+            cb = job.step_callback("denoise", lambda: counter[0], steps)
+            out = guidance.restore(fn, tile, guidance.Identity(), sigma, "denoise", steps=steps, callback=cb)
+        counter[0] += 1
+        return out
+
+    return job.tiled("denoise", run, x, steps)
+
+
+def _jpeg(job: _Job, x: torch.Tensor, quality: int, offset: tuple[int, int]) -> torch.Tensor:
+    """Plug-and-play inside the quantisation intervals of the JPEG the image came from."""
+    fn, steps = job.denoise_fn(), _steps("jpeg", job.params)
+    # put the JPEG block grid at (0, 0): pad by the grid origin's complement
+    py, px = (-offset[0]) % 8, (-offset[1]) % 8
+    h, w = x.shape[-2:]
+    xp = torch.nn.functional.pad(x, (px, 0, py, 0), mode="replicate") if (py or px) else x
+    counter = [0]
+
+    def run(tile: torch.Tensor) -> torch.Tensor:
+        op = guidance.JPEGConstraint(tile, quality=quality, subsampling="4:2:0", slack=0.0)
+        cb = job.step_callback("jpeg", lambda: counter[0], steps)
+        out = guidance.restore(fn, tile, op, 0.0, "jpeg", steps=steps, callback=cb)
+        counter[0] += 1
+        return out
+
+    out = job.tiled("jpeg", run, xp, steps, align=16)
+    return out[..., py:py + h, px:px + w]
+
+
+def _blur_operator(params: dict[str, Any]) -> guidance.Blur:
+    if params["blur_sigma"] is not None:
+        kernel = guidance.gaussian_kernel(params["blur_sigma"])
+    else:
+        kernel = guidance.motion_kernel(params["motion_length"], params["motion_angle"])
+    return guidance.Blur(kernel.float(), boundary="reflect")
+
+
+def _deblur(job: _Job, x: torch.Tensor, noise255: float) -> torch.Tensor:
+    op = _blur_operator(job.params)
+    fn, steps = job.denoise_fn(), _steps("deblur", job.params)
+    radius = max(op.rh, op.rw)
+    counter = [0]
+
+    def run(tile: torch.Tensor) -> torch.Tensor:
+        cb = job.step_callback("deblur", lambda: counter[0], steps)
+        out = guidance.restore(fn, tile, op, 2.0 * noise255 / 255.0, "deblur", steps=steps, callback=cb)
+        counter[0] += 1
+        return out
+
+    return job.tiled("deblur", run, x, steps, overlap=max(OVERLAP, 4 * radius))
+
+
+def _upscale(job: _Job, x: torch.Tensor, scale: int, noise255: float) -> torch.Tensor:
+    """Bicubic start, then denoise / project onto {x : bicubic_down(x) = y} at falling sigmas."""
+    op = guidance.Downsample(scale)
+    fn, steps = job.denoise_fn(), _steps("upscale", job.params)
+    counter = [0]
+
+    def run(tile: torch.Tensor) -> torch.Tensor:
+        cb = job.step_callback("upscale", lambda: counter[0], steps)
+        out = guidance.restore(fn, tile, op, 2.0 * noise255 / 255.0, "upscale", steps=steps, callback=cb)
+        counter[0] += 1
+        return out
+
+    return job.tiled("upscale", run, x, steps, scale=scale)
+
+
+def _repair(job: _Job, x: torch.Tensor, defects: np.ndarray) -> torch.Tensor:
+    """Inpaint the defect pixels with the inpaint op's sampler (conditioning channels plus
+    data consistency on the known pixels): a smooth pre-fill, lightly noised, then a short
+    run at full resolution. Tiles without defects are returned as they are."""
+    steps = _steps("repair", job.params)
+    packed = torch.cat([x, torch.from_numpy(defects.astype(np.float32))[None, None]], dim=1)
+    counter = [0]
+
+    def run(tile: torch.Tensor) -> torch.Tensor:
+        img, hard = tile[:, :3], (tile[:, 3:4] > 0.5).float()
+        index = counter[0]
+        counter[0] += 1
+        if not bool(hard.any()):
+            return img
+        prefill = smooth_fill(images.from_model(img)[0], hard[0, 0].cpu().numpy() > 0)
+        start = images.to_model(prefill, img.device)
+        gen = make_generator(job.seed + 7919 * index)  # per tile, so tiling order fixes the noise
+        sigmas = schedule(steps, REPAIR_SIGMA, img.device)
+        sampling = Sampling(job.den, job.device, img, hard, gen, "dpmpp_2m",
+                            _Offset(job.stages, "repair", index * steps), "repair")
+        out = sampling.run(start + randn(tuple(start.shape), gen, img.device) * sigmas[0], sigmas)
+        return img + hard * (out - img)
+
+    return job.tiled("repair", run, packed, steps)
+
+
+class _Offset:
+    """Stages adaptor: the sampler inside tile k reports step k*steps + i of the stage."""
+
+    def __init__(self, stages: Stages, stage: str, offset: int):
+        self.stages, self.stage, self.offset = stages, stage, offset
+
+    def report(self, stage: str, step: int, preview=None) -> None:
+        self.stages.report(self.stage, self.offset + step, preview)
+
+
+# ---------------------------------------------------------------- the operation
+
+
+def run(inputs: dict[str, np.ndarray], params: dict[str, Any], ctx: JobContext) -> tuple[dict[str, np.ndarray], dict]:
+    t0 = time.perf_counter()
+    image, mask, tasks = _check(inputs, params)
+    seed = resolve_seed(params["seed"])
+    h_full, w_full = image.shape[:2]
+    f = images.to_float(image)
+    rgb, alpha = images.split_alpha(f)
+    m = images.mask_to_float(mask) if mask is not None else None
+    box = images.work_area(m) if m is not None else images.Box(0, 0, h_full, w_full)
+    meta: dict[str, Any] = {"seed": seed, "model": params["model"], "requested": params["task"]}
+    scale = params["scale"] if ("upscale" in tasks) else 1
+
+    if box is None:  # an empty mask: nothing to restore
+        ctx.progress(1, 1, "composite")
+        out = _resize_output(image, scale) if scale > 1 else image.copy()
+        meta.update(tasks=[], empty_mask=True, timings={"total": 0.0})
+        return {"image": out}, meta
+
+    crop = rgb[box.slices]
+    u8 = crop * 255.0
+    # Measure before anything changes the pixels: the noise and JPEG grid of the input.
+    estimates: dict[str, Any] = {}
+    need_sigma = ("denoise" in tasks and params["sigma"] is None) or tasks == ["auto"] \
+        or any(t in tasks for t in ("deblur", "upscale"))
+    need_jpeg = ("jpeg" in tasks and params["quality"] is None) or tasks == ["auto"]
+    jpeg_est = estimate.jpeg_quality(u8) if need_jpeg else None
+    sigma_est = estimate.noise_sigma(u8) if need_sigma else None
+    if sigma_est is not None:
+        estimates["noise_sigma"] = round(sigma_est, 2)
+    if jpeg_est is not None:
+        estimates["jpeg_quality"] = jpeg_est.quality
+    if tasks == ["auto"]:
+        tasks = []
+        if jpeg_est.quality is not None and jpeg_est.quality <= AUTO_MAX_QUALITY:
+            tasks.append("jpeg")
+        elif sigma_est >= AUTO_MIN_SIGMA:
+            tasks.append("denoise")
+    skipped: dict[str, str] = {}
+    quality, offset = params["quality"], (0, 0)
+    if "jpeg" in tasks and quality is None:
+        if jpeg_est.quality is None:
+            skipped["jpeg"] = "no JPEG quantisation grid found in the image; pass quality to force it"
+            tasks.remove("jpeg")
+        else:
+            quality, offset = jpeg_est.quality, jpeg_est.offset
+    sigma = params["sigma"] if params["sigma"] is not None else sigma_est
+    if "denoise" in tasks and sigma is not None and sigma < 0.5:
+        skipped["denoise"] = f"measured noise sigma {sigma:.2f} is negligible"
+        tasks.remove("denoise")
+
+    den = ctx.models.get(params["model"])
+    job = _Job(den, ctx, params, seed)
+    job.stages = stages = Stages(ctx, _plan(tasks, box.h, box.w, job, params))
+    stages.report("analyse", 1)
+    stages.done("analyse")
+
+    x = images.to_model(crop, "cpu")
+    defect_pixels = None
+    for task in tasks:
+        if task == "repair":
+            if params["defects"] == "mask":
+                defects = m[box.slices] > 0
+            else:
+                region = m[box.slices] > 0 if m is not None else None
+                defects = detect_defects(x, DefectParams(sensitivity=params["sensitivity"]), region)
+            defect_pixels = int(defects.sum())
+            if defect_pixels:
+                x = _repair(job, x, defects)
+        elif task == "jpeg":
+            x = _jpeg(job, x, int(quality), offset)
+        elif task == "denoise":
+            x = _denoise(job, x, float(sigma))
+        elif task == "deblur":
+            x = _deblur(job, x, float(sigma_est or 0.0))
+        elif task == "upscale":
+            x = _upscale(job, x, scale, float(sigma_est or 0.0))
+        x = x.clamp(-1, 1)
+        stages.done(task)
+
+    out = _compose(image, rgb, alpha, images.from_model(x)[0], box, m, scale, params["feather"])
+    stages.report("composite", 1)
+    stages.done("composite")
+    meta.update(tasks=tasks, estimates=estimates, skipped=skipped, scale=scale,
+                timings={**stages.timings(), "total": round(time.perf_counter() - t0, 3)})
+    if "denoise" in tasks:
+        meta["sigma"] = round(float(sigma), 2)
+    if "jpeg" in tasks:
+        meta["quality"] = int(quality)
+    if defect_pixels is not None:
+        meta["defect_pixels"] = defect_pixels
+    if m is not None:
+        meta["work_area"] = [box.y0, box.x0, box.y1, box.x1]
+    return {"image": out}, meta
+
+
+def _resize_output(image: np.ndarray, scale: int) -> np.ndarray:
+    """Plain bicubic enlargement in the image's own depth (the base outside a mask)."""
+    f = images.to_float(image)
+    t = torch.from_numpy(np.ascontiguousarray(f)).permute(2, 0, 1)[None]
+    big = images.resize(t, (image.shape[0] * scale, image.shape[1] * scale), "bicubic").clamp(0, 1)
+    return images.from_float(big[0].permute(1, 2, 0).numpy(), image.dtype)
+
+
+def _compose(image: np.ndarray, rgb: np.ndarray, alpha: np.ndarray | None, result: np.ndarray, box: images.Box,
+             m: np.ndarray | None, scale: int, feather: float | None) -> np.ndarray:
+    """Put the restored work area back. Without a mask the result is the whole output (alpha
+    kept exactly, or enlarged); with one it is blended in through the feathered mask."""
+    if scale == 1:
+        gen = rgb.copy()
+        gen[box.slices] = result
+        if m is None:
+            out = image.copy()
+            out[..., :3] = images.from_float(gen, image.dtype)
+            return out
+        return images.composite(image, gen, m, feather, match_colors=False)
+    base = _resize_output(image, scale)
+    sb = images.Box(box.y0 * scale, box.x0 * scale, box.y1 * scale, box.x1 * scale)
+    gen = images.to_float(base)[..., :3]
+    gen[sb.slices] = result
+    if m is None:
+        base[..., :3] = images.from_float(gen, image.dtype)
+        return base
+    m_big = np.repeat(np.repeat(m, scale, axis=0), scale, axis=1)
+    f = None if feather is None else feather * scale
+    return images.composite(base, gen, m_big, f, match_colors=False)
+
+
+OPERATION = Operation(
+    name="restore",
+    doc="Denoise, remove JPEG artefacts, deblur, upscale x2/x4 or repair scratches and dust; "
+        "task=auto measures the image and picks. Any size (tiled); an optional mask limits the work.",
+    inputs=(
+        InputSpec("image", doc="the layer, RGB or RGBA (alpha is kept, or enlarged with the image)"),
+        InputSpec("mask", required=False, channels=(1,),
+                  doc="optional selection (255 = restore here); with defects=mask, the defects to repair"),
+    ),
+    params=(
+        ParamSpec("task", "str", "auto", "comma list of denoise, jpeg, upscale, deblur, repair (run in the order "
+                  "repair, jpeg, denoise, deblur, upscale), or auto (measure noise and JPEG quality and pick)"),
+        ParamSpec("sigma", "float", None, "noise standard deviation in 8-bit levels (0..255); null = measure it",
+                  min=0.0, max=100.0, nullable=True),
+        ParamSpec("quality", "int", None, "JPEG quality the image was saved with (1..100); null = measure it",
+                  min=1, max=100, nullable=True),
+        ParamSpec("scale", "int", 2, "upscale factor: 2 or 4", min=2, max=4),
+        ParamSpec("blur_sigma", "float", None, "deblur: Gaussian blur sigma in pixels", min=0.1, max=20.0,
+                  nullable=True),
+        ParamSpec("motion_length", "float", None, "deblur: motion blur length in pixels", min=1.0, max=100.0,
+                  nullable=True),
+        ParamSpec("motion_angle", "float", 0.0, "deblur: motion direction in degrees (0 = horizontal)",
+                  min=-360.0, max=360.0),
+        ParamSpec("defects", "enum", "detect", "repair: detect scratches and dust automatically (inside the mask if "
+                  "one is sent), or repair exactly the mask's pixels", choices=("detect", "mask")),
+        ParamSpec("sensitivity", "float", 0.5, "repair: detector sensitivity, higher finds fainter marks",
+                  min=0.0, max=1.0),
+        ParamSpec("steps", "int", None, "denoiser calls per tile; null = per-task default "
+                  f"({', '.join(f'{k} {v}' for k, v in DEFAULT_STEPS.items())})", min=1, max=100,
+                  nullable=True, limit_code=TOO_LARGE),
+        ParamSpec("seed", "int", None, "random seed (repair samples); null = random, returned in meta",
+                  min=0, max=2**31 - 1, nullable=True),
+        ParamSpec("model", "str", "builtin", "model folder name under models/"),
+        ParamSpec("tile", "int", None, "tile side in output pixels; null = device default (CPU 512, GPU 1024)",
+                  min=64, max=4096, nullable=True),
+        ParamSpec("feather", "float", None, "mask edge feather in pixels; null = auto, 0 = hard edge",
+                  min=0.0, max=64.0, nullable=True),
+    ),
+    run=run,
+    cost=_cost,
+)
