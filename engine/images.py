@@ -30,7 +30,11 @@ PREVIEW_SIDE = 128
 
 # ---- bit depth -------------------------------------------------------------------------
 def to_float(img: np.ndarray) -> np.ndarray:
-    """(h, w, c) array of any supported depth -> float32 in [0, 1] (floats are clipped)."""
+    """(h, w, c) array of any supported depth -> float32, integers scaled to [0, 1].
+
+    Float inputs are kept as they are (only made finite): a noisy float image legitimately
+    leaves [0, 1], and clipping it before denoising throws information away.
+    """
     img = np.asarray(img)
     scale = SCALES.get(img.dtype)
     if scale is not None:
@@ -38,7 +42,7 @@ def to_float(img: np.ndarray) -> np.ndarray:
     if img.dtype == np.bool_:
         return img.astype(np.float32)
     out = img.astype(np.float32)
-    return np.clip(np.nan_to_num(out, nan=0.0, posinf=1.0, neginf=0.0), 0.0, 1.0)
+    return np.nan_to_num(out, nan=0.0, posinf=1.0, neginf=0.0)
 
 
 def from_float(arr: np.ndarray, dtype: np.dtype | type) -> np.ndarray:

@@ -29,7 +29,7 @@ class DefectParams:
     spot_flank: float = 4.5  # second ring for dust specks up to ~8 pixels across
     line_length: int = 15  # segment over which line evidence is averaged
     reach: int = 3  # further segments a line must continue: marks shorter than ~(reach+2)*8 px are not lines
-    angles: int = 12
+    angles: int = 16  # 11.25 degrees apart: a 1-pixel line stays on its segment
     context: int = 31  # window of the local ridge energy
     sensitivity: float = 0.5
     dust: bool = True
@@ -175,16 +175,14 @@ def detect_defects(image: np.ndarray | torch.Tensor, params: DefectParams = Defe
         ridge = ridge.clamp(min=0)  # (1, n, H, W) two-sided contrast per orientation
         peak = ridge.amax(dim=1, keepdim=True)
         energy = _box(peak, params.context // 2)  # a thin mark barely moves it
-        # a pixel's own evidence, widened by a pixel so that a 1-pixel line drifting across
-        # the sampled orientation still fills its segment
-        sig = _dilate(((ridge > floor) & (ridge > k_pix * energy)).float(), 1)
+        sig = ((ridge > floor) & (ridge > k_pix * energy)).float()  # a mark pixel, per orientation
         # Share of significant pixels along each orientation, and whether that continues
         # for `reach` more segments (texture ridges are short and point every which way;
         # counting pixels, not averaging contrast, keeps a scratch that crosses a patch
         # of its own colour).
         along = _continued(F.conv2d(_pad(sig, q), lines, groups=n), steps, params.reach)
         best, idx = along.max(dim=1, keepdim=True)
-        strong = (best > coverage) & (sig.gather(1, idx) > 0)
+        strong = (best > coverage) & (sig.amax(dim=1, keepdim=True) > 0)
         if params.dust:
             # brighter than the surround in every direction, at either ring distance
             spot = torch.maximum(ridge.amin(dim=1, keepdim=True),

@@ -38,10 +38,10 @@ ORDER = ("repair", "jpeg", "denoise", "deblur", "upscale")
 TASKS = ORDER + ("auto",)
 # Steps per task when `steps` is null. Denoise is a single network call (the 2 s budget for
 # 512x512 on a laptop CPU); the others are plug-and-play loops (guidance.PNP_DEFAULTS).
-DEFAULT_STEPS = {"denoise": 1, "jpeg": 4, "deblur": 8, "upscale": 6, "repair": 8}
+DEFAULT_STEPS = {"denoise": 1, "jpeg": 4, "deblur": 8, "upscale": 6, "repair": 4}
 TILE = {"cpu": 512, "cuda": 1024}  # output-resolution tile side per device
 OVERLAP = 32
-REPAIR_SIGMA = 1.0  # repair starts sampling here over a smooth pre-fill: thin holes need little
+REPAIR_SIGMA = 0.3  # repair starts sampling here over a smooth pre-fill: thin holes need little
 AUTO_MIN_SIGMA = 2.5  # auto denoises only above this measured sigma (0..255 units)
 AUTO_MAX_QUALITY = 94  # auto treats JPEGs saved at a higher quality as clean
 MAX_OUTPUT_PIXELS = 8192 * 8192

@@ -133,7 +133,8 @@ class RelayTransport(Transport):
         self._lock = threading.Lock()
         self._closed = False
         threading.Thread(target=self._read_stdout, name="sfumato-relay-out", daemon=True).start()
-        threading.Thread(target=self._read_stderr, name="sfumato-relay-err", daemon=True).start()
+        self._stderr_thread = threading.Thread(target=self._read_stderr, name="sfumato-relay-err", daemon=True)
+        self._stderr_thread.start()
 
     def _read_stdout(self) -> None:
         try:
@@ -158,6 +159,8 @@ class RelayTransport(Transport):
             self._proc.wait(timeout=1.0)
         except subprocess.TimeoutExpired:
             pass
+        else:
+            self._stderr_thread.join(timeout=1.0)  # let the reader take the last words before reporting
         tail = self.stderr_tail().strip().splitlines()
         detail = tail[-1] if tail else f"exit status {self._proc.returncode}"
         return LinkError(RELAY_FAILED, f"{self.python} -m engine.relay stopped: {detail}")
