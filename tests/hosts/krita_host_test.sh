@@ -33,10 +33,10 @@ py() { PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" "$PY" "$@"; }  # the engine
 
 # --- provision Krita + Xvfb ---------------------------------------------------------------
 PKGS="krita python3-pyqt5 python3-sip xvfb xauth python3-zmq python3-msgpack imagemagick"
-have_host() { command -v krita >/dev/null && command -v xvfb-run >/dev/null \
+have_host() { command -v krita >/dev/null && command -v Xvfb >/dev/null \
     && /usr/bin/python3 -c "import PyQt5.QtCore" >/dev/null 2>&1 && command -v import >/dev/null; }
 if [ "$DEBIAN13" = 1 ]; then
-    have_host() { command -v xvfb-run >/dev/null; }  # only the engine side runs on this system
+    have_host() { true; }  # Krita and Xvfb run inside the chroot
     out=$("$ROOT/tests/hosts/krita/provision_debian13.sh") || skip "no Debian 13 chroot for Krita 5.2 (see above)"
     KROOT=$(echo "$out" | sed -n 's/^ROOT=//p')
     KRITA_VERSION=$(chroot "$KROOT" dpkg-query -W -f='${Version}' krita)
@@ -59,9 +59,10 @@ echo "Krita package $KRITA_VERSION; provisioning took $(( $(date +%s) - START ))
 
 # --- scratch profile, engine, inputs ------------------------------------------------------
 WORK=$(mktemp -d /tmp/sfumato-krita.XXXXXX)
-ENGINE_PID=""
+ENGINE_PID="" XVFB_PID=""
 cleanup() {
     [ -n "$ENGINE_PID" ] && kill "$ENGINE_PID" 2>/dev/null && wait "$ENGINE_PID" 2>/dev/null
+    [ -n "$XVFB_PID" ] && kill "$XVFB_PID" 2>/dev/null && wait "$XVFB_PID" 2>/dev/null
     if [ -n "$KROOT" ]; then
         "$ROOT/tests/hosts/gimp/chroot.sh" umount "$KROOT"
         grep -q " $KROOT$WORK " /proc/mounts || rmdir "$KROOT$WORK" 2>/dev/null
@@ -103,14 +104,16 @@ if [ -n "$KROOT" ]; then  # the work folder at the same path inside the chroot; 
     "$ROOT/tests/hosts/gimp/chroot.sh" mount "$KROOT" "$WORK" || { echo "FAIL: cannot mount into $KROOT"; exit 1; }
     IN_ROOT=(chroot "$KROOT" env HOME="$HOME")
 fi
-for attempt in 1 2 3; do  # Xvfb sometimes fails to come up (seen in chroots): retry that, never test failures
-    "${IN_ROOT[@]}" env SFUMATO_KRITA_TEST="$WORK/config.json" SFUMATO_ENGINE="$ADDRESS" \
-        timeout 600 xvfb-run -a -n $((100 + RANDOM % 800)) -e "$WORK/xvfb.log" -s "-screen 0 1440x900x24" \
-        krita --nosplash >"$WORK/krita.log" 2>&1
-    KRC=$?
-    grep -q "could not connect to display" "$WORK/krita.log" || break
-    echo "Xvfb did not start (attempt $attempt): $(tail -1 "$WORK/xvfb.log" 2>/dev/null)"
-done
+# our own Xvfb: -displayfd lets the server pick a free display itself (xvfb-run -a only looks at
+# lock files, which a chroot does not share, and sometimes raced with other X servers here)
+"${IN_ROOT[@]}" Xvfb -displayfd 3 -screen 0 1440x900x24 -nolisten tcp 3>"$WORK/display" 2>"$WORK/xvfb.log" &
+XVFB_PID=$!
+for _ in $(seq 1 100); do [ -s "$WORK/display" ] && break; kill -0 $XVFB_PID 2>/dev/null || break; sleep 0.2; done
+[ -s "$WORK/display" ] || { echo "FAIL: Xvfb did not start: $(tail -3 "$WORK/xvfb.log")"; exit 1; }
+DISPLAY_NUM=$(head -1 "$WORK/display")
+"${IN_ROOT[@]}" env DISPLAY=":$DISPLAY_NUM" SFUMATO_KRITA_TEST="$WORK/config.json" SFUMATO_ENGINE="$ADDRESS" \
+    timeout 600 krita --nosplash >"$WORK/krita.log" 2>&1
+KRC=$?
 echo "Krita ran $(( $(date +%s) - K0 )) s (exit $KRC)"
 grep "\[krita-host-test\]" "$WORK/krita.log" | sed 's/^/  /' | grep -v " ok  " || true
 grep -iE "Traceback|Error" "$WORK/krita.log" | grep -v "krita.lib.resources" | head -20 || true

@@ -504,9 +504,10 @@ class Sfumato(Gimp.PlugIn):
                                    Gimp.FileChooserAction.OPEN, True, None, RW)
             proc.add_string_argument("style-model", "Style _model", "Name of a style model in the engine's models/ "
                                      "(instead of an image)", "", RW)
-            proc.add_double_argument("strength", "S_trength", "How strongly to restyle", 0.0, 1.0, 0.6, RW)
-            proc.add_double_argument("structure", "Str_ucture", "How much of the layout to keep", 0.0, 1.0, 0.7, RW)
-            add_seed_steps(proc, 24)
+            proc.add_double_argument("strength", "S_trength", "How far to depart from the original", 0.05, 1.0, 0.45, RW)
+            proc.add_double_argument("structure", "Str_ucture", "How much of the layout and edges to keep",
+                                     0.0, 1.0, 0.5, RW)
+            add_seed_steps(proc, 16)
             add_context(proc)
         elif name == "sfumato-generate-pattern":
             proc.add_int_argument("width", "_Width", "Pixels; 0 = selection or image width", 0, 8192, 0, RW)

@@ -39,7 +39,8 @@ OPS: tuple[UiOp, ...] = (
          tip="Remove the selected object: inpaint at full strength with a wide context."),
     UiOp("restore", "Restore", "restore", ("task", "scale", "sigma", "steps", "seed", "model"),
          tip="Denoise, remove JPEG artefacts, upscale, deblur or repair the selection or layer."),
-    UiOp("stylize", "Stylize", "stylize", ("style_model", "strength", "structure", "steps", "seed"),
+    UiOp("stylize", "Stylize", "stylize", ("style_model", "strength", "structure", "guidance", "palette", "steps",
+                                           "seed", "model"),
          style_input=True, tip="Re-render the selection or layer in the style of a reference image or model."),
     UiOp("pattern", "Generate pattern", "generate", ("tileable", "steps", "seed", "variants", "model"),
          selection="size", tip="Generate a new (seamless) pattern the size of the selection or canvas."),
@@ -65,7 +66,7 @@ FALLBACK_SCHEMAS: dict[str, dict[str, dict[str, Any]]] = {
         "seed": {"type": "int", "default": None, "min": 0, "max": 2**31 - 1, "nullable": True},
     },
     "stylize": {
-        "style_model": {"type": "str", "default": ""},
+        "style_model": {"type": "str", "default": None, "nullable": True},
         "strength": {"type": "float", "default": 0.6, "min": 0.0, "max": 1.0},
         "structure": {"type": "float", "default": 0.5, "min": 0.0, "max": 1.0},
         "steps": {"type": "int", "default": 20, "min": 1, "max": 200},
@@ -81,7 +82,8 @@ FALLBACK_SCHEMAS: dict[str, dict[str, dict[str, Any]]] = {
 
 PARAM_LABELS = {"strength": "Strength", "steps": "Steps", "seed": "Seed", "variants": "Variants",
                 "method": "Method", "task": "Task", "scale": "Scale", "style_model": "Style model",
-                "structure": "Structure", "tileable": "Tileable", "model": "Model", "sigma": "Noise level"}
+                "structure": "Structure", "tileable": "Tileable", "model": "Model", "sigma": "Noise level",
+                "guidance": "Style force", "palette": "Palette"}
 
 
 def engine_schema(ui: UiOp, welcome: Mapping[str, Any] | None) -> dict[str, dict[str, Any]] | None:

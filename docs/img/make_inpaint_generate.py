@@ -1,0 +1,104 @@
+"""Regenerate the inpaint / generate figures in docs/img from scikit-image's bundled samples.
+
+    python docs/img/make_inpaint_generate.py [--models models] [--out docs/img]
+
+Runs the real engine in-process with the given models folder (default: the shipped
+`models/builtin`). Sources: skimage.data.astronaut() (NASA, public domain) and
+skimage.data.chelsea() / coffee() (CC0); nothing else goes into the figures.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from engine.client import Client
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def scribbles(h: int, w: int, seed: int, n: int = 7, width: int = 5) -> np.ndarray:
+    """Hand-drawn-looking marks over a photo: the defects the example removes."""
+    rng = np.random.default_rng(seed)
+    im = Image.new("L", (w, h), 0)
+    draw = ImageDraw.Draw(im)
+    for _ in range(n):
+        x, y = rng.uniform(0, w), rng.uniform(0, h)
+        angle = rng.uniform(0, 2 * math.pi)
+        pts = [(x, y)]
+        for _ in range(6):
+            angle += rng.normal(0, 0.5)
+            x, y = x + 18 * math.cos(angle), y + 18 * math.sin(angle)
+            pts.append((x, y))
+        draw.line(pts, fill=255, width=width, joint="curve")
+    return np.asarray(im) > 0
+
+
+def overlay(img: np.ndarray, mask: np.ndarray, colour=(255, 40, 40)) -> np.ndarray:
+    """The 'before' panel: the selection painted over the photo, as an editor shows it."""
+    out = img.copy()
+    out[mask] = (0.35 * out[mask] + 0.65 * np.array(colour)).astype(np.uint8)
+    return out
+
+
+def label(panel: np.ndarray, text: str) -> np.ndarray:
+    im = Image.fromarray(panel)
+    draw = ImageDraw.Draw(im)
+    draw.rectangle([0, 0, 8 + 7 * len(text), 16], fill=(0, 0, 0))
+    draw.text((4, 2), text, fill=(255, 255, 255))
+    return np.asarray(im)
+
+
+def grid(rows: list[list[np.ndarray]], gap: int = 4) -> np.ndarray:
+    h = max(p.shape[0] for r in rows for p in r)
+    w = sum(p.shape[1] for p in rows[0]) + gap * (len(rows[0]) - 1)
+    out = np.full((len(rows) * h + gap * (len(rows) - 1), w, 3), 255, np.uint8)
+    for i, row in enumerate(rows):
+        x = 0
+        for p in row:
+            out[i * (h + gap): i * (h + gap) + p.shape[0], x: x + p.shape[1]] = p[..., :3]
+            x += p.shape[1] + gap
+    return out
+
+
+def main() -> None:
+    from skimage import data
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models", default=str(ROOT / "models"))
+    ap.add_argument("--out", default=str(ROOT / "docs" / "img"))
+    args = ap.parse_args()
+    out = Path(args.out)
+    with Client.in_process(models_dir=args.models, device="auto", timeout=600) as client:
+        # 1. defect removal: marks scribbled over a portrait
+        face = np.ascontiguousarray(data.astronaut()[30:286, 120:376])
+        marks = scribbles(*face.shape[:2], seed=3)
+        damaged = face.copy()
+        damaged[marks] = (250, 250, 235)
+        fixed = client.inpaint(damaged, (marks[..., None] * 255).astype(np.uint8), seed=0)
+        # 2. object removal: the cup's saucer spoon area on coffee, with a generous selection
+        cat = np.ascontiguousarray(data.chelsea()[40:296, 100:356])
+        sel = np.zeros(cat.shape[:2], bool)
+        yy, xx = np.mgrid[:256, :256]
+        sel |= ((yy - 70) / 26.0) ** 2 + ((xx - 200) / 34.0) ** 2 <= 1  # an ear-sized blob of fur/background
+        removed = client.inpaint(cat, (sel[..., None] * 255).astype(np.uint8), seed=0)
+        rows = [[label(damaged, "damaged"), label(overlay(damaged, marks), "mask"), label(fixed, "inpainted")],
+                [label(cat, "original"), label(overlay(cat, sel), "mask"), label(removed, "inpainted")]]
+        Image.fromarray(grid(rows)).save(out / "inpaint_before_after.png", optimize=True)
+
+        # 3. a seamless pattern, tiled 2x2, and a texture grown from a CC0 reference crop
+        tile = client.generate(128, 128, tileable=True, seed=7)
+        ref = np.ascontiguousarray(data.chelsea()[150:278, 200:328])
+        tex = client.generate(128, 128, reference=ref, tileable=True, seed=1)
+        rows = [[label(np.tile(tile, (2, 2, 1)), "generate tileable, 2x2"),
+                 label(np.tile(tex, (2, 2, 1)), "from a reference, 2x2"),
+                 label(np.pad(ref, ((64, 64), (64, 64), (0, 0)), constant_values=255), "reference")]]
+        Image.fromarray(grid(rows)).save(out / "generate_tileable_2x2.png", optimize=True)
+    print(f"wrote {out / 'inpaint_before_after.png'} and {out / 'generate_tileable_2x2.png'}")
+
+
+if __name__ == "__main__":
+    main()
