@@ -284,7 +284,7 @@ class SfumatoDocker(DockWidget):
             pixmap = QtGui.QPixmap.fromImage(_qimage(w, h, rgba))
             self.preview.setPixmap(pixmap.scaled(PREVIEW_SIDE, PREVIEW_SIDE,
                                                  enum(Qt, "AspectRatioMode", "KeepAspectRatio"),
-                                                 enum(Qt, "TransformationMode", "FastTransformation")))
+                                                 enum(Qt, "TransformationMode", "SmoothTransformation")))
 
     def _refresh_history(self) -> None:
         self.history.clear()

@@ -207,9 +207,11 @@ class HostTest(Extension):
         self.info[f"{label}_seconds"] = round(seconds, 2)
         self.check(f"{label}: job finished with a result", run.job.state == "done" and len(ctrl.history) > before,
                    f"{run.job.state}: {run.message}")
+        on_engine = sum(gaps)  # until the result arrived; placing it in Krita is not counted
         self.check(f"{label}: event loop kept ticking during the job",
-                   len(gaps) >= max(3, int(seconds / 0.2)) and max(gaps or [0]) < 1.0,
-                   f"{len(gaps)} ticks in {seconds:.2f} s, longest gap {max(gaps or [0]):.3f} s")
+                   len(gaps) >= max(1, int(on_engine / 0.25)) and max(gaps or [0]) < 1.0,
+                   f"{len(gaps)} ticks (every 20 ms) in {on_engine:.2f} s on the engine, "
+                   f"longest gap {max(gaps or [0]):.3f} s; {seconds:.2f} s with placing the result")
         self.last_run = run
 
     def check_result_layer(self, doc: Any, source: Any, label: str, mask_of_box: Callable[[Any], bytes],
@@ -508,7 +510,7 @@ class HostTest(Extension):
                        [docker.progress.value(), docker.stage.text()])
             shot = self.cfg.get("screenshot")
             if shot:  # a preview with some structure in it, then the picture
-                yield (lambda: run.job.finished or run.job.fraction >= 0.45, 120.0, "the job to be half done")
+                yield (lambda: run.job.finished or run.job.fraction >= 0.7, 120.0, "the job to be well under way")
                 proc = subprocess.Popen(["import", "-window", "root", shot])
                 yield (lambda: proc.poll() is not None, 20.0, "the screenshot")
                 self.check("screenshot taken mid-job", proc.returncode == 0 and os.path.isfile(shot), shot)
