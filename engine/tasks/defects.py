@@ -80,19 +80,19 @@ def _shift_kernels(dist: float, angles: int) -> tuple[torch.Tensor, int]:
 
 
 def _line_kernels(length: int, angles: int) -> torch.Tensor:
-    """(angles, 1, L, L) normalised kernels that average along a centred segment."""
-    c = (length - 1) / 2
-    yy, xx = torch.meshgrid(torch.arange(length, dtype=torch.float32), torch.arange(length, dtype=torch.float32),
-                            indexing="ij")
-    ks = []
+    """(angles, 1, L, L) kernels averaging over a digital (one cell per step along the major
+    axis) segment through the centre: a drawn 1-pixel line fills its own digital segment,
+    where a smooth kernel would also count the empty cells beside it."""
+    c = (length - 1) // 2
+    ks = torch.zeros(angles, 1, length, length)
     for i in range(angles):
         a = math.pi * i / angles
         dx, dy = math.cos(a), math.sin(a)
-        across = ((xx - c) * dy - (yy - c) * dx).abs()
-        along = ((xx - c) * dx + (yy - c) * dy).abs()
-        k = (1 - across).clamp(min=0) * (along <= c + 0.5)
-        ks.append(k / k.sum())
-    return torch.stack(ks)[:, None]
+        major = max(abs(dx), abs(dy))
+        for t in range(-c, c + 1):
+            ks[i, 0, c + round(t * dy / major), c + round(t * dx / major)] = 1.0
+        ks[i] /= ks[i].sum()
+    return ks
 
 
 def _segment_steps(length: int, angles: int) -> list[tuple[int, int]]:
