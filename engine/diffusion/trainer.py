@@ -44,6 +44,11 @@ class TrainConfig:
     grad_clip: float = 1.0
     p_mean: float = -1.2
     p_std: float = 1.2
+    # Share of samples whose noise level is drawn log-uniformly from the restoration range
+    # (about 2.5..60 in 0..255 units) instead of the log-normal: spends more of a small
+    # network's capacity where denoising and the restore loops work.
+    restore_fraction: float = 0.0
+    restore_sigma: tuple[float, float] = (0.02, 0.5)
     synthetic: str | None = None  # "dead-leaves"
     dead_leaves_fraction: float = 0.25
     held_out: int = 4  # images kept out of training for the sample grid
@@ -205,10 +210,21 @@ class Trainer:
         masks = np.stack([random_mask(cfg.patch, cfg.patch, self.mask_rng, cfg.mask_weights) for _ in range(cfg.batch)])
         return x0.to(self.device), torch.from_numpy(masks)[:, None].to(self.device)
 
+    def sample_sigma(self, n: int) -> torch.Tensor:
+        """EDM's log-normal noise levels, a `restore_fraction` of them log-uniform over `restore_sigma`."""
+        cfg = self.cfg
+        sigma = (torch.randn(n, device=self.device) * cfg.p_std + cfg.p_mean).exp()
+        if cfg.restore_fraction > 0:
+            lo, hi = math.log(cfg.restore_sigma[0]), math.log(cfg.restore_sigma[1])
+            uniform = (torch.rand(n, device=self.device) * (hi - lo) + lo).exp()
+            pick = torch.rand(n, device=self.device) < cfg.restore_fraction
+            sigma = torch.where(pick, uniform, sigma)
+        return sigma
+
     def train_step(self) -> float:
         cfg = self.cfg
         x0, mask = self.make_batch()
-        sigma = (torch.randn(x0.shape[0], device=self.device) * cfg.p_std + cfg.p_mean).exp()
+        sigma = self.sample_sigma(x0.shape[0])
         noisy = x0 + torch.randn_like(x0) * sigma[:, None, None, None]
         cond = make_cond(x0, mask, x0)
         for g in self.opt.param_groups:
