@@ -429,24 +429,25 @@ def add_train(sub: Any) -> None:
     p.add_argument("--sample-every", type=int, help="write a sample grid every N steps (0 = never)")
 
     def run(args: argparse.Namespace) -> int:
-        from .diffusion.trainer import TrainConfig, train
-        from .registry import PACKAGE_MODELS
+        from .diffusion.recipes import finetune_defaults, scratch_defaults
+        from .diffusion.trainer import train
+        from .errors import EngineError
 
         if not args.folders and not args.synthetic:
             return fail("give at least one image folder, or --synthetic dead-leaves", 2)
         for folder in args.folders:
             if not Path(folder).exists():
                 return fail(f"no such folder: {folder}", 2)
-        from_model = args.from_model
-        if from_model and not Path(from_model).is_dir() and (PACKAGE_MODELS / from_model).is_dir():
-            from_model = str(PACKAGE_MODELS / from_model)
-        fields: dict[str, Any] = {"folders": list(args.folders), "out": args.out, "from_model": from_model,
-                                  "synthetic": args.synthetic, "device": args.device, "max_minutes": args.minutes}
-        for name in ("steps", "patch", "batch", "lr", "seed", "sample_every"):
-            if getattr(args, name) is not None:
-                fields[name] = getattr(args, name)
+        options = {name: getattr(args, name) for name in ("steps", "patch", "batch", "lr", "seed", "sample_every")}
+        options.update(synthetic=args.synthetic, device=args.device, max_minutes=args.minutes)
         try:
-            folder = train(TrainConfig(**fields))
+            if args.from_model:  # fine-tuning: few steps at a low rate (recipes.FINETUNE)
+                cfg = finetune_defaults(list(args.folders), args.out, args.from_model, **options)
+            else:
+                cfg = scratch_defaults(list(args.folders), args.out, **options)
+            folder = train(cfg)
+        except EngineError as exc:
+            return fail(f"[{exc.code}] {exc.message}", 2)
         except (ValueError, FileNotFoundError) as exc:
             return fail(str(exc), 2)
         print(f"model written to {folder}")

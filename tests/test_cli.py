@@ -127,6 +127,25 @@ def test_train_a_few_steps(tmp_path, capsys):
     assert "mini" in ModelRegistry(tmp_path / "models").names()
 
 
+def test_train_from_a_model_uses_the_finetune_recipe(tmp_path, capsys, tiny_models_dir):
+    """`--from` takes the fine-tune defaults (low rate, small batch), not the from-scratch ones."""
+    from engine.diffusion.recipes import FINETUNE
+
+    folder = tmp_path / "paintings"
+    folder.mkdir()
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        Image.fromarray(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(folder / f"p{i}.png")
+    out = tmp_path / "models" / "style"
+    assert main(["train", str(folder), "--from", str(tiny_models_dir / "builtin"), "--out", str(out),
+                 "--steps", "2", "--patch", "16", "--sample-every", "0", "--device", "cpu"]) == 0
+    card = json.loads((out / "model.json").read_text())
+    assert card["recipe"]["lr"] == FINETUNE["lr"] and card["recipe"]["batch"] == FINETUNE["batch"]
+    assert card["recipe"]["steps"] == 2 and card["base_model"] == "builtin"
+
+
 def test_sigterm_cancels_running_and_answers_queued(served):
     proc, address = served
     with Client(address, timeout=10) as client:

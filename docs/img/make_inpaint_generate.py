@@ -79,23 +79,25 @@ def main() -> None:
         damaged = face.copy()
         damaged[marks] = (250, 250, 235)
         fixed = client.inpaint(damaged, (marks[..., None] * 255).astype(np.uint8), seed=0)
-        # 2. object removal: the cup's saucer spoon area on coffee, with a generous selection
-        cat = np.ascontiguousarray(data.chelsea()[40:296, 100:356])
-        sel = np.zeros(cat.shape[:2], bool)
-        yy, xx = np.mgrid[:256, :256]
-        sel |= ((yy - 70) / 26.0) ** 2 + ((xx - 200) / 34.0) ** 2 <= 1  # an ear-sized blob of fur/background
-        removed = client.inpaint(cat, (sel[..., None] * 255).astype(np.uint8), seed=0)
+        # 2. object removal: the spoon on the saucer (coffee, CC0)
+        cup = np.ascontiguousarray(data.coffee()[40:360, 240:480])
+        spoon = Image.new("L", (240, 320), 0)
+        draw = ImageDraw.Draw(spoon)
+        draw.ellipse([78, 188, 174, 292], fill=255)  # the bowl
+        draw.line([(174, 22), (170, 70), (158, 132), (144, 196)], fill=255, width=22, joint="curve")  # the handle
+        sel = np.asarray(spoon) > 0
+        removed = client.inpaint(cup, (sel[..., None] * 255).astype(np.uint8), seed=0)
         rows = [[label(damaged, "damaged"), label(overlay(damaged, marks), "mask"), label(fixed, "inpainted")],
-                [label(cat, "original"), label(overlay(cat, sel), "mask"), label(removed, "inpainted")]]
+                [label(cup, "original"), label(overlay(cup, sel), "mask"), label(removed, "inpainted")]]
         Image.fromarray(grid(rows)).save(out / "inpaint_before_after.png", optimize=True)
 
         # 3. a seamless pattern, tiled 2x2, and a texture grown from a CC0 reference crop
         tile = client.generate(128, 128, tileable=True, seed=7)
-        ref = np.ascontiguousarray(data.chelsea()[150:278, 200:328])
+        ref = np.ascontiguousarray(data.chelsea()[5:85, 190:300])  # forehead fur
         tex = client.generate(128, 128, reference=ref, tileable=True, seed=1)
         rows = [[label(np.tile(tile, (2, 2, 1)), "generate tileable, 2x2"),
                  label(np.tile(tex, (2, 2, 1)), "from a reference, 2x2"),
-                 label(np.pad(ref, ((64, 64), (64, 64), (0, 0)), constant_values=255), "reference")]]
+                 label(np.pad(ref, ((88, 88), (73, 73), (0, 0)), constant_values=255), "reference")]]
         Image.fromarray(grid(rows)).save(out / "generate_tileable_2x2.png", optimize=True)
     print(f"wrote {out / 'inpaint_before_after.png'} and {out / 'generate_tileable_2x2.png'}")
 

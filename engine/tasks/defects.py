@@ -27,8 +27,8 @@ class DefectParams:
 
     flank: float = 3.0  # distance of the flanks: marks up to ~2*flank-2 pixels wide
     spot_flank: float = 4.5  # second ring for dust specks up to ~8 pixels across
-    line_length: int = 15  # segment over which line evidence is averaged
-    reach: int = 3  # further segments a line must continue: marks shorter than ~(reach+2)*8 px are not lines
+    line_length: int = 9  # segment over which line evidence is counted (short: a 1 px line stays on it)
+    reach: int = 6  # further segments a line must continue: marks shorter than ~reach*5+9 px are not lines
     angles: int = 16  # 11.25 degrees apart: a 1-pixel line stays on its segment
     context: int = 31  # window of the local ridge energy
     sensitivity: float = 0.5

@@ -31,7 +31,7 @@ from .jobtools import (Stages, circular_copy, make_generator, model_fn, randn, r
 MAX_SIDE = 4096
 MAX_PIXELS = 2048 * 2048  # width * height * variants, sampled in one batch
 REFERENCE_SIDE = 512  # references are downscaled to this longest side for the statistics
-REFERENCE_SIGMA = 4.0  # noise level sampling starts at over the spot-noise initialisation
+REFERENCE_SIGMA = 1.5  # noise level sampling starts at over the spot-noise initialisation
 GUIDE_SIGMA_MIN = 0.05  # below this the model alone finishes the details
 
 

@@ -31,12 +31,11 @@ from .jobtools import (Stages, make_generator, model_fn, randn, resolve_seed, sc
 from .patchfill import harmonic_fill, hole_radius, patch_fill, smooth_fill
 
 MAX_VARIANTS = 8
-THIN_RADIUS = 4  # holes at most this deep (pixels) are "thin": scratches, strokes, dust
-THIN_START, THIN_SIGMA, THIN_STEPS = "harmonic", 1.0, 0.4  # pre-fill, start noise, fraction of steps
+THIN_RADIUS = 10  # holes at most this deep (pixels from a known pixel) are "thin": scratches, strokes
+THIN_SIGMA, THIN_STEPS = 0.05, 0.2  # start noise, fraction of `steps` run
 THIN_MAX_AREA = 4  # thin holes run at full resolution up to this many times the capped area
-PREFILL_RADIUS = 6  # deeper holes (work-resolution pixels) start from a pre-fill
-PREFILL_START, PREFILL_SIGMA, PREFILL_STEPS = "patch", 5.0, 0.75
-HOLE_RADIUS_TARGET = 12  # deep holes are sampled where they are about this deep (pixels); 0 = off
+PREFILL_SIGMA, PREFILL_STEPS = 0.25, 0.5  # deeper holes: start noise over the pre-fill, fraction of steps
+PATCH_RADIUS = 40  # holes deeper than this (work pixels) are pre-filled by PatchMatch, not harmonically
 DETAIL_SIGMA = 0.25  # noise level of the full-resolution detail pass
 DETAIL_STEPS = 3
 DETAIL_MARGIN = 16  # pixels of context around the hole in the detail pass
@@ -160,31 +159,38 @@ class Plan:
     detail: bool  # full-resolution pass after a downscaled one
 
 
-def plan(h: int, w: int, radius: int, strength: float, steps: int, cap: int, stride: int) -> Plan:
-    """Thin holes (scratches, strokes) are decided by their surroundings: start from the
-    harmonic fill at a low noise level, at full resolution. Deep holes need the prior's
-    global structure: sample at a resolution where the hole is about as deep as the holes
-    the model was trained on (and within the cap), from a pre-fill, then add detail."""
+def plan(h: int, w: int, radius: int, strength: float, steps: int, cap: int, stride: int,
+         known_any: bool = True) -> Plan:
+    """Choose resolution, starting point and noise level for one inpaint.
+
+    - strength < 1: SDEdit from the noised original, at the capped resolution.
+    - thin holes (scratches, strokes): the harmonic fill at full resolution, refined from a
+      low noise level; what fills a thin hole is decided by its border.
+    - deeper holes: the capped work resolution, from a pre-fill (harmonic; PatchMatch for
+      very deep holes such as outpainting, where a smooth membrane would look smeared),
+      refined from a moderate noise level; a detail pass follows when downscaled.
+    - nothing known at all: plain generation from noise.
+    The noise levels are tuned on held-in training photos for PSNR inside the hole (see
+    docs/performance.md): the shipped model loses PSNR when started from higher noise.
+    """
+    work = images.work_size(h, w, cap, stride)
     if strength < 1.0:
-        work = images.work_size(h, w, cap, stride)
         return Plan(work, "original", strength_sigma(strength), max(1, round(steps * strength)), work != (h, w))
+    if not known_any:
+        return Plan(work, "noise", 80.0, steps, work != (h, w))
     if radius <= THIN_RADIUS and h * w <= THIN_MAX_AREA * cap * cap:
-        return Plan((h, w), THIN_START, THIN_SIGMA, max(1, round(steps * THIN_STEPS)), False)
-    side = max(h, w)
-    if HOLE_RADIUS_TARGET:
-        side = min(side, max(4 * stride, round(max(h, w) * HOLE_RADIUS_TARGET / max(radius, 1))))
-    work = images.work_size(h, w, min(cap, side), stride)
-    scale = work[0] / h
-    if radius * scale > PREFILL_RADIUS:
-        return Plan(work, PREFILL_START, PREFILL_SIGMA, max(1, round(steps * PREFILL_STEPS)), work != (h, w))
-    return Plan(work, "noise", 80.0, steps, work != (h, w))
+        return Plan((h, w), "harmonic", THIN_SIGMA, max(1, round(steps * THIN_STEPS)), False)
+    deep = radius * work[0] / h > PATCH_RADIUS
+    return Plan(work, "patch" if deep else "harmonic", PREFILL_SIGMA, max(1, round(steps * PREFILL_STEPS)),
+                work != (h, w))
 
 
 def _diffuse(den, device: str, rgb: np.ndarray, regen: np.ndarray, params: dict[str, Any], seed: int, n_var: int,
              ctx: JobContext, meta: dict) -> list[np.ndarray]:
     """Sample the work area; returns one (h, w, 3) float fill per variant at full resolution."""
     h, w = regen.shape
-    pl = plan(h, w, hole_radius(regen), params["strength"], params["steps"], images.work_cap(device), den.stride)
+    pl = plan(h, w, hole_radius(regen), params["strength"], params["steps"], images.work_cap(device), den.stride,
+              known_any=not regen.all())
     prefill = pl.start in ("patch", "smooth", "harmonic")
     stages = Stages(ctx, {"prefill": 1 if prefill else 0, "diffusion": pl.steps,
                           "detail": DETAIL_STEPS if pl.detail else 0, "composite": n_var})

@@ -102,7 +102,8 @@ class Stages:
     def report(self, stage: str, step: int, preview: Callable[[], np.ndarray] | None = None) -> None:
         """Report step `step` (1-based) of `stage`; `preview` is called only when a frame is due."""
         global_step = self.offsets.get(stage, 0) + min(step, self.plan.get(stage, step))
-        frame = preview() if (preview is not None and self.ctx.wants_preview(global_step, self.total)) else None
+        due = self.ctx.wants_preview(global_step, self.total) or step == self.plan.get(stage)  # and each stage's end
+        frame = preview() if (preview is not None and due) else None
         self.ctx.progress(global_step, self.total, stage, frame)
 
     def done(self, stage: str) -> None:

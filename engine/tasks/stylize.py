@@ -183,7 +183,13 @@ def run(inputs: dict[str, np.ndarray], params: dict[str, Any], ctx: JobContext) 
         meta.update(empty_mask=True, timings={"total": 0.0})
         return {"image": image.copy()}, meta
 
-    den = ctx.models.get(params["style_model"] or params["model"])
+    if params["style_model"]:
+        try:
+            den = ctx.models.get(params["style_model"])
+        except EngineError as exc:
+            raise EngineError(exc.code, exc.message, "params.style_model") from exc
+    else:
+        den = ctx.models.get(params["model"])
     f = images.to_float(image[box.slices])
     rgb, _ = images.split_alpha(f)
     h, w = rgb.shape[:2]
@@ -249,7 +255,7 @@ OPERATION = Operation(
                   "re-rendering starts from (0.3 subtle, 0.45 painterly, 0.6 loose)", min=0.05, max=1.0),
         ParamSpec("structure", "float", 0.5, "how much layout and edges to keep (0 = only the broad composition, "
                   "1 = fine edges)", min=0.0, max=1.0),
-        ParamSpec("guidance", "float", 2.0, "how hard to pull texture and strokes towards the reference "
+        ParamSpec("guidance", "float", 4.0, "how hard to pull texture and strokes towards the reference "
                   "(0 = palette only)", min=0.0, max=10.0),
         ParamSpec("palette", "float", 1.0, "how fully to adopt the reference's colours", min=0.0, max=1.0),
         ParamSpec("steps", "int", 16, "sampler steps (cost grows linearly)", min=1, max=200, limit_code=TOO_LARGE),
