@@ -1,29 +1,19 @@
 """Circular padding makes generated samples tile seamlessly."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
+from conftest import TINY_ARCH
 from engine.diffusion.denoiser import Denoiser, make_cond
 from engine.diffusion.modelfile import load_model
 from engine.diffusion.sampling import karras_sigmas, sample_heun
 from engine.diffusion.trainer import TrainConfig, train
 
-TINY = {"channels": [8, 16, 16, 16], "down_blocks": [1, 1, 1, 1], "up_blocks": [1, 1, 1, 1],
-        "emb_dim": 32, "groups": 4}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny networks run fastest on one thread, and spin-waiting threads crawl on a busy CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def blobs(size: int, rng: np.random.Generator) -> np.ndarray:
@@ -45,7 +35,7 @@ def smooth_model(tmp_path_factory) -> Denoiser:
         Image.fromarray(blobs(64, rng)).save(root / f"b{i}.png")
     out = root / "model"
     cfg = TrainConfig(folders=[str(root)], out=str(out), steps=150, patch=32, batch=8, lr=2e-3, warmup=20,
-                      ema=0.99, sample_every=0, checkpoint_every=1000, held_out=0, architecture=dict(TINY),
+                      ema=0.99, sample_every=0, checkpoint_every=1000, held_out=0, architecture=dict(TINY_ARCH),
                       device="cpu", mask_weights={"all": 1.0})
     train(cfg, log=lambda *_: None)
     model, _ = load_model(out)

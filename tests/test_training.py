@@ -8,23 +8,14 @@ import pytest
 import torch
 from PIL import Image
 
+from conftest import TINY_ARCH
 from engine.diffusion.denoiser import make_cond
 from engine.diffusion.modelfile import load_model, read_card
 from engine.diffusion.recipes import FINETUNE, finetune_defaults
 from engine.diffusion.sampling import karras_sigmas, sample_heun
 from engine.diffusion.trainer import TrainConfig, Trainer
 
-TINY = {"channels": [8, 16, 16, 16], "down_blocks": [1, 1, 1, 1], "up_blocks": [1, 1, 1, 1],
-        "emb_dim": 32, "groups": 4}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny networks run fastest on one thread, and spin-waiting threads crawl on a busy CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def gradient_image(size: int, rng: np.random.Generator) -> np.ndarray:
@@ -49,7 +40,7 @@ def ramp_folder(tmp_path_factory) -> Path:
 def _cfg(folder: Path, out: Path, steps: int) -> TrainConfig:
     return TrainConfig(folders=[str(folder)], out=str(out), steps=steps, patch=32, batch=16, lr=5e-3, warmup=20,
                        decay_fraction=0.2, ema=0.99, sample_every=0, checkpoint_every=1000, held_out=2,
-                       architecture=dict(TINY), seed=0, device="cpu",
+                       architecture=dict(TINY_ARCH), seed=0, device="cpu",
                        mask_weights={"box": 0.6, "strokes": 0.2, "all": 0.2})
 
 
@@ -121,7 +112,7 @@ def test_finetune_defaults_from_a_model_folder(trained: Trainer, ramp_folder: Pa
     t.run()
     card = read_card(tmp_path / "style")
     assert card["base_model"] == "ramps" and card["steps"] == 8
-    assert card["config"]["channels"] == TINY["channels"]
+    assert card["config"]["channels"] == TINY_ARCH["channels"]
     assert (tmp_path / "style" / "samples.png").is_file()
     with pytest.raises(TypeError):
         finetune_defaults([], "x", str(trained.out), no_such_field=1)

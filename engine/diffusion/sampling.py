@@ -58,28 +58,9 @@ def _default_noise(generator: torch.Generator | None) -> Callable[[torch.Tensor]
     return noise
 
 
-@torch.no_grad()
-def sample_euler(denoiser: DenoiseFn, x: torch.Tensor, sigmas: torch.Tensor, callback: Callback = None,
-                 s_churn: float = 0.0, s_tmin: float = 0.0, s_tmax: float = float("inf"),
-                 generator: torch.Generator | None = None) -> torch.Tensor:
-    """First-order Euler steps on the probability-flow ODE (optionally with churn)."""
-    noise = _default_noise(generator)
-    n = len(sigmas) - 1
-    for i in range(n):
-        gamma = _gamma(sigmas[i], n, s_churn, s_tmin, s_tmax)
-        x, sigma = _churn(x, sigmas[i], gamma, noise)
-        denoised = denoiser(x, sigma)
-        d = (x - denoised) / sigma
-        x = x + d * (sigmas[i + 1] - sigma)
-        _report(callback, i, n, x, sigma, denoised)
-    return x
-
-
-@torch.no_grad()
-def sample_heun(denoiser: DenoiseFn, x: torch.Tensor, sigmas: torch.Tensor, callback: Callback = None,
-                s_churn: float = 0.0, s_tmin: float = 0.0, s_tmax: float = float("inf"),
-                generator: torch.Generator | None = None) -> torch.Tensor:
-    """EDM's second-order Heun sampler (Algorithm 2); the last step to 0 is Euler."""
+def _sample_ode(denoiser: DenoiseFn, x: torch.Tensor, sigmas: torch.Tensor, callback: Callback, s_churn: float,
+                s_tmin: float, s_tmax: float, generator: torch.Generator | None, heun: bool) -> torch.Tensor:
+    """The probability-flow ODE step loop shared by Euler and Heun (optionally with churn)."""
     noise = _default_noise(generator)
     n = len(sigmas) - 1
     for i in range(n):
@@ -88,7 +69,7 @@ def sample_heun(denoiser: DenoiseFn, x: torch.Tensor, sigmas: torch.Tensor, call
         denoised = denoiser(x, sigma)
         d = (x - denoised) / sigma
         dt = sigmas[i + 1] - sigma
-        if sigmas[i + 1] == 0:
+        if not heun or sigmas[i + 1] == 0:
             x = x + d * dt
         else:
             x_next = x + d * dt
@@ -97,6 +78,22 @@ def sample_heun(denoiser: DenoiseFn, x: torch.Tensor, sigmas: torch.Tensor, call
             x = x + (d + d_next) / 2 * dt
         _report(callback, i, n, x, sigma, denoised)
     return x
+
+
+@torch.no_grad()
+def sample_euler(denoiser: DenoiseFn, x: torch.Tensor, sigmas: torch.Tensor, callback: Callback = None,
+                 s_churn: float = 0.0, s_tmin: float = 0.0, s_tmax: float = float("inf"),
+                 generator: torch.Generator | None = None) -> torch.Tensor:
+    """First-order Euler steps on the probability-flow ODE (optionally with churn)."""
+    return _sample_ode(denoiser, x, sigmas, callback, s_churn, s_tmin, s_tmax, generator, heun=False)
+
+
+@torch.no_grad()
+def sample_heun(denoiser: DenoiseFn, x: torch.Tensor, sigmas: torch.Tensor, callback: Callback = None,
+                s_churn: float = 0.0, s_tmin: float = 0.0, s_tmax: float = float("inf"),
+                generator: torch.Generator | None = None) -> torch.Tensor:
+    """EDM's second-order Heun sampler (Algorithm 2); the last step to 0 is Euler."""
+    return _sample_ode(denoiser, x, sigmas, callback, s_churn, s_tmin, s_tmax, generator, heun=True)
 
 
 @torch.no_grad()

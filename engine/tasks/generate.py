@@ -25,8 +25,8 @@ from ..diffusion.guidance import StyleGuide, style_guided
 from ..diffusion.sampling import SAMPLERS
 from ..errors import TOO_LARGE, EngineError
 from .base import InputSpec, JobContext, Operation, ParamSpec
-from .jobtools import (Stages, circular_copy, make_generator, model_fn, randn, resolve_seed, schedule,
-                       variant_outputs)
+from .jobtools import (Stages, circular_copy, make_generator, model_fn, randn, resolve_seed,
+                       sample_with_progress, schedule, variant_outputs)
 
 MAX_SIDE = 4096
 MAX_PIXELS = 2048 * 2048  # width * height * variants, sampled in one batch
@@ -118,13 +118,8 @@ def run(inputs: dict[str, np.ndarray], params: dict[str, Any], ctx: JobContext) 
 
     stages = Stages(ctx, {"diffusion": steps, "composite": 1})
 
-    def callback(info: dict) -> None:
-        stages.report("diffusion", info["step"], lambda: images.preview(images.from_model(info["denoised"][:1])[0]))
-
-    kwargs: dict[str, Any] = {"callback": callback}
-    if params["sampler"] != "dpmpp_2m":
-        kwargs["generator"] = gen
-    x = SAMPLERS[params["sampler"]](fn, x, sigmas, **kwargs)
+    x = sample_with_progress(params["sampler"], fn, x, sigmas, gen, stages, "diffusion",
+                             lambda info: images.preview(images.from_model(info["denoised"][:1])[0]))
     stages.done("diffusion")
     if (gh, gw) != (height, width):
         x = periodic_resize(x, (height, width))

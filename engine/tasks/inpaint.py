@@ -24,10 +24,10 @@ import torch
 from .. import images
 from ..diffusion.denoiser import make_cond
 from ..diffusion.sampling import SAMPLERS
-from ..errors import BAD_PARAM, TOO_LARGE, EngineError
+from ..errors import TOO_LARGE
 from .base import InputSpec, JobContext, Operation, ParamSpec
-from .jobtools import (Stages, make_generator, model_fn, randn, resolve_seed, schedule, strength_sigma,
-                       variant_outputs)
+from .jobtools import (Stages, check_image_and_mask, make_generator, model_fn, randn, resolve_seed,
+                       sample_with_progress, schedule, strength_sigma, variant_outputs)
 from .patchfill import harmonic_fill, hole_radius, patch_fill, smooth_fill
 
 MAX_VARIANTS = 8
@@ -44,17 +44,7 @@ CHURN = 0.0  # EDM stochasticity for euler / heun
 
 
 def check_inputs(inputs: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    image, mask = inputs.get("image"), inputs.get("mask")
-    if image is None or image.ndim != 3 or image.shape[2] not in (3, 4):
-        raise EngineError(BAD_PARAM, "image must be an (h, w, 3|4) array", "inputs.image")
-    if mask is None:
-        raise EngineError(BAD_PARAM, "inpaint needs a mask (255 = regenerate)", "inputs.mask")
-    if mask.ndim == 2:
-        mask = mask[..., None]
-    if mask.ndim != 3 or mask.shape[2] != 1 or mask.shape[:2] != image.shape[:2]:
-        raise EngineError(BAD_PARAM, f"mask must be (h, w, 1) matching the image {image.shape[:2]}, got {mask.shape}",
-                          "inputs.mask")
-    return image, mask
+    return check_image_and_mask(inputs, mask_required="inpaint needs a mask (255 = regenerate)")  # type: ignore[return-value]
 
 
 class Sampling:
@@ -77,16 +67,12 @@ class Sampling:
     def run(self, x: torch.Tensor, sigmas: torch.Tensor) -> torch.Tensor:
         known, hard = self.known, self.hard
 
-        def callback(info: dict) -> None:
-            def frame() -> np.ndarray:
-                est = known[:1] + hard[:1] * (info["denoised"][:1] - known[:1])
-                return images.preview(images.from_model(est)[0])
-            self.stages.report(self.stage, info["step"], frame)
+        def frame(info: dict) -> np.ndarray:
+            est = known[:1] + hard[:1] * (info["denoised"][:1] - known[:1])
+            return images.preview(images.from_model(est)[0])
 
-        kwargs: dict[str, Any] = {"callback": callback}
-        if self.sampler != "dpmpp_2m":
-            kwargs.update(generator=self.generator, s_churn=CHURN)
-        return SAMPLERS[self.sampler](self.denoise, x, sigmas, **kwargs)
+        return sample_with_progress(self.sampler, self.denoise, x, sigmas, self.generator, self.stages, self.stage,
+                                    frame, s_churn=CHURN)
 
 
 def _hard_mask(m: np.ndarray, size: tuple[int, int], device: str) -> torch.Tensor:

@@ -31,7 +31,7 @@ from . import estimate
 from .base import InputSpec, JobContext, Operation, ParamSpec
 from .defects import DefectParams, detect_defects
 from .inpaint import Sampling
-from .jobtools import Stages, make_generator, randn, resolve_seed, schedule
+from .jobtools import Stages, check_image_and_mask, make_generator, randn, resolve_seed, schedule
 from .patchfill import smooth_fill
 
 ORDER = ("repair", "jpeg", "denoise", "deblur", "upscale")
@@ -74,15 +74,7 @@ def parse_tasks(text: str) -> list[str]:
 
 
 def _check(inputs: dict[str, np.ndarray], params: dict[str, Any]) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
-    image, mask = inputs.get("image"), inputs.get("mask")
-    if image is None or image.ndim != 3 or image.shape[2] not in (3, 4):
-        raise EngineError(BAD_PARAM, "image must be an (h, w, 3|4) array", "inputs.image")
-    if mask is not None:
-        if mask.ndim == 2:
-            mask = mask[..., None]
-        if mask.ndim != 3 or mask.shape[2] != 1 or mask.shape[:2] != image.shape[:2]:
-            raise EngineError(BAD_PARAM, f"mask must be (h, w, 1) matching the image {image.shape[:2]}, got {mask.shape}",
-                              "inputs.mask")
+    image, mask = check_image_and_mask(inputs)
     tasks = parse_tasks(params["task"])
     if params["scale"] not in (2, 4):
         raise EngineError(BAD_PARAM, f"scale must be 2 or 4, got {params['scale']}", "params.scale")

@@ -35,7 +35,8 @@ from ..diffusion.guidance import StyleGuide
 from ..diffusion.sampling import SAMPLERS
 from ..errors import BAD_PARAM, TOO_LARGE, EngineError
 from .base import InputSpec, JobContext, Operation, ParamSpec
-from .jobtools import Stages, make_generator, model_fn, randn, resolve_seed, schedule, strength_sigma
+from .jobtools import (Stages, check_image_and_mask, make_generator, model_fn, randn, resolve_seed,
+                       sample_with_progress, schedule, strength_sigma)
 
 WORK_SIDE = {"cpu": 384, "cuda": 1024}  # longest side the sampler sees, per device
 GUIDE_SIGMA_MIN = 0.02  # below this the prior alone finishes the details
@@ -141,15 +142,8 @@ def style_steered(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], guid
 
 
 def _check(inputs: dict[str, np.ndarray], params: dict[str, Any]) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
-    image, mask, style = inputs.get("image"), inputs.get("mask"), inputs.get("style")
-    if image is None or image.ndim != 3 or image.shape[2] not in (3, 4):
-        raise EngineError(BAD_PARAM, "image must be an (h, w, 3|4) array", "inputs.image")
-    if mask is not None:
-        if mask.ndim == 2:
-            mask = mask[..., None]
-        if mask.ndim != 3 or mask.shape[2] != 1 or mask.shape[:2] != image.shape[:2]:
-            raise EngineError(BAD_PARAM, f"mask must be (h, w, 1) matching the image {image.shape[:2]}, got {mask.shape}",
-                              "inputs.mask")
+    image, mask = check_image_and_mask(inputs)
+    style = inputs.get("style")
     if style is not None and (style.ndim != 3 or style.shape[2] not in (3, 4) or min(style.shape[:2]) < 16):
         raise EngineError(BAD_PARAM, "style must be an (h, w, 3|4) image at least 16 pixels on each side", "inputs.style")
     if style is None and not params["style_model"]:
@@ -213,13 +207,8 @@ def run(inputs: dict[str, np.ndarray], params: dict[str, Any], ctx: JobContext) 
     fn = structure_kept(fn, target, params["structure"], max(wh, ww))
     x = target + randn(tuple(target.shape), gen, device) * sigmas[0]
 
-    def callback(info: dict) -> None:
-        stages.report("diffusion", info["step"], lambda: images.preview(images.from_model(info["denoised"][:1])[0]))
-
-    kwargs: dict[str, Any] = {"callback": callback}
-    if params["sampler"] != "dpmpp_2m":
-        kwargs["generator"] = gen
-    x = SAMPLERS[params["sampler"]](fn, x, sigmas, **kwargs)
+    x = sample_with_progress(params["sampler"], fn, x, sigmas, gen, stages, "diffusion",
+                             lambda info: images.preview(images.from_model(info["denoised"][:1])[0]))
     stages.done("diffusion")
 
     out_rgb = images.from_model(images.resize(x.clamp(-1, 1), (h, w)).cpu())[0]
