@@ -255,18 +255,24 @@ class QualityRun:
             for i, item in enumerate(items):
                 clean = self._load(item)
                 noisy = noisy_image(clean, sigma, self.cfg.seed, dataset, i)
-                outs = {}
-                for m in methods:
-                    if m.limit is not None and i >= m.limit:
-                        continue
-                    out, sec = _timed(m.fn, noisy, sigma)
-                    out = quantize(out)
-                    outs[m.name] = out
-                    self.rec.cell("denoise", dataset, setting, m.name, m.kind, m.package, m.note).add(
-                        item.name, sec, psnr=psnr(out, clean), ssim=ssim(out, clean))
+                outs = self._run_methods("denoise", dataset, setting, methods, i, item.name, (noisy, sigma),
+                                         lambda m, out: dict(psnr=psnr(out, clean), ssim=ssim(out, clean)))
                 self._log_progress("denoise", dataset, setting, i, len(items), outs, clean)
                 if dataset == self.cfg.settings()["denoise"][0][0] and sigma == 25:
                     self._keep_example("denoise", setting, i, item.name, quantize(noisy), outs, clean)
+
+    def _run_methods(self, task: str, dataset: str, setting: str, methods: list[Method], i: int, name: str,
+                     args: tuple, score: Callable[[Method, np.ndarray], dict[str, float]]) -> dict[str, np.ndarray]:
+        """Run every method (within its image limit) on one input; record time and `score`'s metrics."""
+        outs: dict[str, np.ndarray] = {}
+        for m in methods:
+            if m.limit is not None and i >= m.limit:
+                continue
+            out, sec = _timed(m.fn, *args)
+            out = quantize(out)
+            outs[m.name] = out
+            self.rec.cell(task, dataset, setting, m.name, m.kind, m.package, m.note).add(name, sec, **score(m, out))
+        return outs
 
     def run_sr(self) -> None:
         methods = [m for m in [self._ours_method("sr", "restore", self.ours.upscale if self.ours else None)] if m]
@@ -279,16 +285,14 @@ class QualityRun:
                 if (lr.shape[0] * scale, lr.shape[1] * scale) != hr.shape[:2]:
                     raise DataError(f"{item.lr_path}: LR {lr.shape[:2]} x{scale} does not match HR {hr.shape[:2]}")
                 y_hr = crop_border(rgb_to_y(hr), scale)
-                outs = {}
-                for m in methods:
-                    out, sec = _timed(m.fn, lr, scale)
-                    out = quantize(out)
+
+                def score(m: Method, out: np.ndarray) -> dict[str, float]:
                     if out.shape != hr.shape:
                         raise RuntimeError(f"{m.name} returned {out.shape} for x{scale} of {lr.shape}; expected {hr.shape}")
-                    outs[m.name] = out
                     y = crop_border(rgb_to_y(out), scale)
-                    self.rec.cell("sr", dataset, setting, m.name, m.kind, m.package, m.note).add(
-                        item.name, sec, psnr=psnr(y, y_hr), ssim=ssim(y, y_hr))
+                    return dict(psnr=psnr(y, y_hr), ssim=ssim(y, y_hr))
+
+                outs = self._run_methods("sr", dataset, setting, methods, i, item.name, (lr, scale), score)
                 self._log_progress("sr", dataset, setting, i, len(items), outs, hr)
                 if dataset == "Set5" and scale == self.cfg.settings()["sr"][0][1]:
                     self._keep_example("sr", setting, i, item.name, lr, outs, hr)
@@ -306,16 +310,12 @@ class QualityRun:
             for kind in kinds:
                 mask = masklib.make_mask(kind, clean.shape[0], clean.shape[1], i, self.cfg.seed)
                 inp = hole_input(clean, mask)
-                outs = {}
-                for m in methods:
-                    if m.limit is not None and i >= m.limit:
-                        continue
-                    out, sec = _timed(m.fn, inp, mask)
-                    out = quantize(out)
-                    outs[m.name] = out
-                    self.rec.cell("inpaint", dataset, kind, m.name, m.kind, m.package, m.note).add(
-                        item.name, sec, psnr=psnr(out, clean, mask), ssim=ssim(out, clean, mask))
+
+                def score(m: Method, out: np.ndarray) -> dict[str, float]:
                     swd[(kind, m.name)].add(out, clean, mask, reference_pyramid=pyr)
+                    return dict(psnr=psnr(out, clean, mask), ssim=ssim(out, clean, mask))
+
+                outs = self._run_methods("inpaint", dataset, kind, methods, i, item.name, (inp, mask), score)
                 self._log_progress("inpaint", dataset, kind, i, len(items), outs, clean, mask)
                 if kind in ("strokes_m", kinds[0]) and not any(
                         e["name"] == item.name for e in self.examples.get("inpaint", [])):
@@ -340,13 +340,9 @@ class QualityRun:
             for i, item in enumerate(items):
                 clean = self._load(item)
                 decoded = jpeg_roundtrip(clean, q)
-                outs = {}
-                for m in methods:
-                    out, sec = _timed(m.fn, decoded, q)
-                    out = quantize(out)
-                    outs[m.name] = out
-                    self.rec.cell("jpeg", dataset, setting, m.name, m.kind, m.package, m.note).add(
-                        item.name, sec, psnr=psnr(out, clean), ssim=ssim(out, clean), psnr_b=psnr_b(out, clean))
+                outs = self._run_methods("jpeg", dataset, setting, methods, i, item.name, (decoded, q),
+                                         lambda m, out: dict(psnr=psnr(out, clean), ssim=ssim(out, clean),
+                                                             psnr_b=psnr_b(out, clean)))
                 self._log_progress("jpeg", dataset, setting, i, len(items), outs, clean)
                 if q == self.cfg.settings()["jpeg"][0]:
                     self._keep_example("jpeg", setting, i, item.name, decoded, outs, clean)

@@ -283,24 +283,23 @@ def _quality_sections(q: dict, out: Path) -> list[str]:
             bits.append(f"first {m['limit']} images of each set")
         return "_" + "; ".join(b for b in bits if b) + "_" if any(bits) else ""
 
-    if "denoise" in rows:
-        r = rows["denoise"] + _published_rows("denoise")
-        lines += ["## Colour denoising", "", when("denoise"), "",
-                  "White Gaussian noise of standard deviation σ (0–255 scale), seeded per image, added to the "
-                  "clean image and **not clipped**; RGB PSNR (dB) / SSIM of the 8-bit result over the whole "
-                  "image. Ours receives the unclipped noisy image as float32 and is told σ.", ""]
-        for ds in ("CBSD68", "McMaster"):
-            t = _table(r, ds, DENOISE_SETTINGS, ("psnr", "ssim"), (2, 4), "PSNR / SSIM", "sigma=25")
-            if t:
-                lines += [f"### {ds}", ""] + t
-    if "sr" in rows:
-        r = rows["sr"] + _published_rows("sr")
-        lines += ["## Super-resolution", "", when("sr"), "",
-                  "MATLAB-bicubic LR inputs; HR cropped to a multiple of the scale; PSNR (dB) / SSIM on the "
-                  "BT.601 Y channel after shaving `scale` pixels from every border, as in the SRCNN/EDSR/RCAN "
-                  "papers.", ""]
-        for ds in ("Set5", "BSD100"):
-            t = _table(r, ds, SR_SETTINGS, ("psnr", "ssim"), (2, 4), "Y-PSNR / SSIM", "x2")
+    restoration = (
+        ("denoise", "Colour denoising", ("CBSD68", "McMaster"), DENOISE_SETTINGS, "PSNR / SSIM", "sigma=25",
+         "White Gaussian noise of standard deviation σ (0–255 scale), seeded per image, added to the "
+         "clean image and **not clipped**; RGB PSNR (dB) / SSIM of the 8-bit result over the whole "
+         "image. Ours receives the unclipped noisy image as float32 and is told σ."),
+        ("sr", "Super-resolution", ("Set5", "BSD100"), SR_SETTINGS, "Y-PSNR / SSIM", "x2",
+         "MATLAB-bicubic LR inputs; HR cropped to a multiple of the scale; PSNR (dB) / SSIM on the "
+         "BT.601 Y channel after shaving `scale` pixels from every border, as in the SRCNN/EDSR/RCAN "
+         "papers."),
+    )
+    for task, title, datasets, settings, label, main_setting, intro in restoration:
+        if task not in rows:
+            continue
+        r = rows[task] + _published_rows(task)
+        lines += [f"## {title}", "", when(task), "", intro, ""]
+        for ds in datasets:
+            t = _table(r, ds, settings, ("psnr", "ssim"), (2, 4), label, main_setting)
             if t:
                 lines += [f"### {ds}", ""] + t
     if "inpaint" in rows:

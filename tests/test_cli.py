@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,17 +14,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import free_port
 from engine.cli import build_parser, main, output_paths, save_image
 from engine.client import Client, EngineClientError
 from engine.tasks import OPERATIONS
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

@@ -1,13 +1,13 @@
 """The Python client against a real in-process engine on loopback."""
 from __future__ import annotations
 
-import socket
 import time
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import free_port
 from engine.client import Client, EngineClientError, EngineTimeout, Result, as_array
 from engine.tasks import OPERATIONS
 
@@ -16,12 +16,6 @@ from engine.tasks import OPERATIONS
 def client(tmp_path_factory):
     with Client.in_process(models_dir=tmp_path_factory.mktemp("models"), device="cpu", timeout=10) as c:
         yield c
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_hello_ping_status_models(client):

@@ -48,6 +48,7 @@ bootstrap = importlib.import_module(f"{kp.__name__}.bootstrap")
 link = bootstrap.link
 Box = link.Box
 
+from conftest import free_port
 from engine import plugin_krita  # noqa: E402
 from engine.server import Engine  # noqa: E402
 
@@ -358,12 +359,7 @@ def test_engine_errors_become_sentences(ctrl):
 
 def test_engine_down_is_reported_without_blocking(monkeypatch):
     monkeypatch.delenv("SFUMATO_ENGINE", raising=False)
-    import socket
-
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
+    port = free_port()
     c = controller.Controller(client="krita-test")
     c.settings = link.Settings.from_mapping({"address": c.settings.address, "timeout": 0.5})
     t0 = time.monotonic()
@@ -384,12 +380,7 @@ def test_engine_down_is_reported_without_blocking(monkeypatch):
 
 def test_panel_comes_online_when_the_engine_starts_later(monkeypatch, tmp_path):
     monkeypatch.delenv("SFUMATO_ENGINE", raising=False)
-    import socket
-
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
+    port = free_port()
     c = controller.Controller(client="krita-test")
     c.settings = link.Settings.from_mapping({"timeout": 0.3})
     c.connect(f"tcp://127.0.0.1:{port}")

@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from engine.client import Client
+from panels import grid, label  # docs/img/panels.py, beside this script
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -41,26 +42,6 @@ def overlay(img: np.ndarray, mask: np.ndarray, colour=(255, 40, 40)) -> np.ndarr
     """The 'before' panel: the selection painted over the photo, as an editor shows it."""
     out = img.copy()
     out[mask] = (0.35 * out[mask] + 0.65 * np.array(colour)).astype(np.uint8)
-    return out
-
-
-def label(panel: np.ndarray, text: str) -> np.ndarray:
-    im = Image.fromarray(panel)
-    draw = ImageDraw.Draw(im)
-    draw.rectangle([0, 0, 8 + 7 * len(text), 16], fill=(0, 0, 0))
-    draw.text((4, 2), text, fill=(255, 255, 255))
-    return np.asarray(im)
-
-
-def grid(rows: list[list[np.ndarray]], gap: int = 4) -> np.ndarray:
-    h = max(p.shape[0] for r in rows for p in r)
-    w = sum(p.shape[1] for p in rows[0]) + gap * (len(rows[0]) - 1)
-    out = np.full((len(rows) * h + gap * (len(rows) - 1), w, 3), 255, np.uint8)
-    for i, row in enumerate(rows):
-        x = 0
-        for p in row:
-            out[i * (h + gap): i * (h + gap) + p.shape[0], x: x + p.shape[1]] = p[..., :3]
-            x += p.shape[1] + gap
     return out
 
 

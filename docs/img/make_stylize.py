@@ -19,6 +19,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 from engine.client import Client
+from panels import grid, label  # docs/img/panels.py, beside this script
 
 ROOT = Path(__file__).resolve().parents[2]
 SIDE = 176  # panel side in the grid
@@ -92,24 +93,6 @@ def fit(img: np.ndarray, side: int = SIDE) -> np.ndarray:
     s = min(h, w)
     crop = img[(h - s) // 2:(h - s) // 2 + s, (w - s) // 2:(w - s) // 2 + s, :3]
     return np.asarray(Image.fromarray(np.ascontiguousarray(crop)).resize((side, side), Image.LANCZOS))
-
-
-def label(panel: np.ndarray, text: str) -> np.ndarray:
-    im = Image.fromarray(panel)
-    draw = ImageDraw.Draw(im)
-    draw.rectangle([0, 0, 8 + 6 * len(text), 14], fill=(0, 0, 0))
-    draw.text((4, 1), text, fill=(255, 255, 255))
-    return np.asarray(im)
-
-
-def grid(rows: list[list[np.ndarray]], gap: int = 4) -> np.ndarray:
-    h, w = SIDE, SIDE
-    out = np.full((len(rows) * (h + gap) - gap, len(rows[0]) * (w + gap) - gap, 3), 255, np.uint8)
-    for i, row in enumerate(rows):
-        for j, p in enumerate(row):
-            if p is not None:
-                out[i * (h + gap): i * (h + gap) + h, j * (w + gap): j * (w + gap) + w] = p[..., :3]
-    return out
 
 
 def main() -> None:
