@@ -427,6 +427,8 @@ def add_train(sub: Any) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--seed", type=int, help="random seed")
     p.add_argument("--sample-every", type=int, help="write a sample grid every N steps (0 = never)")
+    p.add_argument("--workers", type=int, help="background processes making batches (default 0: in the "
+                   "training loop; 2-4 keep a GPU busy)")
 
     def run(args: argparse.Namespace) -> int:
         from .diffusion.recipes import finetune_defaults, scratch_defaults
@@ -438,7 +440,8 @@ def add_train(sub: Any) -> None:
         for folder in args.folders:
             if not Path(folder).exists():
                 return fail(f"no such folder: {folder}", 2)
-        options = {name: getattr(args, name) for name in ("steps", "patch", "batch", "lr", "seed", "sample_every")}
+        options = {name: getattr(args, name) for name in ("steps", "patch", "batch", "lr", "seed", "sample_every",
+                                                            "workers")}
         options.update(synthetic=args.synthetic, device=args.device, max_minutes=args.minutes)
         try:
             if args.from_model:  # fine-tuning: few steps at a low rate (recipes.FINETUNE)

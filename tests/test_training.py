@@ -103,6 +103,22 @@ def test_resume_continues_the_step_count(ramp_folder: Path, tmp_path: Path) -> N
     assert read_card(out)["steps"] == 20
 
 
+def test_worker_processes_feed_the_same_training(ramp_folder: Path, tmp_path: Path) -> None:
+    """Batches made by a DataLoader worker train the same network; a resume restarts the workers."""
+    import dataclasses
+
+    out = tmp_path / "workers"
+    cfg = dataclasses.replace(_cfg(ramp_folder, out, 6), workers=1, checkpoint_every=3)
+    first = Trainer(cfg, log=lambda *_: None)
+    x0, mask = first.make_batch()  # in-loop batch before the workers start
+    assert x0.shape == (16, 3, 32, 32) and mask.shape == (16, 1, 32, 32)
+    first.run()
+    assert first.step == 6 and all(np.isfinite(first.losses))
+    second = Trainer(dataclasses.replace(cfg, steps=9), log=lambda *_: None)
+    second.run()
+    assert second.step == 9 and read_card(out)["steps"] == 9
+
+
 def test_finetune_defaults_from_a_model_folder(trained: Trainer, ramp_folder: Path, tmp_path: Path) -> None:
     cfg = finetune_defaults([str(ramp_folder)], str(tmp_path / "style"), str(trained.out), steps=8,
                             batch=None, patch=32, sample_every=4)

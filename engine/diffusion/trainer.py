@@ -57,7 +57,7 @@ class TrainConfig:
     max_minutes: float | None = None
     seed: int = 0
     device: str = "auto"
-    workers: int = 0
+    workers: int = 0  # DataLoader worker processes making batches; 0 = in the training loop
     mask_weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
     architecture: dict = field(default_factory=dict)
     max_side: int | None = None  # shrink larger training images to this long side first
@@ -109,6 +109,26 @@ class Progress:
             self.stream.write("\n")
 
 
+class BatchStream(torch.utils.data.IterableDataset):
+    """Endless (clean patches, masks) batches. Each DataLoader worker draws from its own
+    seeds, derived from the run's seed and the step it (re)started at, so a resumed run does
+    not replay the batches it has already seen."""
+
+    def __init__(self, sampler: PatchSampler, cfg: TrainConfig, start_step: int):
+        self.sampler, self.cfg, self.start_step = sampler, cfg, start_step
+
+    def __iter__(self):
+        info = torch.utils.data.get_worker_info()
+        wid = info.id if info is not None else 0
+        self.sampler.rng = np.random.default_rng([self.cfg.seed, self.start_step, wid])
+        mask_rng = np.random.default_rng([self.cfg.seed + 1, self.start_step, wid])
+        p, b = self.cfg.patch, self.cfg.batch
+        while True:
+            x0 = self.sampler.batch(b)
+            masks = np.stack([random_mask(p, p, mask_rng, self.cfg.mask_weights) for _ in range(b)])
+            yield x0, torch.from_numpy(masks)[:, None]
+
+
 class Trainer:
     def __init__(self, cfg: TrainConfig, log: Callable[[str], None] = print):
         self.cfg, self.log = cfg, log
@@ -138,6 +158,7 @@ class Trainer:
         self.ema.requires_grad_(False).eval()
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=0.0)
         self.step = 0
+        self._batches = None
         self.losses: list[float] = []
         self.wall_before = 0.0
         self._resume()
@@ -206,9 +227,23 @@ class Trainer:
     # ---- training ----------------------------------------------------------------
     def make_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         cfg = self.cfg
-        x0 = self.sampler.batch(cfg.batch).contiguous(memory_format=torch.channels_last)
-        masks = np.stack([random_mask(cfg.patch, cfg.patch, self.mask_rng, cfg.mask_weights) for _ in range(cfg.batch)])
-        return x0.to(self.device), torch.from_numpy(masks)[:, None].to(self.device)
+        if self._batches is not None:
+            x0, mask = next(self._batches)
+        else:
+            x0 = self.sampler.batch(cfg.batch)
+            mask = torch.from_numpy(np.stack([random_mask(cfg.patch, cfg.patch, self.mask_rng, cfg.mask_weights)
+                                              for _ in range(cfg.batch)]))[:, None]
+        x0 = x0.contiguous(memory_format=torch.channels_last)
+        return x0.to(self.device, non_blocking=True), mask.to(self.device, non_blocking=True)
+
+    def _start_workers(self) -> None:
+        """With workers > 0, batches are made in background processes while the network trains."""
+        if self.cfg.workers <= 0:
+            return
+        loader = torch.utils.data.DataLoader(BatchStream(self.sampler, self.cfg, self.step), batch_size=None,
+                                             num_workers=self.cfg.workers, prefetch_factor=2,
+                                             persistent_workers=False, pin_memory=self.device.type == "cuda")
+        self._batches = iter(loader)
 
     def sample_sigma(self, n: int) -> torch.Tensor:
         """EDM's log-normal noise levels, a `restore_fraction` of them log-uniform over `restore_sigma`."""
@@ -277,6 +312,7 @@ class Trainer:
         self.log(f"training {sum(p.numel() for p in self.model.parameters())} parameters on {self.device}, "
                  f"{len(self.data_files)} images, steps {self.step}->{cfg.steps}")
         self.model.train()
+        self._start_workers()
         while self.step < cfg.steps:
             loss = self.train_step()
             self.losses.append(round(loss, 5))
