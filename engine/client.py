@@ -3,6 +3,13 @@
 One DEALER connection carries many jobs. A background I/O thread owns the socket (ZeroMQ
 sockets are single-threaded) and routes every reply to the request or job with its id;
 progress callbacks run in the thread that waits for the job, never in the I/O thread.
+
+Large arrays to an engine on this host (ipc://, loopback tcp) go through shared memory when
+the engine offers it (engine/shm.py): the client copies them into its segment, grants the
+engine a region of it for the results, and returns results as views of that region, so a
+round trip costs two memcpys instead of a trip through the kernel's socket buffers. If the
+engine cannot see the segment (another /dev/shm, e.g. a container), the client falls back to
+frames for the rest of the connection.
 """
 from __future__ import annotations
 
@@ -19,7 +26,9 @@ from typing import Any, Callable
 import numpy as np
 import zmq
 
-from .protocol import decode, encode
+from . import shm as shmem
+from .errors import BAD_MESSAGE, TOO_LARGE
+from .protocol import decode, encode, request_id_of
 
 log = logging.getLogger("sfumato.client")
 
@@ -79,6 +88,22 @@ def as_array(value: Any, name: str = "input") -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
+def _output_estimate(arrays: dict[str, np.ndarray], params: dict) -> int:
+    """Bytes to set aside for a job's results: as much as its inputs (ops return arrays of
+    their input's size and dtype), times variants; width x height for generated images; a
+    result that does not fit the region simply comes back as a frame."""
+    total = sum(a.nbytes for a in arrays.values())
+    width, height = params.get("width"), params.get("height")
+    if isinstance(width, int) and isinstance(height, int) and width > 0 and height > 0:
+        itemsize = max((a.dtype.itemsize for a in arrays.values()), default=1)
+        total = max(total, width * height * 4 * itemsize)
+    task, scale = params.get("task"), params.get("scale")
+    if isinstance(task, str) and "upscale" in task and isinstance(scale, int) and scale > 1:
+        total *= scale * scale
+    variants = params.get("variants")
+    return total * (variants if isinstance(variants, int) and variants > 1 else 1)
+
+
 def _pil_to_array(img: Any) -> np.ndarray:
     mode = img.mode
     if mode in ("1", "L"):
@@ -96,10 +121,13 @@ def _pil_to_array(img: Any) -> np.ndarray:
 
 
 class _Pending:
-    """Messages for one request id, filled by the I/O thread."""
+    """Messages for one request id, filled by the I/O thread. A job without a progress
+    callback is not woken for its progress messages (each wake-up of a waiting thread costs,
+    and on a busy machine it may wait for a free core)."""
 
-    def __init__(self) -> None:
+    def __init__(self, wants_progress: bool = True) -> None:
         self.messages: queue.Queue[dict] = queue.Queue()
+        self.wants_progress = wants_progress
 
 
 class Job:
@@ -164,11 +192,17 @@ class Job:
 
 
 class Client:
-    """A connection to an engine. Thread-safe; use as a context manager or call close()."""
+    """A connection to an engine. Thread-safe; use as a context manager or call close().
+
+    `shm`: send large arrays through shared memory when the engine is on this host and
+    offers it (the default); False always sends frames."""
 
     def __init__(self, address: str = DEFAULT_ADDRESS, timeout: float = 30.0, name: str = "sfumato-python",
-                 context: zmq.Context | None = None):
+                 context: zmq.Context | None = None, shm: bool = True):
         self.address, self.timeout, self.name = address, timeout, name
+        # inproc:// already passes frames by reference; shared memory only pays across processes.
+        self._shm_wanted = shm and shmem.same_host(address) and shmem.available()
+        self._shm: shmem.ClientShm | None = None
         self._engine: Any = None  # set by in_process
         self._ids = itertools.count(1)
         self._prefix = f"{os.getpid():x}{id(self) & 0xffff:04x}"
@@ -227,6 +261,8 @@ class Client:
         self._stop.set()
         self._wake()
         self._thread.join(5)
+        if self._shm is not None:
+            self._shm.close()
         if self._engine is not None:
             self._engine.stop()
             self._engine = None
@@ -281,11 +317,18 @@ class Client:
     def _receive(self, frames: list) -> None:
         self._last_rx = time.monotonic()
         try:
-            msg = decode(frames, from_engine=True)
+            msg = decode(frames, from_engine=True, shm=self._shm)
         except Exception as exc:
+            rid = request_id_of(exc)
             log.warning("dropping an undecodable message from the engine: %s", exc)
-            return
+            if rid is None:
+                return
+            # Tell whoever waits for this id rather than leave it waiting until its timeout.
+            msg = {"type": "error", "id": rid, "code": getattr(exc, "code", BAD_MESSAGE),
+                   "message": f"undecodable reply from the engine: {exc}", "field": getattr(exc, "field", None)}
         rid = msg.get("id")
+        if self._shm is not None and isinstance(rid, str) and msg["type"] in ("result", "error", "cancelled"):
+            self._shm.finish(rid)  # the engine is done with this job's blocks
         with self._lock:
             pending = self._pending.get(rid) if isinstance(rid, str) else None
             if pending is not None and msg["type"] in ("result", "error", "cancelled", "welcome", "pong",
@@ -295,18 +338,20 @@ class Client:
             if msg["type"] == "error":
                 log.debug("engine error for id %r: %s %s", rid, msg.get("code"), msg.get("message"))
             return
+        if msg["type"] == "progress" and not pending.wants_progress:
+            return
         pending.messages.put(msg)
 
     # ---- request plumbing ---------------------------------------------------------------
     def _new_id(self) -> str:
         return f"{self._prefix}-{next(self._ids)}"
 
-    def _send(self, header: dict, rid: str | None) -> _Pending | None:
+    def _send(self, header: dict, rid: str | None, wants_progress: bool = True) -> _Pending | None:
         if self._closed:
             raise EngineClientError("closed", "this client is closed")
         pending = None
         if rid is not None:
-            pending = _Pending()
+            pending = _Pending(wants_progress)
             with self._lock:
                 self._pending[rid] = pending
         frames = encode(header)
@@ -372,14 +417,63 @@ class Client:
                on_progress: ProgressFn | None = None, timeout: float | None = None) -> Job:
         """Send a job and wait for `accepted`; raises EngineClientError if it is refused."""
         arrays = {name: as_array(value, name) for name, value in inputs.items() if value is not None}
-        rid = self._new_id()
-        self._last_rx = time.monotonic()
-        pending = self._send({"type": "submit", "id": rid, "op": op, "inputs": arrays,
-                              "params": dict(params or {})}, rid)
-        assert pending is not None
-        job = Job(self, rid, on_progress, pending)
-        job.wait_accepted(self.timeout if timeout is None else timeout)
-        return job
+        params = dict(params or {})
+        for _attempt in range(3):  # shared memory may be refused once or twice; frames never are for that
+            packed = self._shm_pack(arrays, params, timeout)
+            header: dict[str, Any] = {"type": "submit", "op": op, "inputs": arrays, "params": params}
+            if packed is not None:
+                header["inputs"] = {**arrays, **packed.descriptors}
+                if packed.grant is not None:
+                    header["shm_out"] = packed.grant
+            rid = self._new_id()
+            header["id"] = rid
+            self._last_rx = time.monotonic()
+            if packed is not None:
+                assert self._shm is not None
+                self._shm.add(rid, packed.lease)
+            pending = self._send(header, rid, wants_progress=on_progress is not None)
+            assert pending is not None
+            job = Job(self, rid, on_progress, pending)
+            try:
+                job.wait_accepted(self.timeout if timeout is None else timeout)
+            except EngineClientError as exc:
+                if packed is not None and self._shm_refused(exc, packed):
+                    continue
+                raise
+            finally:
+                if packed is not None and packed.fresh:
+                    packed.lease.arena.unlink()  # the engine unlinked it if it mapped it; make sure
+            return job
+        raise AssertionError("unreachable: the last attempt sends frames")
+
+    def _shm_pack(self, arrays: dict[str, np.ndarray], params: dict, timeout: float | None) -> Any:
+        """Shared-memory descriptors for this submit, or None to send frames."""
+        if not self._shm_wanted:
+            return None
+        out_bytes = _output_estimate(arrays, params)
+        if out_bytes < shmem.MIN_BYTES and all(a.nbytes < shmem.MIN_BYTES for a in arrays.values()):
+            return None
+        if self._shm is None:
+            welcome = self._welcome or self.hello(timeout)
+            info = welcome.get("shm")
+            if not isinstance(info, dict):
+                self._shm_wanted = False  # this engine does not offer it
+                return None
+            self._shm = shmem.ClientShm(info)
+        return self._shm.pack(arrays, out_bytes)
+
+    def _shm_refused(self, exc: EngineClientError, packed: Any) -> bool:
+        """After a refused shared-memory submit: True to try again (with a new segment, or
+        with frames once shared memory proved unusable)."""
+        field = exc.field or ""
+        if exc.code not in (BAD_MESSAGE, TOO_LARGE) or not (field.startswith("shm_out") or field.endswith(".shm")):
+            return False
+        assert self._shm is not None
+        self._shm.retire(packed.lease.arena)
+        if packed.fresh:  # even a brand-new segment was refused: this engine cannot see our /dev/shm
+            log.warning("the engine refused shared memory (%s); sending frames from now on", exc.message)
+            self._shm_wanted = False
+        return True
 
     def run(self, op: str, inputs: dict[str, Any], params: dict[str, Any] | None = None,
             on_progress: ProgressFn | None = None, timeout: float | None = None) -> Result:

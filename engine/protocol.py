@@ -5,12 +5,18 @@ describes as ``{"buf": i, "shape": [h, w, c], "dtype": "u8"|"u16"|"f32"}``. Arra
 decoded with ``numpy.frombuffer`` (no copy) and encoded as the arrays themselves, so a
 socket can send them with ``copy=False``. docs/protocol.md is the normative description;
 this module is its executable form, used by the engine and the Python client alike.
+
+The optional same-host extension ("shm") lets a descriptor name a shared-memory segment
+instead of a frame: ``{"shm": NAME, "offset": O, "shape": [...], "dtype": ...}``. This module
+checks such descriptors and asks a `ShmAccess` (engine/shm.py, which owns the files and
+mappings) for the bytes, so the wire rules stay here and the file handling stays there.
 """
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import asdict, dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Protocol, Sequence
 
 import msgpack
 import numpy as np
@@ -23,13 +29,18 @@ DTYPE_NAMES: dict[str, str] = {"uint8": "u8", "uint16": "u16", "float32": "f32"}
 CHANNELS = (1, 3, 4)
 MAX_ID_LENGTH = 128
 
+# Shared-memory extension: segment names (files directly in /dev/shm; no path separators, no
+# dots, so a name can never leave that folder) and the alignment of every offset.
+SHM_NAME_RE = re.compile(r"^sfumato-[A-Za-z0-9_-]{8,64}$")
+SHM_ALIGN = 64
+
 CLIENT_TYPES = ("hello", "submit", "cancel", "status", "models", "ping")
 ENGINE_TYPES = ("welcome", "accepted", "progress", "result", "error", "cancelled", "pong", "status", "models")
 
 # Header fields each client message may carry (besides v, type, id), and which are required.
 _CLIENT_FIELDS: dict[str, tuple[set[str], set[str]]] = {
     "hello": ({"client"}, set()),
-    "submit": ({"op", "inputs", "params"}, {"op", "inputs"}),
+    "submit": ({"op", "inputs", "params", "shm_out"}, {"op", "inputs"}),
     "cancel": (set(), set()),
     "status": (set(), set()),
     "models": ({"refresh"}, set()),
@@ -58,6 +69,29 @@ class Limits:
         return asdict(self)
 
 
+class SegmentError(ValueError):
+    """A shared-memory segment a descriptor names cannot be used; becomes an `error` reply.
+
+    `key` is the descriptor field to blame (``shm``, ``offset`` or ``nbytes``)."""
+
+    def __init__(self, message: str, key: str = "shm", code: str = BAD_MESSAGE):
+        super().__init__(message)
+        self.key, self.code = key, code
+
+
+class ShmAccess(Protocol):
+    """What the decoder needs from one side's shared-memory state (engine/shm.py).
+
+    `read` returns a buffer and the offset in it where the `nbytes` of an array start (the
+    buffer object becomes the array's base, so it must keep the mapping alive); `region`
+    returns an opaque handle for a writable region (`shm_out` of a submit). Both raise
+    SegmentError."""
+
+    def read(self, name: str, offset: int, nbytes: int) -> tuple[Any, int]: ...
+
+    def region(self, name: str, offset: int, nbytes: int) -> Any: ...
+
+
 # ---------------------------------------------------------------------------------------
 # encoding
 
@@ -70,7 +104,7 @@ def array_dtype_name(arr: np.ndarray) -> str:
     return name
 
 
-def _wire_array(arr: np.ndarray) -> np.ndarray:
+def wire_array(arr: np.ndarray) -> np.ndarray:
     """A C-contiguous little-endian [h, w, c] view (copying only if the layout demands it)."""
     if arr.ndim == 2:
         arr = arr[:, :, None]
@@ -93,7 +127,7 @@ def encode(header: dict[str, Any]) -> list:
 
     def walk(value: Any) -> Any:
         if isinstance(value, np.ndarray):
-            arr = _wire_array(value)
+            arr = wire_array(value)
             buffers.append(arr)
             return {"buf": len(buffers), "shape": list(arr.shape), "dtype": array_dtype_name(arr)}
         if isinstance(value, dict):
@@ -155,14 +189,18 @@ def request_id_of(exc: BaseException) -> str | None:
 
 
 def decode_array(desc: Any, frames: Sequence[Any], where: str, limits: Limits,
-                 used: set[int] | None = None, rid: str | None = None) -> np.ndarray:
-    """Validate one descriptor against its frame and return a zero-copy array view."""
+                 used: set[int] | None = None, rid: str | None = None, shm: ShmAccess | None = None,
+                 from_engine: bool = False) -> np.ndarray:
+    """Validate one descriptor against its frame (or shared-memory segment) and return a
+    zero-copy array view."""
     if not isinstance(desc, dict):
         raise _fail(BAD_MESSAGE, f"{where} must be an array descriptor map", where, rid)
+    if "shm" in desc:
+        return _decode_shm_array(desc, where, limits, rid, shm, from_engine)
     extra = set(desc) - {"buf", "shape", "dtype"}
     if extra:
         raise _fail(BAD_MESSAGE, f"{where} has unknown keys: {', '.join(sorted(map(str, extra)))}", where, rid)
-    buf, shape, dtype = desc.get("buf"), desc.get("shape"), desc.get("dtype")
+    buf = desc.get("buf")
     if isinstance(buf, bool) or not isinstance(buf, int):
         raise _fail(BAD_MESSAGE, f"{where}.buf must be a frame index (integer)", f"{where}.buf", rid)
     n_buffers = len(frames) - 1
@@ -173,6 +211,22 @@ def decode_array(desc: Any, frames: Sequence[Any], where: str, limits: Limits,
         if buf in used:
             raise _fail(BAD_MESSAGE, f"{where}.buf: frame {buf} is used by two arrays", f"{where}.buf", rid)
         used.add(buf)
+    (h, w, c), dt = _shape_dtype(desc, where, limits, rid)
+    dtype = desc["dtype"]
+    view = _frame_buffer(frames[buf])
+    expected = h * w * c * dt.itemsize
+    if view.nbytes != expected:
+        raise _fail(BAD_MESSAGE, f"{where}: frame {buf} has {view.nbytes} bytes but shape {[h, w, c]} "
+                    f"{dtype} needs {expected}", f"{where}.buf", rid)
+    arr = np.frombuffer(view, dtype=dt).reshape(h, w, c)
+    if dtype == "f32" and not np.isfinite(arr).all():
+        raise _fail(BAD_PARAM, f"{where} contains NaN or infinite values", where, rid)
+    return arr
+
+
+def _shape_dtype(desc: dict, where: str, limits: Limits, rid: str | None) -> tuple[tuple[int, int, int], np.dtype]:
+    """The checked shape and numpy dtype of a descriptor (frame or shared memory)."""
+    shape, dtype = desc.get("shape"), desc.get("dtype")
     if dtype not in DTYPES:
         raise _fail(BAD_MESSAGE, f"{where}.dtype must be one of {', '.join(DTYPES)}, got {dtype!r}",
                     f"{where}.dtype", rid)
@@ -192,16 +246,68 @@ def decode_array(desc: Any, frames: Sequence[Any], where: str, limits: Limits,
     if h * w > limits.max_pixels:
         raise _fail(TOO_LARGE, f"{where} has {h * w} pixels; the engine limit is {limits.max_pixels}",
                     f"{where}.shape", rid)
-    dt = DTYPES[dtype]
-    view = _frame_buffer(frames[buf])
-    expected = h * w * c * dt.itemsize
-    if view.nbytes != expected:
-        raise _fail(BAD_MESSAGE, f"{where}: frame {buf} has {view.nbytes} bytes but shape {[h, w, c]} "
-                    f"{dtype} needs {expected}", f"{where}.buf", rid)
-    arr = np.frombuffer(view, dtype=dt).reshape(h, w, c)
-    if dtype == "f32" and not np.isfinite(arr).all():
+    return (h, w, c), DTYPES[dtype]
+
+
+def _shm_name(value: Any, field: str, rid: str | None) -> str:
+    if not isinstance(value, str) or not SHM_NAME_RE.match(value):
+        raise _fail(BAD_MESSAGE, f"{field} must be a segment name matching {SHM_NAME_RE.pattern} "
+                    f"(a file directly in /dev/shm), got {value!r}", field, rid)
+    return value
+
+
+def _shm_int(value: Any, field: str, rid: str | None, align: int, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum or value % align:
+        what = f"a multiple of {align}" if align > 1 else "an integer"
+        raise _fail(BAD_MESSAGE, f"{field} must be {what} >= {minimum}, got {value!r}", field, rid)
+    return value
+
+
+def _shm_off(where: str, rid: str | None, from_engine: bool) -> EngineError:
+    side = ("this client did not offer shared memory for results" if from_engine else
+            "this engine does not offer shared memory (its welcome has no shm); send the array as a frame")
+    return _fail(BAD_MESSAGE, f"{where}: {side}", f"{where}.shm", rid)
+
+
+def _decode_shm_array(desc: dict, where: str, limits: Limits, rid: str | None, shm: ShmAccess | None,
+                      from_engine: bool) -> np.ndarray:
+    """An array that lives in a shared-memory segment (same-host extension)."""
+    if "buf" in desc:
+        raise _fail(BAD_MESSAGE, f"{where} has both buf and shm; an array is either a frame or a "
+                    "shared-memory segment", f"{where}.shm", rid)
+    extra = set(desc) - {"shm", "offset", "shape", "dtype"}
+    if extra:
+        raise _fail(BAD_MESSAGE, f"{where} has unknown keys: {', '.join(sorted(map(str, extra)))}", where, rid)
+    if shm is None:
+        raise _shm_off(where, rid, from_engine)
+    name = _shm_name(desc["shm"], f"{where}.shm", rid)
+    offset = _shm_int(desc.get("offset", 0), f"{where}.offset", rid, SHM_ALIGN, 0)
+    (h, w, c), dt = _shape_dtype(desc, where, limits, rid)
+    count = h * w * c
+    try:
+        buffer, start = shm.read(name, offset, count * dt.itemsize)
+    except SegmentError as exc:
+        raise _fail(exc.code, f"{where}: {exc}", f"{where}.{exc.key}", rid) from None
+    arr = np.frombuffer(buffer, dtype=dt, count=count, offset=start).reshape(h, w, c)
+    if desc["dtype"] == "f32" and not np.isfinite(arr).all():
         raise _fail(BAD_PARAM, f"{where} contains NaN or infinite values", where, rid)
     return arr
+
+
+def _decode_shm_out(value: Any, shm: ShmAccess | None, rid: str | None) -> Any:
+    """`shm_out` of a submit: a region of a segment the engine may write result arrays into."""
+    if not isinstance(value, dict) or set(value) != {"shm", "offset", "nbytes"}:
+        raise _fail(BAD_MESSAGE, "shm_out must be a map with exactly shm, offset and nbytes", "shm_out", rid)
+    if shm is None:
+        raise _fail(BAD_MESSAGE, "shm_out: this engine does not offer shared memory (its welcome has no shm)",
+                    "shm_out.shm", rid)
+    name = _shm_name(value["shm"], "shm_out.shm", rid)
+    offset = _shm_int(value["offset"], "shm_out.offset", rid, SHM_ALIGN, 0)
+    nbytes = _shm_int(value["nbytes"], "shm_out.nbytes", rid, 1, 1)
+    try:
+        return shm.region(name, offset, nbytes)
+    except SegmentError as exc:
+        raise _fail(exc.code, f"shm_out: {exc}", f"shm_out.{exc.key}", rid) from None
 
 
 def _check_id(header: dict, kind: str, rid: str | None) -> None:
@@ -242,12 +348,15 @@ def _safe_id(raw: memoryview) -> str | None:
         return None
 
 
-def decode(frames: Sequence[Any], limits: Limits | None = None, *, from_engine: bool = False) -> dict[str, Any]:
+def decode(frames: Sequence[Any], limits: Limits | None = None, *, from_engine: bool = False,
+           shm: ShmAccess | None = None) -> dict[str, Any]:
     """Decode and validate one message (without the ROUTER identity frame).
 
-    Returns the header with array descriptors replaced by read-only numpy views of the
-    frames. Raises EngineError with a precise code, message and field; the request id,
-    when readable, is available through `request_id_of(exc)`.
+    Returns the header with array descriptors replaced by numpy views of the frames (or of
+    shared memory, through `shm`; without it a shared-memory descriptor is refused).
+    A submit's `shm_out` becomes the handle `shm.region` returned. Raises EngineError
+    with a precise code, message and field; the request id, when readable, is available
+    through `request_id_of(exc)`.
     Client messages (from_engine=False) are checked strictly: known type, known fields,
     required fields, every frame referenced exactly once.
     """
@@ -282,10 +391,13 @@ def decode(frames: Sequence[Any], limits: Limits | None = None, *, from_engine: 
         descs = header[key]
         if not isinstance(descs, dict):
             raise _fail(BAD_MESSAGE, f"{key} must be a map of name -> array descriptor", key, rid)
-        header[key] = {name: decode_array(d, frames, f"{key}.{name}", limits, used, rid) for name, d in descs.items()}
+        header[key] = {name: decode_array(d, frames, f"{key}.{name}", limits, used, rid, shm, from_engine)
+                       for name, d in descs.items()}
     elif kind in _ARRAY_SINGLE and header.get(_ARRAY_SINGLE[kind]) is not None:
         key = _ARRAY_SINGLE[kind]
-        header[key] = decode_array(header[key], frames, key, limits, used, rid)
+        header[key] = decode_array(header[key], frames, key, limits, used, rid, shm, from_engine)
+    if kind == "submit" and not from_engine and "shm_out" in header:
+        header["shm_out"] = _decode_shm_out(header["shm_out"], shm, rid)
     unused = sorted(set(range(1, len(frames))) - used)
     if unused:
         raise _fail(BAD_MESSAGE, f"frame(s) {', '.join(map(str, unused))} are not referenced by the header "

@@ -8,10 +8,14 @@ Vanished clients: the socket enables ZMQ heartbeats (a silent TCP peer is droppe
 HEARTBEAT_TIMEOUT) and ROUTER_MANDATORY (a send to a dropped peer fails with
 EHOSTUNREACH instead of being discarded silently). Every running job reports progress, so
 the next message to a vanished client fails and all of that client's jobs are cancelled.
+
+Shared memory (engine/shm.py): on a loopback or ipc bind the engine offers the same-host
+extension in `welcome`. It maps a client's segment when a message names it, and writes a
+job's result arrays into the region the submit granted (`shm_out`) on the worker thread,
+before the result reaches the socket thread.
 """
 from __future__ import annotations
 
-import ipaddress
 import logging
 import signal
 import threading
@@ -20,12 +24,12 @@ import traceback
 from collections import deque
 from pathlib import Path
 from typing import Any, Callable
-from urllib.parse import urlsplit
 
 import numpy as np
 import zmq
 
 from . import PROTOCOL_VERSION, __version__
+from . import shm as shmem
 from .errors import BAD_PARAM, INTERNAL, NOT_FOUND, TOO_LARGE, UNKNOWN_OP, EngineError
 from .protocol import Limits, decode, encode, request_id_of
 from .registry import ModelRegistry, resolve_device
@@ -39,6 +43,7 @@ DEFAULT_BIND = "tcp://127.0.0.1:5555"
 HEARTBEAT_IVL_MS = 2000
 HEARTBEAT_TIMEOUT_MS = 6000
 POLL_MS = 100  # how often the loop looks at the stop flag (signals) when idle
+SHM_SWEEP_S = 1.0  # how often idle shared-memory attachments are looked at
 SEND_RETRY_S = 30.0  # how long a result waits for a client whose receive queue is full
 
 
@@ -49,17 +54,9 @@ class BindRefused(ValueError):
 def is_local_bind(address: str) -> bool:
     """True for loopback TCP (127.0.0.0/8, ::1, localhost), ipc:// and inproc:// addresses."""
     scheme = address.split("://", 1)[0] if "://" in address else ""
-    if scheme in ("ipc", "inproc"):
+    if scheme == "inproc":
         return True
-    if scheme != "tcp":
-        return False
-    host = urlsplit(address.replace("tcp://", "//", 1)).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False  # "*", an interface name or a host name: not provably loopback
+    return shmem.same_host(address)  # ipc, or tcp on a loopback address ("*", names: not provably loopback)
 
 
 def check_bind(address: str, insecure: bool) -> None:
@@ -125,7 +122,11 @@ class Engine:
 
     def __init__(self, bind: str = DEFAULT_BIND, models_dir: str | Path | None = None, device: str = "auto",
                  insecure: bool = False, limits: Limits | None = None,
-                 operations: dict[str, Operation] | None = None):
+                 operations: dict[str, Operation] | None = None, shm: bool | None = None,
+                 shm_idle_s: float = shmem.DEFAULT_IDLE_S):
+        """`shm`: offer the same-host shared-memory extension (None: when the bind is
+        loopback tcp or ipc and /dev/shm is usable; True: require it; False: never).
+        `shm_idle_s`: how long a client's segment stays mapped without being used."""
         check_bind(bind, insecure)
         self.bind = bind
         self.insecure = insecure
@@ -147,6 +148,15 @@ class Engine:
         self._thread: threading.Thread | None = None
         self._loop_thread_id: int | None = None
         self.scheduler: Scheduler | None = None
+        offer = shmem.available() and shmem.same_host(bind)
+        if shm and not offer:
+            raise ValueError(f"shared memory needs a loopback tcp or ipc bind and a usable {shmem.SHM_DIR}")
+        self.shm: shmem.EngineShm | None = (
+            shmem.EngineShm(idle_s=shm_idle_s, max_bytes=4 * self.limits.max_message_bytes)
+            if offer and shm is not False else None)
+        self._grants: dict[tuple[bytes, str], shmem.Grant] = {}  # result regions of jobs in flight
+        self._grants_lock = threading.Lock()
+        self._next_sweep = 0.0
 
     # ---- lifecycle ----------------------------------------------------------------------
     def _open(self) -> None:
@@ -227,6 +237,13 @@ class Engine:
 
     # ---- outbound path (any thread) ------------------------------------------------------
     def _emit(self, client: bytes, header: dict) -> None:
+        kind = header.get("type")
+        if kind in ("result", "error", "cancelled") and self._grants:
+            with self._grants_lock:
+                grant = self._grants.pop((client, header.get("id")), None)
+            if grant is not None and kind == "result" and isinstance(header.get("outputs"), dict):
+                # On the worker thread: the copy into the client's segment never holds up the socket.
+                header = {**header, "outputs": grant.place(header["outputs"])}
         self._outbox.append((client, header))
         if threading.get_ident() != self._loop_thread_id:
             self._wake()
@@ -257,6 +274,9 @@ class Engine:
                         except zmq.Again:
                             break
                 self._flush()
+                if self.shm is not None and time.monotonic() >= self._next_sweep:
+                    self._next_sweep = time.monotonic() + min(SHM_SWEEP_S, self.shm.idle_s / 4)
+                    self.shm.expire()
                 if router in events:
                     for _ in range(64):  # bounded, so outbound progress keeps flowing
                         try:
@@ -280,6 +300,10 @@ class Engine:
                 time.sleep(0.02)
                 self._flush()
         finally:
+            if self.shm is not None:
+                self.shm.close()
+            with self._grants_lock:
+                self._grants.clear()
             with self._wake_lock:
                 for sock in (self._wake_tx, self._wake_rx):
                     if sock is not None:
@@ -328,8 +352,17 @@ class Engine:
             if exc.errno == zmq.EHOSTUNREACH:
                 if self.scheduler is not None:
                     self.scheduler.cancel_client(client)
+                self._forget_shm(client)
             else:
                 log.error("send to %s failed: %s", client.hex(), exc)
+
+    def _forget_shm(self, client: bytes) -> None:
+        """A vanished client: unmap its segment and drop the result regions of its jobs."""
+        if self.shm is not None:
+            self.shm.drop_client(client)
+        with self._grants_lock:
+            for key in [k for k in self._grants if k[0] == client]:
+                del self._grants[key]
 
     def _handle(self, frames: list) -> None:
         if len(frames) < 1:
@@ -337,7 +370,8 @@ class Engine:
         client = frames[0].bytes
         rid: str | None = None
         try:
-            msg = decode(frames[1:], self.limits)
+            access = self.shm.access(client) if self.shm is not None else None
+            msg = decode(frames[1:], self.limits, shm=access)
             rid = msg.get("id")
             getattr(self, "_on_" + msg["type"])(client, msg)
         except EngineError as exc:
@@ -352,9 +386,12 @@ class Engine:
     # ---- handlers (server thread) -------------------------------------------------------
     def welcome(self) -> dict:
         """The `welcome` body: versions, op schemas, models, device, limits."""
-        return {"engine": __version__, "protocol": PROTOCOL_VERSION,
+        body = {"engine": __version__, "protocol": PROTOCOL_VERSION,
                 "ops": {name: op.schema() for name, op in sorted(self.operations.items())},
                 "models": self.models.list(), "device": self.device, "limits": self.limits.to_dict()}
+        if self.shm is not None:
+            body["shm"] = self.shm.info()  # absent = not offered (plain-frame clients ignore it)
+        return body
 
     def _on_hello(self, client: bytes, msg: dict) -> None:
         log.info("hello from %s (%s)", msg.get("client", "?"), client.hex())
@@ -381,7 +418,19 @@ class Engine:
                     self.models.folder(name)  # model_missing, saying where the files go
                 except EngineError as exc:
                     raise EngineError(exc.code, exc.message, f"params.{key}") from None
-        self.scheduler.submit(Job(client, msg["id"], op, inputs, params))  # emits `accepted`
+        key = (client, msg["id"])
+        grant = msg.get("shm_out")
+        with self._grants_lock:  # stored before the job can finish; never over a live job's grant
+            mine = grant is not None and key not in self._grants
+            if mine:
+                self._grants[key] = grant
+        try:
+            self.scheduler.submit(Job(client, msg["id"], op, inputs, params))  # emits `accepted`
+        except BaseException:
+            if mine:
+                with self._grants_lock:
+                    self._grants.pop(key, None)
+            raise
 
     def _on_cancel(self, client: bytes, msg: dict) -> None:
         assert self.scheduler is not None
