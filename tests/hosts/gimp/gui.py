@@ -12,7 +12,6 @@ import subprocess
 import time
 from pathlib import Path
 
-import numpy as np
 from PIL import Image
 
 HERE = Path(__file__).resolve().parent
@@ -87,7 +86,7 @@ def run_gui(host, engine, work: Path, shots: Path | None) -> list[dict]:
     gimprc.write_text("(show-welcome-dialog no)\n(show-tips no)\n(restore-session no)\n(save-session-info no)\n")
     xvfb = subprocess.Popen(host.command(["Xvfb", DISPLAY, "-screen", "0", f"{SIZE[0]}x{SIZE[1]}x24", "-nolisten", "tcp"],
                                          {"PATH": "/usr/bin:/bin"}),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     gimp = None
     try:
         time.sleep(1.5)
@@ -97,7 +96,9 @@ def run_gui(host, engine, work: Path, shots: Path | None) -> list[dict]:
         argv = ["gimp-3.0", "--no-splash", "--batch-interpreter=python-fu-eval",
                 "-b", f"exec(open('{host.inner(work / 'gui_session.py')}').read())", "--quit"]
         t0 = time.monotonic()
-        gimp = subprocess.Popen(host.command(argv, env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        with open(work / "gimp-gui.log", "w") as out:  # a file: survives a kill on the time limit
+            gimp = subprocess.Popen(host.command(argv, env), stdin=subprocess.DEVNULL, stdout=out,
+                                    stderr=subprocess.STDOUT)
         if not _wait(work / "dialog", 900, gimp):  # a cold GIMP on a loaded CI box takes minutes
             checks.append({"name": "gui: GIMP started and opened the picture", "ok": False, "detail": "no marker"})
             return checks
@@ -152,7 +153,6 @@ def run_gui(host, engine, work: Path, shots: Path | None) -> list[dict]:
             except subprocess.TimeoutExpired:
                 gimp.kill()
                 gimp.wait()
-            (work / "gimp-gui.log").write_text(gimp.stdout.read() if gimp.stdout else "")
         xvfb.terminate()
         try:
             xvfb.wait(10)

@@ -69,7 +69,7 @@ def main():
 
 try:
     main()
-except Exception as exc:
+except Exception:
     import traceback
 
     REPORT["crash"] = traceback.format_exc()

@@ -221,22 +221,23 @@ def run_batch(host: Host, engine: Engine, work: Path, ops: list[str], only_cance
     t0 = time.monotonic()
     env = gimp_env(host.inner(home), host.inner(work / "config.json"), {"SFUMATO_GUARD_LOG": host.inner(work / "guard.log"),
                                                                                 "SFUMATO_ENGINE": engine.address})
-    proc = subprocess.Popen(host.command(argv, env),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # straight into a file: what GIMP said survives a kill on the test's time limit
+    with open(work / "gimp-batch.log", "w") as out:
+        proc = subprocess.Popen(host.command(argv, env), stdin=subprocess.DEVNULL, stdout=out,
+                                stderr=subprocess.STDOUT)
     cancel: dict = {}
     driver = threading.Thread(target=cancel_driver, args=(engine, work, proc, cancel), daemon=True)
     driver.start()
     try:
-        output, _ = proc.communicate(timeout=1800)  # a loaded 2-core CI box is slow; normally ~1 min
+        proc.wait(timeout=1800)  # normally about 1 min; the shell script's overall limit is the real bound
     except subprocess.TimeoutExpired:
+        log("gimp-console did not finish within 30 min; killed")
         proc.kill()
-        output, _ = proc.communicate()
+        proc.wait()
     elapsed = time.monotonic() - t0
     driver.join(120)  # the op may need a while to reach its next step and stop
-    (work / "gimp-batch.log").write_text(output or "")
     report_path = work / "report.json"
     if not report_path.exists():
-        log("GIMP output:\n" + (output or "")[-4000:])
         return {"checks": [{"name": "batch report written", "ok": False, "detail": "no report.json"}]}, cancel, elapsed
     return json.loads(report_path.read_text()), cancel, elapsed
 
@@ -258,6 +259,15 @@ def check_export(work: Path, report: dict) -> list[dict]:
             {"name": "export: inside the selection changed", "ok": changed > 1.0, "detail": f"mean |diff| {changed:.1f}"}]
 
 
+def show_logs(work: Path, lines: int = 40) -> None:
+    """The end of what GIMP printed: on a CI machine the work folder is gone after the run."""
+    for name in ("gimp-batch.log", "gimp-gui.log"):
+        path = work / name
+        if path.exists():
+            tail = path.read_text(errors="replace").splitlines()[-lines:]
+            log(f"last {len(tail)} lines of {name}:\n" + "\n".join(tail))
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--root", default="/")
@@ -267,6 +277,8 @@ def main() -> int:
     ap.add_argument("--only-cancel", action="store_true", help="debugging: run only the cancel check")
     ap.add_argument("--gui-only", action="store_true", help="debugging/screenshots: only the Xvfb run")
     args = ap.parse_args()
+    # the shell script's time limit sends SIGTERM: stop the engine, GIMP and Xvfb on the way out
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(124))
     host = Host(Path(args.root).resolve())
     work = host.root / "tmp" / f"sfumato-gimp-{os.getpid()}"
     work.mkdir(parents=True)
@@ -278,6 +290,7 @@ def main() -> int:
     models = models_dir(Path(args.hosts))
     engine = Engine(bind="tcp://127.0.0.1:*", models_dir=models, device="cpu").start()
     ok = True
+    phase = "starting"
     try:
         ops = sorted(k for k, v in engine.welcome()["ops"].items() if not v.get("test_only"))
         log(f"engine at {engine.address}, models from {models}, ops: {', '.join(ops) or 'none yet'}")
@@ -287,6 +300,7 @@ def main() -> int:
             plugin_install.install("gimp", str(home / ".config" / "GIMP" / "3.0" / "plug-ins"), out=lambda _: None)
             report, cancel, batch_s = {"checks": []}, {}, 0.0
         else:
+            phase = "the batch run (gimp-console-3.0 calling every procedure)"
             report, cancel, batch_s = run_batch(host, engine, work, ops, only_cancel=args.only_cancel)
         checks = report["checks"] + check_export(work, report)
         if report.get("cancel") is not None or cancel:
@@ -305,6 +319,7 @@ def main() -> int:
             if (SHIPPED_MODELS / "builtin" / "model.json").is_file():  # nicer screenshots with the real model
                 gui_engine = Engine(bind="tcp://127.0.0.1:*", models_dir=SHIPPED_MODELS, device="cpu").start()
             try:
+                phase = "the GUI run (gimp-3.0 under Xvfb)"
                 checks += run_gui(host, gui_engine, work, Path(args.shots) if args.shots else None)
             finally:
                 if gui_engine is not engine:
@@ -323,11 +338,18 @@ def main() -> int:
         if missing:
             log(f"NOTE: the engine does not offer {', '.join(missing)} yet: those procedures were checked for a "
                 f"readable unknown-op error only")
+    except BaseException as exc:  # a crash here, or SIGTERM from the time limit: keep the evidence
+        ok = False
+        why = "SIGTERM (the time limit)" if isinstance(exc, SystemExit) and exc.code == 124 else repr(exc)
+        log(f"stopped early during {phase}: {why}")
+        raise
     finally:
         engine.stop()
         if ok and not os.environ.get("SFUMATO_KEEP_WORK"):
             shutil.rmtree(work, ignore_errors=True)
         else:
+            if not ok:
+                show_logs(work)
             log(f"work folder kept: {work}")
     log("RESULT: " + ("PASS" if ok else "FAIL"))
     return 0 if ok else 1
