@@ -306,8 +306,9 @@ def run_transport(quick: bool) -> dict:
     from engine.client import Client
     from engine.server import Engine
 
-    with tempfile.TemporaryDirectory() as tmp, Engine(bind="tcp://127.0.0.1:*", models_dir=tmp, device="cpu").start() as e:
-        rows = [{"transport": "tcp loopback", **transport.measure(lambda: Client(e.address, timeout=60), size, 1)}
+    with tempfile.TemporaryDirectory() as tmp, Engine(bind="tcp://127.0.0.1:*", models_dir=tmp, device="cpu").start() as e, \
+            Client(e.address, timeout=60) as client:
+        rows = [{"transport": "tcp loopback", **transport.measure({"tcp loopback": client}, size, 1)["tcp loopback"]}
                 for size in (512, 2048)]
     return {"rows": rows}
 
