@@ -10,45 +10,13 @@ import numpy as np
 import pytest
 import zmq
 
+from rawclient import Raw
 from engine.client import Client
 from engine.protocol import Limits
 from engine.server import BindRefused, Engine, check_bind, is_local_bind
 from engine.tasks import OPERATIONS
 
 LIMITS = Limits(max_queue_per_client=3, max_steps=50)
-
-
-class Raw:
-    """A bare DEALER speaking msgpack, to control every byte the engine sees."""
-
-    def __init__(self, address: str):
-        self.ctx = zmq.Context()
-        self.sock = self.ctx.socket(zmq.DEALER)
-        self.sock.setsockopt(zmq.LINGER, 0)
-        self.sock.connect(address)
-
-    def send(self, header: dict, *buffers: bytes) -> None:
-        self.sock.send_multipart([msgpack.packb({"v": 1, **header}), *buffers])
-
-    def recv(self, timeout: float = 5.0) -> tuple[dict, list[bytes]]:
-        if not self.sock.poll(int(timeout * 1000)):
-            raise TimeoutError("no message from the engine")
-        frames = self.sock.recv_multipart()
-        return msgpack.unpackb(frames[0]), frames[1:]
-
-    def recv_until(self, kind: str, rid: str | None = None, timeout: float = 5.0) -> dict:
-        """Skip progress and other ids until a message of `kind` (for `rid`) arrives."""
-        deadline = time.monotonic() + timeout
-        while True:
-            msg, _ = self.recv(max(0.01, deadline - time.monotonic()))
-            if msg["type"] == kind and (rid is None or msg.get("id") == rid):
-                return msg
-            if msg["type"] not in ("progress", "accepted") and (rid is None or msg.get("id") == rid):
-                raise AssertionError(f"expected {kind}, got {msg}")
-
-    def close(self) -> None:
-        self.sock.close(0)
-        self.ctx.term()
 
 
 def rgb(h: int = 4, w: int = 4) -> np.ndarray:

@@ -14,12 +14,11 @@ import sys
 import time
 from pathlib import Path
 
-import msgpack
 import numpy as np
 import pytest
-import zmq
 
 from engine import shm as shmem
+from rawclient import Raw
 from engine.client import Client, EngineClientError
 from engine.server import Engine
 
@@ -214,32 +213,6 @@ def test_vanished_client_leaves_nothing(engine):
 
 # ---------------------------------------------------------------------------------------
 # a client written from docs/protocol.md, and every bad descriptor
-
-
-class Raw:
-    def __init__(self, address: str):
-        self.ctx = zmq.Context()
-        self.sock = self.ctx.socket(zmq.DEALER)
-        self.sock.setsockopt(zmq.LINGER, 0)
-        self.sock.connect(address)
-
-    def request(self, header: dict, *frames: bytes) -> dict:
-        self.sock.send_multipart([msgpack.packb({"v": 1, **header}, use_bin_type=True), *frames])
-        return self.until(header["id"])
-
-    def until(self, rid: str, kinds: tuple = ("result", "error", "cancelled", "pong", "welcome")) -> dict:
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            if self.sock.poll(100):
-                frames = self.sock.recv_multipart()
-                msg = msgpack.unpackb(frames[0], raw=False)
-                if msg.get("id") == rid and msg["type"] in kinds:
-                    return msg
-        raise AssertionError(f"no answer for {rid}")
-
-    def close(self) -> None:
-        self.sock.close(0)
-        self.ctx.term()
 
 
 def seg_name() -> str:
