@@ -39,7 +39,8 @@ TASKS = ORDER + ("auto",)
 # Steps per task when `steps` is null. Denoise is a single network call (the 2 s budget for
 # 512x512 on a laptop CPU); the others are plug-and-play loops (guidance.PNP_DEFAULTS).
 DEFAULT_STEPS = {"denoise": 1, "jpeg": 4, "deblur": 8, "upscale": 6, "repair": 4}
-TILE = {"cpu": 512, "cuda": 1024}  # output-resolution tile side per device
+TILE = {"cpu": 576, "cuda": 1088}  # output-resolution tile side per device: a power-of-two
+# side plus room for the overlap, so a 1024 (2048) image is 2x2 tiles rather than 3x3
 OVERLAP = 32
 REPAIR_SIGMA = 0.3  # repair starts sampling here over a smooth pre-fill: thin holes need little
 AUTO_MIN_SIGMA = 2.5  # auto denoises only above this measured sigma (0..255 units)
@@ -445,7 +446,7 @@ OPERATION = Operation(
         ParamSpec("seed", "int", None, "random seed (repair samples); null = random, returned in meta",
                   min=0, max=2**31 - 1, nullable=True),
         ParamSpec("model", "str", "builtin", "model folder name under models/"),
-        ParamSpec("tile", "int", None, "tile side in output pixels; null = device default (CPU 512, GPU 1024)",
+        ParamSpec("tile", "int", None, "tile side in output pixels; null = device default (CPU 576, GPU 1088)",
                   min=64, max=4096, nullable=True),
         ParamSpec("feather", "float", None, "mask edge feather in pixels; null = auto, 0 = hard edge",
                   min=0.0, max=64.0, nullable=True),
