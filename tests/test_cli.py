@@ -95,16 +95,6 @@ def test_bind_refused_without_insecure(capsys):
     assert "--insecure" in capsys.readouterr().err
 
 
-def test_plugins_install_without_installer(capsys):
-    try:
-        import engine.plugin_install  # noqa: F401
-    except ImportError:
-        assert main(["plugins", "install", "gimp"]) == 1
-        assert "plugin_install" in capsys.readouterr().err
-    else:
-        pytest.skip("the plug-in installer exists; its own tests cover it")
-
-
 def test_train_argument_errors(capsys, tmp_path):
     assert main(["train", "--out", str(tmp_path / "m")]) == 2
     assert "--synthetic" in capsys.readouterr().err

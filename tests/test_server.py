@@ -111,12 +111,9 @@ def test_preview_is_an_array_frame(raw):
     raw.recv_until("result", "pv")
 
 
-@pytest.mark.parametrize("op", ["inpaint", "restore", "stylize", "generate", "nope"])
-def test_unknown_op(raw, op):
-    if op in OPERATIONS:
-        pytest.skip(f"{op} is installed")
+def test_unknown_op(raw):
     header, buf = submit_header("u")
-    raw.send({**header, "op": op}, buf)
+    raw.send({**header, "op": "nope"}, buf)
     msg = raw.recv()[0]
     assert msg["type"] == "error" and msg["code"] == "unknown_op" and msg["field"] == "op" and msg["id"] == "u"
 
