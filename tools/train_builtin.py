@@ -52,24 +52,21 @@ def main() -> int:
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
         torch.backends.cudnn.benchmark = True
-    steps = args.steps
-    if steps is None:  # measure the speed, then size the schedule to the budget
-        probe = Trainer(config(args, 10**9, gpu), log=lambda *_: None)
-        probe._start_workers()
-        for _ in range(5):
-            probe.train_step()
-        if gpu:
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        for _ in range(20):
-            probe.train_step()
-        if gpu:
-            torch.cuda.synchronize()
-        per_step = (time.perf_counter() - t0) / 20
-        steps = max(100, int(args.minutes * 60 * 0.95 / per_step))
-        print(f"{per_step * 1e3:.1f} ms per step: {steps} steps in {args.minutes} min", flush=True)
-        del probe
-    Trainer(config(args, steps, gpu)).run()
+    trainer = Trainer(config(args, args.steps or 10**9, gpu))
+    if args.steps is None:  # measure the speed on the first steps, then size the schedule to the budget
+        trainer._start_workers()
+        timed = []
+        for i in range(25):
+            if gpu:
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            trainer.losses.append(round(trainer.train_step(), 5))
+            if i >= 5:  # the first steps pay for start-up
+                timed.append(time.perf_counter() - t0)
+        per_step = sum(timed) / len(timed)
+        trainer.cfg.steps = max(100, int(args.minutes * 60 * 0.95 / per_step))
+        print(f"{per_step * 1e3:.1f} ms per step: {trainer.cfg.steps} steps in {args.minutes} min", flush=True)
+    trainer.run()
     print(f"model written to {args.out}")
     return 0
 

@@ -238,7 +238,7 @@ class Trainer:
 
     def _start_workers(self) -> None:
         """With workers > 0, batches are made in background processes while the network trains."""
-        if self.cfg.workers <= 0:
+        if self.cfg.workers <= 0 or self._batches is not None:
             return
         loader = torch.utils.data.DataLoader(BatchStream(self.sampler, self.cfg, self.step), batch_size=None,
                                              num_workers=self.cfg.workers, prefetch_factor=2,
