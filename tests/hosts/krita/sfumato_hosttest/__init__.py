@@ -184,6 +184,15 @@ class HostTest(Extension):
         i = names.index(source.name())
         return nodes[i + 1] if i + 1 < len(nodes) else None
 
+    def settle_above(self, doc: Any, source: Any, prefix: str = "Sfumato", seconds: float = 10.0) -> Iterator[Any]:
+        """Give Krita a moment to show an added layer: its layer stack can lag a busy image by a few ticks."""
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            layer = self.above(doc, source)
+            if layer is not None and layer.name().startswith(prefix):
+                return
+            yield 0.05
+
     def top_names(self, doc: Any) -> list[str]:
         return [n.name() for n in doc.topLevelNodes()]
 
@@ -364,6 +373,7 @@ class HostTest(Extension):
             yield from self.run_button_job(docker, "inpaint", {"steps": steps, "seed": 7, "variants": 1,
                                                                "strength": 1.0}, "inpaint")
             if getattr(self, "last_run", None) is not None and self.last_run.job.state == "done":
+                yield from self.settle_above(doc, source)
                 self.check_result_layer(doc, source, "inpaint", mask_reader, 4)
                 layer = self.above(doc, source)
                 self.check("inpaint: layer named after the op", layer is not None
@@ -385,6 +395,7 @@ class HostTest(Extension):
                 app.action("sfumato_remove").trigger()
                 self.check("Remove action started a job", bool(ctrl.running), docker.message.text())
                 yield (lambda: not ctrl.running, float(self.cfg.get("job_timeout", 180)), "the Remove action's job")
+                yield from self.settle_above(doc, source)
                 layer = self.above(doc, source)
                 self.check("Remove action: a new layer above the source", len(ctrl.history) == before + 1
                            and layer is not None and layer.name().startswith("Sfumato Remove"),
@@ -395,6 +406,7 @@ class HostTest(Extension):
                 yield from self.run_button_job(docker, "inpaint", {"steps": 3, "seed": 3, "variants": 2},
                                                "variants")
                 if getattr(self, "last_run", None) is not None:
+                    yield from self.settle_above(doc, source)
                     group = self.above(doc, source)
                     kids = group.childNodes() if group is not None else []
                     self.check("variants: a group with one layer per variant",
@@ -423,6 +435,7 @@ class HostTest(Extension):
             self.last_run = None
             yield from self.run_button_job(docker, "restore", {"task": "denoise", "steps": steps, "seed": 1}, "restore")
             if getattr(self, "last_run", None) is not None and self.last_run.job.state == "done":
+                yield from self.settle_above(doc, source)
                 self.check_result_layer(doc, source, "restore", mask_reader, 4, expect_change=False)
                 self.export(doc, "restore.png")
                 yield from self.undo_removes(doc, names, "restore")
@@ -459,6 +472,7 @@ class HostTest(Extension):
             if getattr(self, "last_run", None) is not None and self.last_run.job.state == "done":
                 self.check("stylize: the reference image travelled", "style" in self.last_run.plan.inputs,
                            sorted(self.last_run.plan.inputs))
+                yield from self.settle_above(doc, source)
                 self.check_result_layer(doc, source, "stylize", mask_reader, 4)
                 yield from self.undo_removes(doc, names, "stylize")
         else:
@@ -466,10 +480,14 @@ class HostTest(Extension):
 
         # generate pattern: a new layer exactly the size of the selection
         if "generate" in ops:
+            doc.setSelection(sel)
+            doc.setActiveNode(source)
+            yield 0.3
             self.last_run = None
             yield from self.run_button_job(docker, "pattern", {"steps": 3, "seed": 11, "tileable": True,
                                                                "variants": 1}, "pattern")
             if getattr(self, "last_run", None) is not None and self.last_run.job.state == "done":
+                yield from self.settle_above(doc, source, "Sfumato Generate pattern")
                 layer = self.above(doc, source)
                 b = layer.bounds() if layer is not None else None
                 self.check("pattern: a new layer covering the selection",
@@ -551,6 +569,7 @@ class HostTest(Extension):
             if getattr(self, "last_run", None) is not None and self.last_run.job.state == "done":
                 self.check("16-bit: request travelled as u16", self.last_run.plan.dtype == "u16",
                            self.last_run.plan.dtype)
+                yield from self.settle_above(doc16, layer16)
                 self.check_result_layer(doc16, layer16, "16-bit", lambda b: bytes(doc16.selection().pixelData(
                     b.x, b.y, b.w, b.h)), 8)
                 yield from self.undo_removes(doc16, names16, "16-bit")
