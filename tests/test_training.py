@@ -110,13 +110,34 @@ def test_worker_processes_feed_the_same_training(ramp_folder: Path, tmp_path: Pa
     out = tmp_path / "workers"
     cfg = dataclasses.replace(_cfg(ramp_folder, out, 6), workers=1, checkpoint_every=3)
     first = Trainer(cfg, log=lambda *_: None)
-    x0, mask = first.make_batch()  # in-loop batch before the workers start
+    x0, mask, start, prefilled = first.make_batch()  # in-loop batch before the workers start
     assert x0.shape == (16, 3, 32, 32) and mask.shape == (16, 1, 32, 32)
+    assert torch.equal(start, x0) and not prefilled.any()  # prefill_fraction is off by default
     first.run()
     assert first.step == 6 and all(np.isfinite(first.losses))
     second = Trainer(dataclasses.replace(cfg, steps=9), log=lambda *_: None)
     second.run()
     assert second.step == 9 and read_card(out)["steps"] == 9
+
+
+def test_prefilled_holes_start_from_the_harmonic_fill(ramp_folder: Path, tmp_path: Path) -> None:
+    """With prefill_fraction, partly masked samples start from a smooth fill of the hole
+    (known pixels untouched) and train at the prefill noise levels."""
+    import dataclasses
+
+    cfg = dataclasses.replace(_cfg(ramp_folder, tmp_path / "prefill", 3), prefill_fraction=1.0,
+                              mask_weights={"strokes": 1.0, "all": 1.0})
+    t = Trainer(cfg, log=lambda *_: None)
+    x0, mask, start, prefilled = t.make_batch()
+    partial = torch.tensor([0 < float(m.mean()) < 1 for m in mask])
+    assert prefilled.any() and torch.equal(prefilled, partial)
+    known = (mask == 0).expand_as(x0)
+    assert torch.equal(start[known], x0[known])
+    hole = (mask > 0).expand_as(x0) & prefilled[:, None, None, None]
+    assert not torch.equal(start[hole], x0[hole])
+    assert float(start[hole].min()) >= float(x0.min()) - 1e-5  # a convex fill stays within the data's range
+    t.run()
+    assert t.step == 3 and all(np.isfinite(t.losses))
 
 
 def test_finetune_defaults_from_a_model_folder(trained: Trainer, ramp_folder: Path, tmp_path: Path) -> None:

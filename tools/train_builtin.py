@@ -5,7 +5,8 @@
 
 The recipe continues `models/builtin` (see its model card) with what the benchmarks say it
 lacks: more inpainting (a larger share of masked samples, 128 px crops so holes have
-context) while a quarter of the noise levels stay in the restoration range. On a GPU the
+context; most holes start from their harmonic fill, which the inpaint op refines) while a
+quarter of the noise levels stay in the restoration range. On a GPU the
 batch is large and batches come from DataLoader workers; the step count is set high and the
 time limit ends the run, so the learning rate decays over the steps the budget allows
 (estimated from the first 20 steps). Copy OUT's model.safetensors / model.json into
@@ -32,7 +33,7 @@ def config(args: argparse.Namespace, steps: int, gpu: bool) -> TrainConfig:
     return TrainConfig(
         folders=[args.data], out=args.out, from_model=args.base, steps=steps,
         patch=128 if gpu else 64, batch=64 if gpu else 8, lr=2e-4, warmup=50, decay_fraction=0.5, ema=0.999,
-        restore_fraction=0.25, mask_weights=dict(INPAINT_HEAVY), sample_every=0 if not gpu else 2000,
+        restore_fraction=0.25, prefill_fraction=0.6, mask_weights=dict(INPAINT_HEAVY), sample_every=0 if not gpu else 2000,
         checkpoint_every=500 if gpu else 1000, max_minutes=args.minutes, seed=args.seed,
         device="cuda" if gpu else "cpu", workers=min(8, os.cpu_count() or 1) if gpu else 0)
 

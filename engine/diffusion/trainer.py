@@ -25,6 +25,7 @@ from .modelfile import load_model, save_model
 from .network import UNetConfig
 from .plots import image_grid, line_plot
 from .sampling import karras_sigmas, sample_heun
+from ..tasks.patchfill import harmonic_fill
 
 STATE_DIR = "train_state"
 
@@ -49,6 +50,13 @@ class TrainConfig:
     # network's capacity where denoising and the restore loops work.
     restore_fraction: float = 0.0
     restore_sigma: tuple[float, float] = (0.02, 0.5)
+    # Share of partly masked samples (scratches, strokes, boxes) whose hole starts from the
+    # harmonic fill of its border instead of the clean pixels, at a noise level drawn
+    # log-uniformly from `prefill_sigma`. The inpaint op refines exactly such a fill from a
+    # low noise level; trained only on clean-plus-noise holes, the network trusts the fill
+    # instead of correcting it from the context.
+    prefill_fraction: float = 0.0
+    prefill_sigma: tuple[float, float] = (0.03, 0.4)
     synthetic: str | None = None  # "dead-leaves"
     dead_leaves_fraction: float = 0.25
     held_out: int = 4  # images kept out of training for the sample grid
@@ -109,6 +117,28 @@ class Progress:
             self.stream.write("\n")
 
 
+def draw_batch(sampler: PatchSampler, cfg: TrainConfig,
+               mask_rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Clean patches, masks, the starting images the noise is added to, and which samples
+    start from a pre-filled hole (see TrainConfig.prefill_fraction)."""
+    x0 = sampler.batch(cfg.batch)
+    masks = np.stack([random_mask(cfg.patch, cfg.patch, mask_rng, cfg.mask_weights) for _ in range(cfg.batch)])
+    start, prefilled = x0.clone(), torch.zeros(cfg.batch, dtype=torch.bool)
+    if cfg.prefill_fraction > 0:
+        for i, m in enumerate(masks):
+            hole = m > 0.5
+            if hole.any() and not hole.all() and mask_rng.uniform() < cfg.prefill_fraction:
+                filled = harmonic_fill(x0[i].permute(1, 2, 0).numpy(), hole)
+                start[i] = torch.from_numpy(filled).permute(2, 0, 1)
+                prefilled[i] = True
+    return x0, torch.from_numpy(masks)[:, None], start, prefilled
+
+
+def log_uniform(n: int, bounds: tuple[float, float], device: torch.device) -> torch.Tensor:
+    lo, hi = math.log(bounds[0]), math.log(bounds[1])
+    return (torch.rand(n, device=device) * (hi - lo) + lo).exp()
+
+
 class BatchStream(torch.utils.data.IterableDataset):
     """Endless (clean patches, masks) batches. Each DataLoader worker draws from its own
     seeds, derived from the run's seed and the step it (re)started at, so a resumed run does
@@ -122,11 +152,8 @@ class BatchStream(torch.utils.data.IterableDataset):
         wid = info.id if info is not None else 0
         self.sampler.rng = np.random.default_rng([self.cfg.seed, self.start_step, wid])
         mask_rng = np.random.default_rng([self.cfg.seed + 1, self.start_step, wid])
-        p, b = self.cfg.patch, self.cfg.batch
         while True:
-            x0 = self.sampler.batch(b)
-            masks = np.stack([random_mask(p, p, mask_rng, self.cfg.mask_weights) for _ in range(b)])
-            yield x0, torch.from_numpy(masks)[:, None]
+            yield draw_batch(self.sampler, self.cfg, mask_rng)
 
 
 class Trainer:
@@ -225,16 +252,13 @@ class Trainer:
         }
 
     # ---- training ----------------------------------------------------------------
-    def make_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
-        cfg = self.cfg
-        if self._batches is not None:
-            x0, mask = next(self._batches)
-        else:
-            x0 = self.sampler.batch(cfg.batch)
-            mask = torch.from_numpy(np.stack([random_mask(cfg.patch, cfg.patch, self.mask_rng, cfg.mask_weights)
-                                              for _ in range(cfg.batch)]))[:, None]
+    def make_batch(self) -> tuple[torch.Tensor, ...]:
+        """(clean, mask, start, prefilled) on the training device; see draw_batch."""
+        batch = next(self._batches) if self._batches is not None else draw_batch(self.sampler, self.cfg, self.mask_rng)
+        x0, mask, start, prefilled = batch
         x0 = x0.contiguous(memory_format=torch.channels_last)
-        return x0.to(self.device, non_blocking=True), mask.to(self.device, non_blocking=True)
+        start = start.contiguous(memory_format=torch.channels_last)
+        return tuple(t.to(self.device, non_blocking=True) for t in (x0, mask, start, prefilled))
 
     def _start_workers(self) -> None:
         """With workers > 0, batches are made in background processes while the network trains."""
@@ -250,17 +274,18 @@ class Trainer:
         cfg = self.cfg
         sigma = (torch.randn(n, device=self.device) * cfg.p_std + cfg.p_mean).exp()
         if cfg.restore_fraction > 0:
-            lo, hi = math.log(cfg.restore_sigma[0]), math.log(cfg.restore_sigma[1])
-            uniform = (torch.rand(n, device=self.device) * (hi - lo) + lo).exp()
             pick = torch.rand(n, device=self.device) < cfg.restore_fraction
-            sigma = torch.where(pick, uniform, sigma)
+            sigma = torch.where(pick, log_uniform(n, cfg.restore_sigma, self.device), sigma)
         return sigma
 
     def train_step(self) -> float:
         cfg = self.cfg
-        x0, mask = self.make_batch()
-        sigma = self.sample_sigma(x0.shape[0])
-        noisy = x0 + torch.randn_like(x0) * sigma[:, None, None, None]
+        x0, mask, start, prefilled = self.make_batch()
+        n = x0.shape[0]
+        sigma = self.sample_sigma(n)
+        if cfg.prefill_fraction > 0:
+            sigma = torch.where(prefilled, log_uniform(n, cfg.prefill_sigma, self.device), sigma)
+        noisy = start + torch.randn_like(x0) * sigma[:, None, None, None]
         cond = make_cond(x0, mask, x0)
         for g in self.opt.param_groups:
             g["lr"] = lr_at(self.step, cfg)
