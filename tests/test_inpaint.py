@@ -172,3 +172,14 @@ def test_bad_inputs_are_errors(client):
     with pytest.raises(EngineClientError) as info:
         client.run("inpaint", {"image": scene(), "mask": box_mask(40, 64)}, {})
     assert info.value.code == "bad_param" and info.value.field == "inputs.mask"
+
+
+def test_plan_keeps_strokes_at_full_resolution_and_downscales_deep_holes():
+    """Thin holes are filled from their border at full size; deep ones at the capped size."""
+    from engine.tasks.inpaint import THIN_RADIUS, plan
+
+    stroke = plan(320, 480, THIN_RADIUS, 1.0, 20, cap=256, stride=8)
+    assert stroke.work == (320, 480) and stroke.start == "harmonic" and not stroke.detail
+    deep = plan(320, 480, THIN_RADIUS + 9, 1.0, 20, cap=256, stride=8)
+    assert max(deep.work) <= 256 and deep.detail and deep.sigma_start > stroke.sigma_start
+    assert plan(320, 480, 3, 0.5, 20, cap=256, stride=8).start == "original"  # refine: SDEdit
