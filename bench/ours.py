@@ -80,7 +80,7 @@ class Ours:
         try:
             import json
             card = json.loads((self.models_dir / "builtin" / "model.json").read_text())
-            info["training_steps"] = card.get("steps")
+            info["training_steps"] = card.get("total_steps", card.get("steps"))  # all stages of a continued model
             info["parameters"] = card.get("parameters")
         except (OSError, ValueError):
             pass
