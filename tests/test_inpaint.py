@@ -6,7 +6,7 @@ import pytest
 
 from engine import images
 from engine.client import Client, EngineClientError
-from engine.tasks.patchfill import patch_fill
+from engine.fills import patch_fill
 
 
 @pytest.fixture(scope="module")

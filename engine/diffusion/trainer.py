@@ -25,7 +25,7 @@ from .modelfile import load_model, save_model
 from .network import UNetConfig
 from .plots import image_grid, line_plot
 from .sampling import karras_sigmas, sample_heun
-from ..tasks.patchfill import harmonic_fill
+from ..fills import harmonic_fill
 
 STATE_DIR = "train_state"
 
@@ -123,13 +123,14 @@ def draw_batch(sampler: PatchSampler, cfg: TrainConfig,
     start from a pre-filled hole (see TrainConfig.prefill_fraction)."""
     x0 = sampler.batch(cfg.batch)
     masks = np.stack([random_mask(cfg.patch, cfg.patch, mask_rng, cfg.mask_weights) for _ in range(cfg.batch)])
-    start, prefilled = x0.clone(), torch.zeros(cfg.batch, dtype=torch.bool)
+    start, prefilled = x0, torch.zeros(cfg.batch, dtype=torch.bool)
     if cfg.prefill_fraction > 0:
         for i, m in enumerate(masks):
             hole = m > 0.5
             if hole.any() and not hole.all() and mask_rng.uniform() < cfg.prefill_fraction:
-                filled = harmonic_fill(x0[i].permute(1, 2, 0).numpy(), hole)
-                start[i] = torch.from_numpy(filled).permute(2, 0, 1)
+                if start is x0:  # copy only when a sample differs
+                    start = x0.clone()
+                start[i] = torch.from_numpy(harmonic_fill(x0[i].permute(1, 2, 0).numpy(), hole)).permute(2, 0, 1)
                 prefilled[i] = True
     return x0, torch.from_numpy(masks)[:, None], start, prefilled
 
@@ -256,9 +257,12 @@ class Trainer:
         """(clean, mask, start, prefilled) on the training device; see draw_batch."""
         batch = next(self._batches) if self._batches is not None else draw_batch(self.sampler, self.cfg, self.mask_rng)
         x0, mask, start, prefilled = batch
-        x0 = x0.contiguous(memory_format=torch.channels_last)
-        start = start.contiguous(memory_format=torch.channels_last)
-        return tuple(t.to(self.device, non_blocking=True) for t in (x0, mask, start, prefilled))
+        def image(t: torch.Tensor) -> torch.Tensor:
+            return t.contiguous(memory_format=torch.channels_last).to(self.device, non_blocking=True)
+
+        x0_d = image(x0)
+        start_d = image(start) if bool(prefilled.any()) else x0_d  # nothing pre-filled: the same tensor
+        return x0_d, mask.to(self.device, non_blocking=True), start_d, prefilled.to(self.device, non_blocking=True)
 
     def _start_workers(self) -> None:
         """With workers > 0, batches are made in background processes while the network trains."""

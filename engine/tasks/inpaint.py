@@ -28,7 +28,7 @@ from ..errors import TOO_LARGE
 from .base import InputSpec, JobContext, Operation, ParamSpec
 from .jobtools import (Stages, check_image_and_mask, make_generator, model_fn, randn, resolve_seed,
                        sample_with_progress, schedule, strength_sigma, variant_outputs)
-from .patchfill import harmonic_fill, hole_radius, patch_fill, smooth_fill
+from ..fills import harmonic_fill, hole_radius, patch_fill, smooth_fill
 
 MAX_VARIANTS = 8
 THIN_RADIUS = 24  # holes at most this deep (pixels from a known pixel) are "thin": scratches, brush strokes

@@ -32,7 +32,7 @@ from .base import InputSpec, JobContext, Operation, ParamSpec
 from .defects import DefectParams, detect_defects
 from .inpaint import Sampling
 from .jobtools import Stages, check_image_and_mask, make_generator, randn, resolve_seed, schedule
-from .patchfill import smooth_fill
+from ..fills import smooth_fill
 
 ORDER = ("repair", "jpeg", "denoise", "deblur", "upscale")
 TASKS = ORDER + ("auto",)

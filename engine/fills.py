@@ -1,8 +1,9 @@
-"""Classical hole filling: multi-scale PatchMatch with patch voting (no model needed).
+"""Classical hole filling (no model needed): harmonic and smooth fills, and multi-scale
+PatchMatch with patch voting.
 
-It serves two purposes: the `patch` method of `inpaint` (fast, model-free, copies real
-texture from the image), and the pre-fill that diffusion starts from for large holes, where
-a small network on its own tends to lose the global structure.
+They serve the `patch` method of `inpaint` (fast, model-free, copies real texture from the
+image), the pre-fill that diffusion starts from, and the trainer, which shows the network
+the same harmonic fills it will be asked to refine. They sit below both ops and training.
 
 The algorithm follows Wexler et al. 2007 (space-time completion) with the randomized
 nearest-neighbour search of Barnes et al. 2009 (PatchMatch), vectorised with numpy:
