@@ -17,7 +17,10 @@ def _csv(text: str) -> tuple[str, ...]:
 
 
 def _ints(text: str) -> tuple[int, ...]:
-    return tuple(int(x) for x in _csv(text))
+    values = tuple(int(x) for x in _csv(text))
+    if any(v < 1 for v in values):
+        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
+    return values
 
 
 def _engine_options(p: argparse.ArgumentParser) -> None:

@@ -23,6 +23,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .diffusion.guidance import conjugate_gradient
+
 PATCH = 7
 Progress = Callable[[int, int], None] | None
 
@@ -84,6 +86,58 @@ def harmonic_fill(img: np.ndarray, hole: np.ndarray, iterations: int = 60) -> np
     return out
 
 
+_LAPLACE = torch.tensor([[0.0, 1, 0], [1, -4, 1], [0, 1, 0]]).view(1, 1, 3, 3)
+_DX = torch.tensor([[-1.0, 1]]).view(1, 1, 1, 2)
+_DY = _DX.view(1, 1, 2, 1)
+
+
+def tension_fill(img: np.ndarray, hole: np.ndarray, length: float = 1.0, iterations: int | None = None) -> np.ndarray:
+    """Fill the hole with a thin-plate spline under tension: the minimiser of
+    sum |laplacian u|^2 + |gradient u|^2 / length^2 over the hole, known pixels fixed.
+
+    Unlike the harmonic fill it continues the border's slope into the hole, not just its
+    values, so thin holes (scratches, narrow strokes) come out closer to the truth: on the
+    benchmark's scratch masks about 0.5 dB over the harmonic fill on held-in training
+    photos (docs/performance.md). The tension term keeps wide holes from overshooting, as a
+    pure biharmonic fill does. Solved by conjugate gradients from the harmonic fill on the
+    hole's bounding box, coarse to fine; the energy counts only stencils inside the image (a
+    natural boundary at the image edge). iterations: CG steps per level; None = by the hole's
+    depth (wider holes converge more slowly), 40 + 10 per pixel of depth, at most 250.
+    """
+    if not hole.any() or hole.all():
+        return harmonic_fill(img, hole)
+    if iterations is None:
+        iterations = min(250, 40 + 10 * hole_radius(hole))
+    if min(hole.shape) > 16 and hole_radius(hole) > 4:  # coarse to fine: CG then only fixes detail
+        small, small_hole = _downscale(img, hole)
+        coarse = tension_fill(small, small_hole, length / 2, iterations)
+        t = torch.from_numpy(coarse).permute(2, 0, 1)[None]
+        up = F.interpolate(t, size=hole.shape, mode="bilinear", align_corners=False)[0].permute(1, 2, 0).numpy()
+        start = img.copy()
+        start[hole] = up[hole]
+    else:
+        start = harmonic_fill(img, hole)
+    rows, cols = np.flatnonzero(hole.any(axis=1)), np.flatnonzero(hole.any(axis=0))
+    y0, y1 = max(0, rows[0] - 2), min(hole.shape[0], rows[-1] + 3)
+    x0, x1 = max(0, cols[0] - 2), min(hole.shape[1], cols[-1] + 3)
+    u0 = torch.from_numpy(np.ascontiguousarray(start[y0:y1, x0:x1], dtype=np.float32)).permute(2, 0, 1)[:, None]
+    sub = hole[y0:y1, x0:x1]
+    m = torch.from_numpy(sub.astype(np.float32))[None, None]
+    a = 1.0 / max(length, 1e-3) ** 2
+
+    def gradient(u: torch.Tensor) -> torch.Tensor:  # of the energy: L^T L u + a D^T D u
+        g = F.conv2d(F.pad(F.conv2d(u, _LAPLACE), (2, 2, 2, 2)), _LAPLACE)
+        g = g + a * F.conv2d(F.pad(F.conv2d(u, _DX), (1, 1, 0, 0)), _DX.flip(-1))
+        return g + a * F.conv2d(F.pad(F.conv2d(u, _DY), (0, 0, 1, 1)), _DY.flip(-2))
+
+    v = conjugate_gradient(lambda p: m * gradient(m * p), -m * gradient(u0), torch.zeros_like(u0),
+                           max_iter=iterations, tol=1e-6)
+    u = (u0 + m * v)[:, 0].permute(1, 2, 0).numpy()
+    out = img.copy()
+    out[y0:y1, x0:x1][sub] = u[sub]
+    return out
+
+
 def _downscale(img: np.ndarray, hole: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Half size: known pixels are averaged; a coarse pixel is hole if any fine pixel was."""
     t = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)[None]
@@ -102,26 +156,42 @@ def _dilate(mask: np.ndarray, r: int) -> np.ndarray:
     return (F.max_pool2d(t, 2 * r + 1, stride=1, padding=r)[0, 0] > 0).numpy()
 
 
-def hole_radius(hole: np.ndarray) -> int:
-    """About the largest distance (chessboard, pixels) from a hole pixel to a known pixel.
+def _depths(hole: np.ndarray) -> tuple[np.ndarray, int]:
+    """Chessboard distance to the nearest known pixel, on a conservatively shrunk grid.
 
-    Measured on a conservatively shrunk mask (a coarse pixel is hole if any of its pixels
-    is), so it costs a few dozen small max-pools even for a 4k hole.
+    A coarse pixel is hole if any of its pixels is, so the map costs a few dozen small
+    max-pools even for a 4k hole. Returns (coarse depths in coarse pixels, factor).
     """
-    if hole.all():
-        return max(hole.shape)
     factor = max(1, max(hole.shape) // 128)
     t = torch.from_numpy(hole.astype(np.float32))[None, None]
     if factor > 1:
         t = F.max_pool2d(t, factor, ceil_mode=True)
     known = 1 - t
-    if float(known.sum()) == 0:
-        return max(hole.shape)
-    d = 0
+    depth = torch.zeros_like(t)
     while float(known.min()) == 0:
-        d += 1
+        depth += 1 - known
         known = F.max_pool2d(known, 3, stride=1, padding=1)
-    return d * factor
+    return depth[0, 0].numpy(), factor
+
+
+def hole_radius(hole: np.ndarray) -> int:
+    """About the largest distance (chessboard, pixels) from a hole pixel to a known pixel."""
+    if hole.all() or not hole.any():
+        return max(hole.shape) if hole.all() else 0
+    depth, factor = _depths(hole)
+    return int(depth.max()) * factor
+
+
+def hole_depth(hole: np.ndarray, quantile: float = 0.9) -> float:
+    """How deep most of the hole is: this quantile of its pixels' distance to a known pixel.
+
+    Unlike the radius it tells brush strokes from blobs: where wide strokes cross, a few
+    pixels lie as deep as in a 64 px box, but most of the stroke stays shallow.
+    """
+    if hole.all() or not hole.any():
+        return float(max(hole.shape)) if hole.all() else 0.0
+    depth, factor = _depths(hole)
+    return float(np.quantile(depth[depth > 0], quantile)) * factor
 
 
 OPPONENT = np.array([[1, 1, 1], [1, -1, 0], [1, 1, -2]], np.float32) / np.array([[3 ** 0.5], [2 ** 0.5], [6 ** 0.5]], np.float32)

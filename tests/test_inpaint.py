@@ -62,8 +62,10 @@ def test_seed_is_deterministic_and_variants_differ(client):
     assert np.array_equal(a.outputs["image"], b.outputs["image"])
     assert np.array_equal(a.outputs["image_1"], b.outputs["image_1"])
     assert not np.array_equal(a.outputs["image"], a.outputs["image_1"])
-    c = client.inpaint(img, mask, steps=4, seed=2)
-    assert not np.array_equal(a.outputs["image"], c)
+    assert a.meta["start"] == "tension"  # a thin hole: the first variant is the refined fill, whatever the seed
+    c = client.run("inpaint", {"image": img, "mask": mask}, {**FAST, "variants": 2, "seed": 2})
+    assert np.array_equal(a.outputs["image"], c.outputs["image"])
+    assert not np.array_equal(a.outputs["image_1"], c.outputs["image_1"])
 
 
 def test_progress_stages_and_previews(client):
@@ -133,7 +135,7 @@ def test_patch_fill_copies_texture_exactly_where_it_can():
 
 
 def test_cancel_mid_operation(client):
-    img, mask = scene(), box_mask()
+    img, mask = scene(96, 128), box_mask(96, 128, (4, 92), (4, 124))  # deep: a long sampler run, not a thin fill
     jobs, stages = [], []
 
     def on_progress(event):  # runs in the thread waiting on the result
@@ -176,10 +178,10 @@ def test_bad_inputs_are_errors(client):
 
 def test_plan_keeps_strokes_at_full_resolution_and_downscales_deep_holes():
     """Thin holes are filled from their border at full size; deep ones at the capped size."""
-    from engine.tasks.inpaint import THIN_RADIUS, plan
+    from engine.tasks.inpaint import THIN_DEPTH, plan
 
-    stroke = plan(320, 480, THIN_RADIUS, 1.0, 20, cap=256, stride=8)
-    assert stroke.work == (320, 480) and stroke.start == "harmonic" and not stroke.detail
-    deep = plan(320, 480, THIN_RADIUS + 9, 1.0, 20, cap=256, stride=8)
-    assert max(deep.work) <= 256 and deep.detail and deep.sigma_start > stroke.sigma_start
-    assert plan(320, 480, 3, 0.5, 20, cap=256, stride=8).start == "original"  # refine: SDEdit
+    stroke = plan(320, 480, 30, THIN_DEPTH, 1.0, 20, cap=256, stride=8)  # wide strokes that cross
+    assert stroke.work == (320, 480) and stroke.start == "tension" and not stroke.detail and not stroke.noise
+    deep = plan(320, 480, 33, THIN_DEPTH + 2, 1.0, 20, cap=256, stride=8)
+    assert max(deep.work) <= 256 and deep.detail and deep.sigma_start > stroke.sigma_start and deep.noise
+    assert plan(320, 480, 3, 2, 0.5, 20, cap=256, stride=8).start == "original"  # refine: SDEdit
