@@ -460,7 +460,8 @@ def merge_results(path: Path, new: dict, tasks: tuple[str, ...]) -> dict:
         merged["rows"][t] = new["rows"].get(t, [])
         merged["task_meta"][t] = new["task_meta"].get(t, {})
     merged["skipped"] += new["skipped"]
-    merged["sweep"] = new["sweep"] or old.get("sweep", [])
+    swept = {e.get("task") for e in new["sweep"]}  # a task's sweep replaces only that task's entries
+    merged["sweep"] = [e for e in old.get("sweep", []) if e.get("task") not in swept] + new["sweep"]
     merged["config"] = new["config"]
     merged["environment"] = new["environment"]
     return merged

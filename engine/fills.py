@@ -138,6 +138,19 @@ def tension_fill(img: np.ndarray, hole: np.ndarray, length: float = 1.0, iterati
     return out
 
 
+THIN_DEPTH = 16.0  # holes whose pixels lie mostly (3 in 4) this close to a known pixel are "thin"
+
+
+def border_fill(img: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    """The fill a hole is refined from at full resolution: the tension spline for thin holes
+    (scratches, strokes), the harmonic membrane for deeper ones. The inpaint op and the
+    trainer's pre-filled samples both use it, so the network learns to correct what it is
+    given."""
+    if hole_depth(hole, 0.75) <= THIN_DEPTH:
+        return tension_fill(img, hole)
+    return harmonic_fill(img, hole)
+
+
 def _downscale(img: np.ndarray, hole: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Half size: known pixels are averaged; a coarse pixel is hole if any fine pixel was."""
     t = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)[None]

@@ -120,7 +120,7 @@ def test_worker_processes_feed_the_same_training(ramp_folder: Path, tmp_path: Pa
     assert second.step == 9 and read_card(out)["steps"] == 9
 
 
-def test_prefilled_holes_start_from_the_harmonic_fill(ramp_folder: Path, tmp_path: Path) -> None:
+def test_prefilled_holes_start_from_the_border_fill(ramp_folder: Path, tmp_path: Path) -> None:
     """With prefill_fraction, partly masked samples start from a smooth fill of the hole
     (known pixels untouched) and train at the prefill noise levels."""
     import dataclasses
@@ -135,7 +135,9 @@ def test_prefilled_holes_start_from_the_harmonic_fill(ramp_folder: Path, tmp_pat
     assert torch.equal(start[known], x0[known])
     hole = (mask > 0).expand_as(x0) & prefilled[:, None, None, None]
     assert not torch.equal(start[hole], x0[hole])
-    assert float(start[hole].min()) >= float(x0.min()) - 1e-5  # a convex fill stays within the data's range
+    # the ramps are smooth, so a spline fill stays close to the truth and within the data's range
+    assert float((start[hole] - x0[hole]).abs().mean()) < 0.1
+    assert float(start[hole].min()) >= float(x0.min()) - 0.05
     t.run()
     assert t.step == 3 and all(np.isfinite(t.losses))
 

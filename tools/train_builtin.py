@@ -5,7 +5,7 @@
 
 The recipe continues `models/builtin` (see its model card) with what the benchmarks say it
 lacks: more inpainting (a larger share of masked samples, 128 px crops so holes have
-context; most holes start from their harmonic fill, which the inpaint op refines) while a
+context; most holes start from their border fill, which the inpaint op refines) while a
 quarter of the noise levels stay in the restoration range. On a GPU the
 batch is large and batches come from DataLoader workers; the step count is set high and the
 time limit ends the run, so the learning rate decays over the steps the budget allows

@@ -25,7 +25,7 @@ from .modelfile import load_model, save_model
 from .network import UNetConfig
 from .plots import image_grid, line_plot
 from .sampling import karras_sigmas, sample_heun
-from ..fills import harmonic_fill
+from ..fills import border_fill
 
 STATE_DIR = "train_state"
 
@@ -51,10 +51,11 @@ class TrainConfig:
     restore_fraction: float = 0.0
     restore_sigma: tuple[float, float] = (0.02, 0.5)
     # Share of partly masked samples (scratches, strokes, boxes) whose hole starts from the
-    # harmonic fill of its border instead of the clean pixels, at a noise level drawn
-    # log-uniformly from `prefill_sigma`. The inpaint op refines exactly such a fill from a
-    # low noise level; trained only on clean-plus-noise holes, the network trusts the fill
-    # instead of correcting it from the context.
+    # fill of its border (engine.fills.border_fill: tension spline for thin holes, harmonic
+    # for deeper ones) instead of the clean pixels, at a noise level drawn log-uniformly from
+    # `prefill_sigma`. The inpaint op refines exactly such a fill at a low noise level;
+    # trained only on clean-plus-noise holes, the network trusts the fill instead of
+    # correcting it from the context.
     prefill_fraction: float = 0.0
     prefill_sigma: tuple[float, float] = (0.03, 0.4)
     synthetic: str | None = None  # "dead-leaves"
@@ -130,7 +131,7 @@ def draw_batch(sampler: PatchSampler, cfg: TrainConfig,
             if hole.any() and not hole.all() and mask_rng.uniform() < cfg.prefill_fraction:
                 if start is x0:  # copy only when a sample differs
                     start = x0.clone()
-                start[i] = torch.from_numpy(harmonic_fill(x0[i].permute(1, 2, 0).numpy(), hole)).permute(2, 0, 1)
+                start[i] = torch.from_numpy(border_fill(x0[i].permute(1, 2, 0).numpy(), hole)).permute(2, 0, 1)
                 prefilled[i] = True
     return x0, torch.from_numpy(masks)[:, None], start, prefilled
 

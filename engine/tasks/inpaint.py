@@ -28,10 +28,9 @@ from ..errors import TOO_LARGE
 from .base import InputSpec, JobContext, Operation, ParamSpec
 from .jobtools import (Stages, check_image_and_mask, make_generator, model_fn, randn, resolve_seed,
                        sample_with_progress, schedule, strength_sigma, variant_outputs)
-from ..fills import harmonic_fill, hole_depth, hole_radius, patch_fill, smooth_fill, tension_fill
+from ..fills import THIN_DEPTH, harmonic_fill, hole_depth, hole_radius, patch_fill, smooth_fill, tension_fill
 
 MAX_VARIANTS = 8
-THIN_DEPTH = 16  # holes whose pixels lie mostly (3 in 4) this close to a known pixel are "thin": scratches, brush strokes
 THIN_SIGMA = 0.03  # noise level the denoiser is told when it refines a thin hole's fill (no noise is added)
 THIN_MAX_AREA = 4  # thin holes run at full resolution up to this many times the capped area
 PREFILL_SIGMA, PREFILL_STEPS = 0.25, 0.5  # deeper holes: start noise over the pre-fill, fraction of steps
@@ -255,11 +254,13 @@ OPERATION = Operation(
     params=(
         ParamSpec("strength", "float", 1.0, "1 replaces the selection; below 1 refines what is there "
                   "(how much noise is added before denoising)", min=0.05, max=1.0),
-        ParamSpec("steps", "int", 20, "sampler steps at work resolution (cost grows linearly)", min=1, max=200,
+        ParamSpec("steps", "int", 20, "sampler steps at work resolution (cost grows linearly); thin holes "
+                  "(scratches, strokes) take one refinement step whatever this says", min=1, max=200,
                   limit_code=TOO_LARGE),
         ParamSpec("seed", "int", None, "random seed; null = random (the one used is returned in meta)",
                   min=0, max=2**31 - 1, nullable=True),
-        ParamSpec("variants", "int", 1, "number of different fills, from one batched run", min=1, max=MAX_VARIANTS,
+        ParamSpec("variants", "int", 1, "number of different fills, from one batched run (in thin holes they "
+                  "differ only slightly)", min=1, max=MAX_VARIANTS,
                   limit_code=TOO_LARGE),
         ParamSpec("method", "enum", "diffusion", "diffusion (model) or patch (fast classical PatchMatch fill)",
                   choices=("diffusion", "patch")),
