@@ -107,6 +107,16 @@ def latency_cases(ours: Ours, cfg: SpeedConfig) -> list[dict]:
         for peer in ("OpenCV Telea", "OpenCV NS", "PatchMatch"):
             fn = _peer(peer)
             add("inpaint", f"{s}", peer, "peer", (lambda fn=fn, img=img, mask=mask: fn(img, mask)) if fn else None, reps)
+    if not cfg.quick:  # a thin hole takes the full-resolution spline path, not the sampler
+        from .masks import make_mask
+
+        img, mask = test_image(512), make_mask("strokes_l", 512, 512)
+        if ours.has("inpaint"):
+            add("inpaint strokes", "512", OURS, "ours", lambda: ours.inpaint(img, mask, **p.get("inpaint", {})),
+                cfg.repeats, p.get("inpaint"))
+        for peer in ("OpenCV Telea", "OpenCV NS", "PatchMatch"):
+            fn = _peer(peer)
+            add("inpaint strokes", "512", peer, "peer", (lambda fn=fn: fn(img, mask)) if fn else None, cfg.repeats)
     side = 256 if cfg.quick else 512
     img = test_image(side)
     rng = np.random.default_rng(0)

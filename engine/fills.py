@@ -78,17 +78,25 @@ def harmonic_fill(img: np.ndarray, hole: np.ndarray, iterations: int = 60) -> np
     x0, x1 = max(0, cols[0] - 1), min(hole.shape[1], cols[-1] + 2)
     t = torch.from_numpy(np.ascontiguousarray(start[y0:y1, x0:x1])).permute(2, 0, 1)[None]
     h = torch.from_numpy(hole[y0:y1, x0:x1])[None, None].expand_as(t)
-    kernel = torch.tensor([[0, 0.25, 0], [0.25, 0, 0.25], [0, 0.25, 0]]).view(1, 1, 3, 3).repeat(3, 1, 1, 1)
-    for _ in range(iterations):
-        t = torch.where(h, F.conv2d(F.pad(t, (1, 1, 1, 1), mode="replicate"), kernel, groups=3), t)
+    for _ in range(iterations):  # Jacobi: each hole pixel becomes the mean of its 4 neighbours
+        p = F.pad(t, (1, 1, 1, 1), mode="replicate")
+        t = torch.where(h, 0.25 * (p[..., :-2, 1:-1] + p[..., 2:, 1:-1] + p[..., 1:-1, :-2] + p[..., 1:-1, 2:]), t)
     out = img.copy()
     out[y0:y1, x0:x1][hole[y0:y1, x0:x1]] = t[0].permute(1, 2, 0).numpy()[hole[y0:y1, x0:x1]]
     return out
 
 
-_LAPLACE = torch.tensor([[0.0, 1, 0], [1, -4, 1], [0, 1, 0]]).view(1, 1, 3, 3)
-_DX = torch.tensor([[-1.0, 1]]).view(1, 1, 1, 2)
-_DY = _DX.view(1, 1, 2, 1)
+def _laplace(u: torch.Tensor) -> torch.Tensor:
+    """5-point Laplacian at the interior positions (slicing: far faster than conv2d on CPU)."""
+    return u[..., :-2, 1:-1] + u[..., 2:, 1:-1] + u[..., 1:-1, :-2] + u[..., 1:-1, 2:] - 4 * u[..., 1:-1, 1:-1]
+
+
+def _tension_gradient(u: torch.Tensor, a: float) -> torch.Tensor:
+    """Gradient of sum |laplacian u|^2 + a |gradient u|^2 over the positions inside u (/2)."""
+    g = _laplace(F.pad(_laplace(u), (2, 2, 2, 2)))  # the valid Laplacian's adjoint is itself, zero-padded by 2
+    dx = F.pad(u[..., :, 1:] - u[..., :, :-1], (1, 1))
+    dy = F.pad(u[..., 1:, :] - u[..., :-1, :], (0, 0, 1, 1))
+    return g + a * ((dx[..., :, :-1] - dx[..., :, 1:]) + (dy[..., :-1, :] - dy[..., 1:, :]))
 
 
 def tension_fill(img: np.ndarray, hole: np.ndarray, length: float = 1.0, iterations: int | None = None) -> np.ndarray:
@@ -120,19 +128,13 @@ def tension_fill(img: np.ndarray, hole: np.ndarray, length: float = 1.0, iterati
     rows, cols = np.flatnonzero(hole.any(axis=1)), np.flatnonzero(hole.any(axis=0))
     y0, y1 = max(0, rows[0] - 2), min(hole.shape[0], rows[-1] + 3)
     x0, x1 = max(0, cols[0] - 2), min(hole.shape[1], cols[-1] + 3)
-    u0 = torch.from_numpy(np.ascontiguousarray(start[y0:y1, x0:x1], dtype=np.float32)).permute(2, 0, 1)[:, None]
+    u0 = torch.from_numpy(np.ascontiguousarray(start[y0:y1, x0:x1], dtype=np.float32)).permute(2, 0, 1)
     sub = hole[y0:y1, x0:x1]
-    m = torch.from_numpy(sub.astype(np.float32))[None, None]
+    m = torch.from_numpy(sub.astype(np.float32))[None]
     a = 1.0 / max(length, 1e-3) ** 2
-
-    def gradient(u: torch.Tensor) -> torch.Tensor:  # of the energy: L^T L u + a D^T D u
-        g = F.conv2d(F.pad(F.conv2d(u, _LAPLACE), (2, 2, 2, 2)), _LAPLACE)
-        g = g + a * F.conv2d(F.pad(F.conv2d(u, _DX), (1, 1, 0, 0)), _DX.flip(-1))
-        return g + a * F.conv2d(F.pad(F.conv2d(u, _DY), (0, 0, 1, 1)), _DY.flip(-2))
-
-    v = conjugate_gradient(lambda p: m * gradient(m * p), -m * gradient(u0), torch.zeros_like(u0),
-                           max_iter=iterations, tol=1e-6)
-    u = (u0 + m * v)[:, 0].permute(1, 2, 0).numpy()
+    v = conjugate_gradient(lambda p: m * _tension_gradient(m * p, a), -m * _tension_gradient(u0, a),
+                           torch.zeros_like(u0), max_iter=iterations, tol=1e-6)
+    u = (u0 + m * v).permute(1, 2, 0).numpy()
     out = img.copy()
     out[y0:y1, x0:x1][sub] = u[sub]
     return out
