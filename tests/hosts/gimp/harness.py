@@ -207,7 +207,8 @@ def run_batch(host: Host, engine: Engine, work: Path, ops: list[str], only_cance
     style_image(work / "style.png")
     long_op = None
     if "inpaint" in ops:
-        long_op = {"proc": "sfumato-inpaint", "args": {"steps": 200, "seed": 1}}
+        # a refine (strength < 1) runs the whole sampler; a full-strength thin hole is one step
+        long_op = {"proc": "sfumato-inpaint", "args": {"steps": 200, "seed": 1, "strength": 0.95}}
     elif "restore" in ops:
         long_op = {"proc": "sfumato-restore", "args": {"task": "denoise", "steps": 200}}
     cfg = {"image": host.inner(work / "input.png"), "style": host.inner(work / "style.png"),

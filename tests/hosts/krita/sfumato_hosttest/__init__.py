@@ -513,6 +513,7 @@ class HostTest(Extension):
                 docker.select_op(slow_key)
                 docker.form.set_value("steps", int(self.cfg.get("slow_steps", 60)))
                 docker.form.set_value("variants", 1)
+                docker.form.set_value("strength", 0.95)  # a refine runs the whole sampler; a thin fill is one step
                 docker.run_button.click()
             else:
                 from sfumato.document import plan_for
@@ -541,6 +542,8 @@ class HostTest(Extension):
                            docker.message.text())
             self.check("cancelled job added no layer", run.job.state != "cancelled" or self.top_names(doc) == names,
                        self.top_names(doc))
+            if slow_key:
+                docker.form.set_value("strength", 1.0)
 
         # a 16-bit document
         doc16 = app.createDocument(128, 96, "sixteen", "RGBA", "U16", "", 72.0)
