@@ -114,9 +114,10 @@ def tension_fill(img: np.ndarray, hole: np.ndarray, length: float = 1.0, iterati
     """
     if not hole.any() or hole.all():
         return harmonic_fill(img, hole)
+    radius = hole_radius(hole)
     if iterations is None:
-        iterations = min(250, 40 + 10 * hole_radius(hole))
-    if min(hole.shape) > 16 and hole_radius(hole) > 4:  # coarse to fine: CG then only fixes detail
+        iterations = min(250, 40 + 10 * radius)
+    if min(hole.shape) > 16 and radius > 4:  # coarse to fine: CG then only fixes detail
         small, small_hole = _downscale(img, hole)
         coarse = tension_fill(small, small_hole, length / 2, iterations)
         t = torch.from_numpy(coarse).permute(2, 0, 1)[None]
