@@ -65,17 +65,10 @@ def harmonic_fill(img: np.ndarray, hole: np.ndarray, iterations: int = 60) -> np
     if hole.all():
         return np.full_like(img, float(img.mean()) if img.size else 0.5)
     if min(hole.shape) > 8 and hole_radius(hole) > 2:
-        small, small_hole = _downscale(img, hole)
-        coarse = harmonic_fill(small, small_hole, iterations)
-        t = torch.from_numpy(coarse).permute(2, 0, 1)[None]
-        up = F.interpolate(t, size=hole.shape, mode="bilinear", align_corners=False)[0].permute(1, 2, 0).numpy()
-        start = img.copy()
-        start[hole] = up[hole]
+        start = _from_coarser(img, hole, lambda a, b: harmonic_fill(a, b, iterations))
     else:
         start = smooth_fill(img, hole)
-    rows, cols = np.flatnonzero(hole.any(axis=1)), np.flatnonzero(hole.any(axis=0))
-    y0, y1 = max(0, rows[0] - 1), min(hole.shape[0], rows[-1] + 2)
-    x0, x1 = max(0, cols[0] - 1), min(hole.shape[1], cols[-1] + 2)
+    y0, y1, x0, x1 = _hole_box(hole, 1)
     t = torch.from_numpy(np.ascontiguousarray(start[y0:y1, x0:x1])).permute(2, 0, 1)[None]
     h = torch.from_numpy(hole[y0:y1, x0:x1])[None, None].expand_as(t)
     for _ in range(iterations):  # Jacobi: each hole pixel becomes the mean of its 4 neighbours
@@ -118,17 +111,10 @@ def tension_fill(img: np.ndarray, hole: np.ndarray, length: float = 1.0, iterati
     if iterations is None:
         iterations = min(250, 40 + 10 * radius)
     if min(hole.shape) > 16 and radius > 4:  # coarse to fine: CG then only fixes detail
-        small, small_hole = _downscale(img, hole)
-        coarse = tension_fill(small, small_hole, length / 2, iterations)
-        t = torch.from_numpy(coarse).permute(2, 0, 1)[None]
-        up = F.interpolate(t, size=hole.shape, mode="bilinear", align_corners=False)[0].permute(1, 2, 0).numpy()
-        start = img.copy()
-        start[hole] = up[hole]
+        start = _from_coarser(img, hole, lambda a, b: tension_fill(a, b, length / 2, iterations))
     else:
         start = harmonic_fill(img, hole)
-    rows, cols = np.flatnonzero(hole.any(axis=1)), np.flatnonzero(hole.any(axis=0))
-    y0, y1 = max(0, rows[0] - 2), min(hole.shape[0], rows[-1] + 3)
-    x0, x1 = max(0, cols[0] - 2), min(hole.shape[1], cols[-1] + 3)
+    y0, y1, x0, x1 = _hole_box(hole, 2)
     u0 = torch.from_numpy(np.ascontiguousarray(start[y0:y1, x0:x1], dtype=np.float32)).permute(2, 0, 1)
     sub = hole[y0:y1, x0:x1]
     m = torch.from_numpy(sub.astype(np.float32))[None]
@@ -152,6 +138,25 @@ def border_fill(img: np.ndarray, hole: np.ndarray) -> np.ndarray:
     if hole_depth(hole, 0.75) <= THIN_DEPTH:
         return tension_fill(img, hole)
     return harmonic_fill(img, hole)
+
+
+def _from_coarser(img: np.ndarray, hole: np.ndarray,
+                  fill: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> np.ndarray:
+    """The image with its hole taken from `fill` run at half size and upsampled: a start
+    from which fine-level iterations only have to fix detail."""
+    small, small_hole = _downscale(img, hole)
+    t = torch.from_numpy(fill(small, small_hole)).permute(2, 0, 1)[None]
+    up = F.interpolate(t, size=hole.shape, mode="bilinear", align_corners=False)[0].permute(1, 2, 0).numpy()
+    start = img.copy()
+    start[hole] = up[hole]
+    return start
+
+
+def _hole_box(hole: np.ndarray, margin: int) -> tuple[int, int, int, int]:
+    """(y0, y1, x0, x1): the hole's bounding box grown by `margin`, clipped to the image."""
+    rows, cols = np.flatnonzero(hole.any(axis=1)), np.flatnonzero(hole.any(axis=0))
+    return (max(0, rows[0] - margin), min(hole.shape[0], rows[-1] + margin + 1),
+            max(0, cols[0] - margin), min(hole.shape[1], cols[-1] + margin + 1))
 
 
 def _downscale(img: np.ndarray, hole: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
