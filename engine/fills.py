@@ -195,24 +195,28 @@ def _depths(hole: np.ndarray) -> tuple[np.ndarray, int]:
     return depth[0, 0].numpy(), factor
 
 
+def hole_extent(hole: np.ndarray, quantile: float = 0.75) -> tuple[int, float]:
+    """(radius, depth) from one depth map: the largest distance (chessboard, pixels) from a
+    hole pixel to a known pixel, and the distance that `quantile` of the hole pixels stay
+    within. Unlike the radius the depth tells brush strokes from blobs: where wide strokes
+    cross, a few pixels lie as deep as in a 64 px box, but most of the stroke stays shallow.
+    """
+    if hole.all():
+        return max(hole.shape), float(max(hole.shape))
+    if not hole.any():
+        return 0, 0.0
+    depth, factor = _depths(hole)
+    return int(depth.max()) * factor, float(np.quantile(depth[depth > 0], quantile)) * factor
+
+
 def hole_radius(hole: np.ndarray) -> int:
     """About the largest distance (chessboard, pixels) from a hole pixel to a known pixel."""
-    if hole.all() or not hole.any():
-        return max(hole.shape) if hole.all() else 0
-    depth, factor = _depths(hole)
-    return int(depth.max()) * factor
+    return hole_extent(hole)[0]
 
 
 def hole_depth(hole: np.ndarray, quantile: float = 0.9) -> float:
-    """How deep most of the hole is: this quantile of its pixels' distance to a known pixel.
-
-    Unlike the radius it tells brush strokes from blobs: where wide strokes cross, a few
-    pixels lie as deep as in a 64 px box, but most of the stroke stays shallow.
-    """
-    if hole.all() or not hole.any():
-        return float(max(hole.shape)) if hole.all() else 0.0
-    depth, factor = _depths(hole)
-    return float(np.quantile(depth[depth > 0], quantile)) * factor
+    """How deep most of the hole is: this quantile of its pixels' distance to a known pixel."""
+    return hole_extent(hole, quantile)[1]
 
 
 OPPONENT = np.array([[1, 1, 1], [1, -1, 0], [1, 1, -2]], np.float32) / np.array([[3 ** 0.5], [2 ** 0.5], [6 ** 0.5]], np.float32)

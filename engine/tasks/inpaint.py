@@ -28,7 +28,7 @@ from ..errors import TOO_LARGE
 from .base import InputSpec, JobContext, Operation, ParamSpec
 from .jobtools import (Stages, check_image_and_mask, make_generator, model_fn, randn, resolve_seed,
                        sample_with_progress, schedule, strength_sigma, variant_outputs)
-from ..fills import THIN_DEPTH, harmonic_fill, hole_depth, hole_radius, patch_fill, smooth_fill, tension_fill
+from ..fills import THIN_DEPTH, harmonic_fill, hole_extent, patch_fill, smooth_fill, tension_fill
 
 MAX_VARIANTS = 8
 THIN_SIGMA = 0.03  # noise level the denoiser is told when it refines a thin hole's fill (no noise is added)
@@ -180,8 +180,9 @@ def _diffuse(den, device: str, rgb: np.ndarray, regen: np.ndarray, params: dict[
              ctx: JobContext, meta: dict) -> list[np.ndarray]:
     """Sample the work area; returns one (h, w, 3) float fill per variant at full resolution."""
     h, w = regen.shape
-    pl = plan(h, w, hole_radius(regen), hole_depth(regen, 0.75), params["strength"], params["steps"],
-              images.work_cap(device), den.stride, known_any=not regen.all())
+    radius, depth = hole_extent(regen, 0.75)
+    pl = plan(h, w, radius, depth, params["strength"], params["steps"], images.work_cap(device), den.stride,
+              known_any=not regen.all())
     prefill = pl.start in ("patch", "smooth", "harmonic", "tension")
     stages = Stages(ctx, {"prefill": 1 if prefill else 0, "diffusion": pl.steps,
                           "detail": DETAIL_STEPS if pl.detail else 0, "composite": n_var})
