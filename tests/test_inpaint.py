@@ -182,6 +182,10 @@ def test_plan_keeps_strokes_at_full_resolution_and_downscales_deep_holes():
 
     stroke = plan(320, 480, 30, THIN_DEPTH, 1.0, 20, cap=256, stride=8)  # wide strokes that cross
     assert stroke.work == (320, 480) and stroke.start == "tension" and not stroke.detail and not stroke.noise
-    deep = plan(320, 480, 33, THIN_DEPTH + 2, 1.0, 20, cap=256, stride=8)
+    crossing = plan(320, 480, 45, THIN_DEPTH + 2, 1.0, 20, cap=256, stride=8)  # thin once downscaled
+    assert crossing.work == (320, 480) and crossing.start == "tension"
+    deep = plan(320, 480, 60, 2 * THIN_DEPTH, 1.0, 20, cap=256, stride=8)
     assert max(deep.work) <= 256 and deep.detail and deep.sigma_start > stroke.sigma_start and deep.noise
+    box = plan(128, 128, 32, THIN_DEPTH + 0.25, 1.0, 20, cap=256, stride=8)  # a 64 px box, not downscaled
+    assert box.work == (128, 128) and box.start == "harmonic"
     assert plan(320, 480, 3, 2, 0.5, 20, cap=256, stride=8).start == "original"  # refine: SDEdit
