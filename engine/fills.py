@@ -209,6 +209,17 @@ def hole_extent(hole: np.ndarray, quantile: float = 0.75) -> tuple[int, float]:
     return int(depth.max()) * factor, float(np.quantile(depth[depth > 0], quantile)) * factor
 
 
+def share_within(hole: np.ndarray, distance: int) -> float:
+    """Share of the hole's pixels within `distance` (chessboard, full-resolution pixels) of a
+    known pixel: tells hairlines from narrow strokes, which the coarse depth map cannot."""
+    n = int(hole.sum())
+    if n == 0:
+        return 1.0
+    known = torch.from_numpy(~hole).float()[None, None]
+    near = F.max_pool2d(known, 2 * distance + 1, stride=1, padding=distance)[0, 0].numpy() > 0
+    return float((near & hole).sum()) / n
+
+
 def hole_radius(hole: np.ndarray) -> int:
     """About the largest distance (chessboard, pixels) from a hole pixel to a known pixel."""
     return hole_extent(hole)[0]

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from bench.masks import make_mask
-from engine.fills import border_fill, harmonic_fill, hole_depth, hole_radius, tension_fill
+from engine.fills import border_fill, harmonic_fill, hole_depth, hole_radius, share_within, tension_fill
 
 
 def smooth_surface(h: int = 64, w: int = 80) -> np.ndarray:
@@ -57,3 +57,12 @@ def test_border_fill_uses_the_spline_for_thin_holes_only():
     deep = np.zeros((96, 96), bool)
     deep[10:86, 10:86] = True
     assert np.array_equal(border_fill(img, deep), harmonic_fill(img, deep))
+
+
+def test_share_within_tells_scratches_from_strokes():
+    """The bench's 1-3 px scratches are hairlines; its 13-19 px strokes are not."""
+    scratches = make_mask("scratches", 321, 481, 0) > 127
+    strokes = make_mask("strokes_m", 321, 481, 0) > 127
+    assert share_within(scratches, 2) == 1.0
+    assert share_within(strokes, 2) < 0.5
+    assert share_within(np.zeros((8, 8), bool), 2) == 1.0

@@ -182,6 +182,8 @@ def test_plan_keeps_strokes_at_full_resolution_and_downscales_deep_holes():
 
     stroke = plan(320, 480, 30, THIN_DEPTH, 1.0, 20, cap=256, stride=8)  # wide strokes that cross
     assert stroke.work == (320, 480) and stroke.start == "tension" and not stroke.detail and not stroke.noise
+    hairline = plan(320, 480, 2, 2, 1.0, 20, cap=256, stride=8, hairline=True)
+    assert hairline.start == "tension" and hairline.sigma_start < stroke.sigma_start  # the spline is nearly right
     crossing = plan(320, 480, 45, THIN_DEPTH + 2, 1.0, 20, cap=256, stride=8)  # thin once downscaled
     assert crossing.work == (320, 480) and crossing.start == "tension"
     deep = plan(320, 480, 60, 2 * THIN_DEPTH, 1.0, 20, cap=256, stride=8)
