@@ -34,7 +34,7 @@ from ..fills import (THIN_DEPTH, harmonic_fill, hole_extent, patch_fill, share_w
 MAX_VARIANTS = 8
 THIN_SIGMA = 0.05  # noise level the denoiser is told when it refines a thin hole's fill (no noise is added)
 HAIRLINE_SIGMA = 0.02  # the same for hairlines (3 in 4 hole pixels within HAIRLINE px of the border)
-HAIRLINE = 2
+HAIRLINE = 2  # px: a hole is a hairline when 3 in 4 of its pixels lie this close to a known pixel
 THIN_MAX_AREA = 4  # thin holes run at full resolution up to this many times the capped area
 PREFILL_SIGMA, PREFILL_STEPS = 0.25, 0.5  # deeper holes: start noise over the pre-fill, fraction of steps
 PATCH_RADIUS = 40  # holes deeper than this (work pixels) are pre-filled by PatchMatch, not harmonically
