@@ -155,3 +155,24 @@ def test_finetune_defaults_from_a_model_folder(trained: Trainer, ramp_folder: Pa
     assert (tmp_path / "style" / "samples.png").is_file()
     with pytest.raises(TypeError):
         finetune_defaults([], "x", str(trained.out), no_such_field=1)
+
+
+def test_recolour_keeps_luma_and_scales_chroma() -> None:
+    from engine.diffusion.data import LUMA, PatchSampler, recolour
+    rng = np.random.default_rng(3)
+    crop = torch.from_numpy(rng.uniform(60, 190, (3, 16, 16)).astype(np.float32))
+    out = recolour(crop, (2, 0, 1), 1.5)
+    assert torch.allclose(recolour(crop, (0, 1, 2), 1.0), crop, atol=1e-3)
+    # Nothing clips in this range: chroma about the luma grows by exactly the factor.
+    permuted = crop[[2, 0, 1]]
+    luma = (permuted * LUMA).sum(0)
+    assert torch.allclose((out * LUMA).sum(0), luma, atol=1e-3)
+    assert torch.allclose(out - luma, 1.5 * (permuted - luma), atol=1e-3)
+    # A greyscale picture stays grey whatever the draw; colour crops come back recoloured.
+    grey = torch.full((3, 40, 40), 128, dtype=torch.uint8)
+    assert PatchSampler([grey], 32, colour_fraction=1.0).batch(4).std(dim=1).max() < 1e-5
+    red = torch.zeros((3, 40, 40), dtype=torch.uint8)
+    red[0] = 200
+    batch = PatchSampler([red], 32, seed=1, colour_fraction=1.0).batch(12)
+    assert len({int(b.mean(dim=(1, 2)).argmax()) for b in batch}) > 1
+    assert batch.min() >= -1 and batch.max() <= 1

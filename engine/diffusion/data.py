@@ -64,11 +64,29 @@ def dead_leaves(size: int, rng: np.random.Generator) -> torch.Tensor:
     return torch.from_numpy((img * 255).astype(np.uint8)).permute(2, 0, 1)
 
 
+# BT.601 luma weights: the axis saturation scaling keeps fixed.
+LUMA = torch.tensor([0.299, 0.587, 0.114]).view(3, 1, 1)
+
+
+def recolour(crop: torch.Tensor, order: tuple[int, int, int], saturation: float) -> torch.Tensor:
+    """Permute a float (3, H, W) 0..255 crop's channels and scale its chroma about the luma.
+
+    BSDS photos are mostly muted earth tones; saturated scenes (McMaster-like flowers, paint,
+    fabric) are rare. Recoloured crops show the network strong, correlated chroma edges."""
+    crop = crop[list(order)]
+    luma = (crop * LUMA).sum(0, keepdim=True)
+    return (luma + saturation * (crop - luma)).clamp(0, 255)
+
+
 class PatchSampler:
-    """Random crops with flips and downscales, returned in [-1, 1] as (B, 3, P, P)."""
+    """Random crops with flips, downscales and (optionally) recolouring, returned in [-1, 1]
+    as (B, 3, P, P)."""
+
+    PERMUTATIONS = ((0, 1, 2), (0, 2, 1), (1, 0, 2), (1, 2, 0), (2, 0, 1), (2, 1, 0))
 
     def __init__(self, images: list[torch.Tensor], patch: int, seed: int = 0,
-                 dead_leaves_fraction: float = 0.0, max_downscale: float = 2.0):
+                 dead_leaves_fraction: float = 0.0, max_downscale: float = 2.0,
+                 colour_fraction: float = 0.0, max_saturation: float = 2.0):
         if not images and dead_leaves_fraction <= 0:
             raise ValueError("no training images")
         self.images = images
@@ -76,6 +94,8 @@ class PatchSampler:
         self.rng = np.random.default_rng(seed)
         self.dead_leaves_fraction = dead_leaves_fraction if images else 1.0
         self.max_downscale = max_downscale
+        self.colour_fraction = colour_fraction
+        self.max_saturation = max_saturation
         self._leaves: list[torch.Tensor] = []
 
     def _leaf(self) -> torch.Tensor:
@@ -100,6 +120,9 @@ class PatchSampler:
             crop = crop.flip(-1)
         if self.rng.uniform() < 0.5:
             crop = crop.transpose(1, 2)
+        if self.colour_fraction > 0 and self.rng.uniform() < self.colour_fraction:
+            order = self.PERMUTATIONS[self.rng.integers(len(self.PERMUTATIONS))]
+            crop = recolour(crop, order, math.exp(self.rng.uniform(0, math.log(self.max_saturation))))
         return crop
 
     def batch(self, n: int) -> torch.Tensor:

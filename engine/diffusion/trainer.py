@@ -58,6 +58,10 @@ class TrainConfig:
     # correcting it from the context.
     prefill_fraction: float = 0.0
     prefill_sigma: tuple[float, float] = (0.03, 0.4)
+    # Share of crops whose channels are permuted and whose chroma is scaled by up to
+    # `max_saturation` (see data.recolour): more saturated colour than BSDS alone holds.
+    colour_fraction: float = 0.0
+    max_saturation: float = 2.0
     synthetic: str | None = None  # "dead-leaves"
     dead_leaves_fraction: float = 0.25
     held_out: int = 4  # images kept out of training for the sample grid
@@ -173,7 +177,8 @@ class Trainer:
         dl = cfg.dead_leaves_fraction if cfg.synthetic == "dead-leaves" else 0.0
         if not images and dl == 0:
             raise ValueError(f"no images found in {cfg.folders}; pass --synthetic dead-leaves or a folder of jpg/png/webp")
-        self.sampler = PatchSampler(images, cfg.patch, seed=cfg.seed, dead_leaves_fraction=dl)
+        self.sampler = PatchSampler(images, cfg.patch, seed=cfg.seed, dead_leaves_fraction=dl,
+                                    colour_fraction=cfg.colour_fraction, max_saturation=cfg.max_saturation)
         self.mask_rng = np.random.default_rng(cfg.seed + 1)
         self.base_card: dict = {}
         if cfg.from_model:
