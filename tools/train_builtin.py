@@ -33,7 +33,7 @@ def config(args: argparse.Namespace, steps: int, gpu: bool) -> TrainConfig:
     return TrainConfig(
         folders=[args.data], out=args.out, from_model=args.base, steps=steps,
         patch=128 if gpu else 64, batch=64 if gpu else 8, lr=2e-4, warmup=50, decay_fraction=0.5, ema=0.999,
-        restore_fraction=0.25, prefill_fraction=0.6, mask_weights=dict(INPAINT_HEAVY), sample_every=0 if not gpu else 2000,
+        restore_fraction=0.25, prefill_fraction=0.6, colour_fraction=0.5, mask_weights=dict(INPAINT_HEAVY), sample_every=0 if not gpu else 2000,
         checkpoint_every=500 if gpu else 1000, max_minutes=args.minutes, seed=args.seed,
         device="cuda" if gpu else "cpu", workers=min(8, os.cpu_count() or 1) if gpu else 0)
 
