@@ -1,6 +1,7 @@
 """Training data: image folders (jpg/png/webp, recursive) and synthetic dead leaves."""
 from __future__ import annotations
 
+import itertools
 import math
 from pathlib import Path
 
@@ -82,7 +83,7 @@ class PatchSampler:
     """Random crops with flips, downscales and (optionally) recolouring, returned in [-1, 1]
     as (B, 3, P, P)."""
 
-    PERMUTATIONS = ((0, 1, 2), (0, 2, 1), (1, 0, 2), (1, 2, 0), (2, 0, 1), (2, 1, 0))
+    PERMUTATIONS = tuple(itertools.permutations(range(3)))
 
     def __init__(self, images: list[torch.Tensor], patch: int, seed: int = 0,
                  dead_leaves_fraction: float = 0.0, max_downscale: float = 2.0,
