@@ -176,3 +176,16 @@ def test_recolour_keeps_luma_and_scales_chroma() -> None:
     batch = PatchSampler([red], 32, seed=1, colour_fraction=1.0).batch(12)
     assert len({int(b.mean(dim=(1, 2)).argmax()) for b in batch}) > 1
     assert batch.min() >= -1 and batch.max() <= 1
+
+
+def test_gpu_script_trains_a_new_width_from_scratch(ramp_folder: Path, tmp_path: Path) -> None:
+    """tools/train_builtin.py --channels: the path to a wider built-in model on a lent GPU."""
+    import subprocess
+    import sys
+    script = Path(__file__).resolve().parents[1] / "tools" / "train_builtin.py"
+    out = tmp_path / "wide"
+    subprocess.run([sys.executable, str(script), "--data", str(ramp_folder), "--out", str(out), "--steps", "2",
+                    "--device", "cpu", "--channels", "8,16,16,16"], check=True, capture_output=True, timeout=300)
+    card = read_card(out)
+    assert card["config"]["channels"] == [8, 16, 16, 16]
+    assert card["base_model"] is None and card["steps"] == 2

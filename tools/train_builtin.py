@@ -2,6 +2,7 @@
 
     python tools/train_builtin.py --data ../shared/data/train --out runs/builtin3 --minutes 8
     python tools/train_builtin.py --data ../shared/data/train --out /tmp/t --steps 3 --device cpu  # check on a CPU
+    python tools/train_builtin.py --data ../shared/data/train --out runs/wide --channels 48,96,192,192  # a wider network, from scratch
 
 The recipe continues `models/builtin` (see its model card) with what the benchmarks say it
 lacks: more inpainting (a larger share of masked samples, 128 px crops so holes have
@@ -30,8 +31,11 @@ INPAINT_HEAVY = {"strokes": 0.22, "box": 0.18, "scratches": 0.14, "dots": 0.04, 
 
 
 def config(args: argparse.Namespace, steps: int, gpu: bool) -> TrainConfig:
+    # A new width cannot start from the built-in weights: it trains from scratch.
+    architecture = {"channels": [int(c) for c in args.channels.split(",")]} if args.channels else {}
     return TrainConfig(
-        folders=[args.data], out=args.out, from_model=args.base, steps=steps,
+        folders=[args.data], out=args.out, from_model=None if architecture else args.base,
+        architecture=architecture, steps=steps,
         patch=128 if gpu else 64, batch=64 if gpu else 8, lr=2e-4, warmup=50, decay_fraction=0.5, ema=0.999,
         restore_fraction=0.25, prefill_fraction=0.6, colour_fraction=0.5, mask_weights=dict(INPAINT_HEAVY), sample_every=0 if not gpu else 2000,
         checkpoint_every=500 if gpu else 1000, max_minutes=args.minutes, seed=args.seed,
@@ -43,6 +47,8 @@ def main() -> int:
     ap.add_argument("--data", required=True, help="training images (never the evaluation sets)")
     ap.add_argument("--out", required=True)
     ap.add_argument("--base", default=str(Path(__file__).resolve().parents[1] / "models" / "builtin"))
+    ap.add_argument("--channels", help="comma-separated widths of a new network trained from scratch "
+                    "(the built-in one is 32,64,128,128); without it, --base is continued")
     ap.add_argument("--minutes", type=float, default=8.0, help="wall-clock budget for training")
     ap.add_argument("--steps", type=int, help="fixed step count instead of the time-based estimate")
     ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
