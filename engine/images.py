@@ -170,6 +170,12 @@ def work_size(h: int, w: int, cap: int, stride: int = STRIDE) -> tuple[int, int]
     return (max(stride, int(round(h * s / stride)) * stride), max(stride, int(round(w * s / stride)) * stride))
 
 
+def luma(rgb: torch.Tensor) -> torch.Tensor:
+    """BT.601 luma of (..., 3, H, W) RGB as (..., 1, H, W), in the input's own scale."""
+    w = torch.tensor([0.299, 0.587, 0.114], dtype=rgb.dtype, device=rgb.device).view(3, 1, 1)
+    return (rgb * w).sum(dim=-3, keepdim=True)
+
+
 def resize(x: torch.Tensor, size: tuple[int, int], mode: str = "bicubic") -> torch.Tensor:
     """Resize (B, C, h, w); antialiased when shrinking."""
     if tuple(x.shape[-2:]) == tuple(size):

@@ -158,15 +158,16 @@ def test_finetune_defaults_from_a_model_folder(trained: Trainer, ramp_folder: Pa
 
 
 def test_recolour_keeps_luma_and_scales_chroma() -> None:
-    from engine.diffusion.data import LUMA, PatchSampler, recolour
+    from engine.diffusion.data import PatchSampler, recolour
+    from engine.images import luma as bt601
     rng = np.random.default_rng(3)
     crop = torch.from_numpy(rng.uniform(60, 190, (3, 16, 16)).astype(np.float32))
     out = recolour(crop, (2, 0, 1), 1.5)
     assert torch.allclose(recolour(crop, (0, 1, 2), 1.0), crop, atol=1e-3)
     # Nothing clips in this range: chroma about the luma grows by exactly the factor.
     permuted = crop[[2, 0, 1]]
-    luma = (permuted * LUMA).sum(0)
-    assert torch.allclose((out * LUMA).sum(0), luma, atol=1e-3)
+    luma = bt601(permuted)
+    assert torch.allclose(bt601(out), luma, atol=1e-3)
     assert torch.allclose(out - luma, 1.5 * (permuted - luma), atol=1e-3)
     # A greyscale picture stays grey whatever the draw; colour crops come back recoloured.
     grey = torch.full((3, 40, 40), 128, dtype=torch.uint8)

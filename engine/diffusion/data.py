@@ -10,6 +10,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from ..images import luma
+
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
 
 
@@ -65,18 +67,14 @@ def dead_leaves(size: int, rng: np.random.Generator) -> torch.Tensor:
     return torch.from_numpy((img * 255).astype(np.uint8)).permute(2, 0, 1)
 
 
-# BT.601 luma weights: the axis saturation scaling keeps fixed.
-LUMA = torch.tensor([0.299, 0.587, 0.114]).view(3, 1, 1)
-
-
 def recolour(crop: torch.Tensor, order: tuple[int, int, int], saturation: float) -> torch.Tensor:
     """Permute a float (3, H, W) 0..255 crop's channels and scale its chroma about the luma.
 
     BSDS photos are mostly muted earth tones; saturated scenes (McMaster-like flowers, paint,
     fabric) are rare. Recoloured crops show the network strong, correlated chroma edges."""
     crop = crop[list(order)]
-    luma = (crop * LUMA).sum(0, keepdim=True)
-    return (luma + saturation * (crop - luma)).clamp(0, 255)
+    y = luma(crop)  # BT.601: the axis the chroma scaling keeps fixed
+    return (y + saturation * (crop - y)).clamp(0, 255)
 
 
 class PatchSampler:

@@ -20,6 +20,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..images import luma
+
 
 @dataclass(frozen=True)
 class DefectParams:
@@ -34,12 +36,6 @@ class DefectParams:
     sensitivity: float = 0.5
     dust: bool = True
     dilate: int = 1
-
-
-def _luma(rgb: torch.Tensor) -> torch.Tensor:
-    """(1, 1, H, W) luma in [0, 1] from (1, 3, H, W) in [0, 1]."""
-    w = torch.tensor([0.299, 0.587, 0.114], dtype=rgb.dtype, device=rgb.device).view(1, 3, 1, 1)
-    return (rgb * w).sum(dim=1, keepdim=True)
 
 
 def _pad(x: torch.Tensor, p: int) -> torch.Tensor:
@@ -153,7 +149,7 @@ def detect_defects(image: np.ndarray | torch.Tensor, params: DefectParams = Defe
         rgb = torch.from_numpy(np.ascontiguousarray(image[..., :3], dtype=np.float32) / 255.0).permute(2, 0, 1)[None]
     else:
         rgb = (image[:, :3].float().cpu() + 1) / 2
-    lum = _luma(rgb)
+    lum = luma(rgb)
     n = params.angles
     shifts, p = _shift_kernels(params.flank, n)
     flanks = F.conv2d(_pad(lum, p), shifts)  # (1, 2n, H, W): the two flanks per orientation
