@@ -25,17 +25,16 @@ from collections import deque
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
 import zmq
 
 from . import PROTOCOL_VERSION, __version__
 from . import shm as shmem
-from .errors import BAD_PARAM, INTERNAL, NOT_FOUND, TOO_LARGE, UNKNOWN_OP, EngineError
-from .protocol import Limits, decode, encode, request_id_of
+from .errors import INTERNAL, NOT_FOUND, EngineError
+from .protocol import CAPABILITIES, Limits, decode, encode, request_id_of
 from .registry import ModelRegistry, resolve_device
 from .scheduler import Job, Scheduler
 from .tasks import OPERATIONS
-from .tasks.base import Operation
+from .tasks.base import Operation, check_submit
 
 log = logging.getLogger("sfumato.server")
 
@@ -67,54 +66,6 @@ def check_bind(address: str, insecure: bool) -> None:
             f"refusing to bind {address}: it is reachable from other machines and this engine has no "
             "authentication yet. Bind a loopback address (tcp://127.0.0.1:PORT) or an ipc:// path, "
             "or pass --insecure to serve the network unauthenticated at your own risk.")
-
-
-def check_submit(msg: dict, ops: dict[str, Operation], limits: Limits) -> tuple[Operation, dict, dict]:
-    """Everything about a submit that can be checked before queueing; raises EngineError."""
-    name = msg["op"]
-    op = ops.get(name)
-    if op is None:
-        raise EngineError(UNKNOWN_OP, f"unknown op {name!r}; this engine has: {', '.join(sorted(ops)) or 'none'}",
-                          "op")
-    inputs: dict[str, np.ndarray] = msg["inputs"]
-    specs = {s.name: s for s in op.inputs}
-    for key in inputs:
-        if key not in specs:
-            raise EngineError(BAD_PARAM, f"unknown input {key!r} for {name}; it takes: {', '.join(specs)}",
-                              f"inputs.{key}")
-    for spec in op.inputs:
-        arr = inputs.get(spec.name)
-        where = f"inputs.{spec.name}"
-        if arr is None:
-            if spec.required:
-                raise EngineError(BAD_PARAM, f"{name} needs the input {spec.name!r}", where)
-            continue
-        if arr.shape[2] not in spec.channels:
-            raise EngineError(BAD_PARAM, f"{spec.name} has {arr.shape[2]} channel(s); {name} accepts "
-                              f"{', '.join(map(str, spec.channels))}", where)
-        dtype = {"uint8": "u8", "uint16": "u16", "float32": "f32"}[arr.dtype.name]
-        if dtype not in spec.dtypes:
-            raise EngineError(BAD_PARAM, f"{spec.name} is {dtype}; {name} accepts {', '.join(spec.dtypes)}", where)
-    image, mask = inputs.get("image"), inputs.get("mask")
-    if image is not None and mask is not None and mask.shape[:2] != image.shape[:2]:
-        raise EngineError(BAD_PARAM, f"mask is {mask.shape[1]}x{mask.shape[0]} but image is "
-                          f"{image.shape[1]}x{image.shape[0]}; they must match", "inputs.mask")
-    params = op.validate_params(msg.get("params", {}))
-    for key, cap in (("steps", limits.max_steps), ("variants", limits.max_variants)):
-        value = params.get(key)
-        if isinstance(value, int) and value > cap:
-            raise EngineError(TOO_LARGE, f"{key} {value} exceeds the engine limit {cap}", f"params.{key}")
-    width, height = params.get("width"), params.get("height")
-    if isinstance(width, int) and isinstance(height, int):
-        if max(width, height) > limits.max_side or width * height > limits.max_pixels:
-            raise EngineError(TOO_LARGE, f"{width}x{height} exceeds the engine limits ({limits.max_pixels} "
-                              f"pixels, {limits.max_side} per side)", "params.width")
-    if op.cost is not None:
-        pixels = int(op.cost(inputs, params))
-        if pixels > limits.max_pixels:
-            raise EngineError(TOO_LARGE, f"this job would work on {pixels} pixels; the engine limit is "
-                              f"{limits.max_pixels}", "params")
-    return op, inputs, params
 
 
 class Engine:
@@ -385,15 +336,19 @@ class Engine:
 
     # ---- handlers (server thread) -------------------------------------------------------
     def welcome(self) -> dict:
-        """The `welcome` body: versions, op schemas, models, device, limits."""
-        body = {"engine": __version__, "protocol": PROTOCOL_VERSION,
-                "ops": {name: op.schema() for name, op in sorted(self.operations.items())},
+        """The `welcome` body: versions, capabilities, op schemas (with the limits folded in),
+        models, device, limits."""
+        capabilities = [c for c in CAPABILITIES if c != "shm" or self.shm is not None]
+        body = {"engine": __version__, "protocol": PROTOCOL_VERSION, "capabilities": capabilities,
+                "ops": {name: op.schema(self.limits) for name, op in sorted(self.operations.items())},
                 "models": self.models.list(), "device": self.device, "limits": self.limits.to_dict()}
         if self.shm is not None:
             body["shm"] = self.shm.info()  # absent = not offered (plain-frame clients ignore it)
         return body
 
     def _on_hello(self, client: bytes, msg: dict) -> None:
+        # A client's `capabilities` are accepted and, in this engine, all ignored: no feature it
+        # offers yet needs the client to opt in (docs/protocol.md, "Evolution").
         log.info("hello from %s (%s)", msg.get("client", "?"), client.hex())
         self._emit(client, {"type": "welcome", "id": msg.get("id"), **self.welcome()})
 
@@ -410,14 +365,7 @@ class Engine:
 
     def _on_submit(self, client: bytes, msg: dict) -> None:
         assert self.scheduler is not None
-        op, inputs, params = check_submit(msg, self.operations, self.limits)
-        for key in ("model", "style_model"):  # a model the client names must exist (defaults: the op decides)
-            name = msg.get("params", {}).get(key)
-            if isinstance(name, str) and name:
-                try:
-                    self.models.folder(name)  # model_missing, saying where the files go
-                except EngineError as exc:
-                    raise EngineError(exc.code, exc.message, f"params.{key}") from None
+        op, inputs, params = check_submit(msg, self.operations, self.limits, self.models)
         key = (client, msg["id"])
         grant = msg.get("shm_out")
         with self._grants_lock:  # stored before the job can finish; never over a live job's grant

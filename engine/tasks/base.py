@@ -5,92 +5,16 @@ publishes them, so plug-ins build their dialogs from the same source of truth.
 """
 from __future__ import annotations
 
-import math
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
 
-from ..errors import BAD_PARAM, TOO_LARGE, EngineError, JobCancelled
+from ..errors import BAD_PARAM, UNKNOWN_OP, EngineError, JobCancelled
+from .specs import InputSpec, ModelCatalog, ParamSpec, Rule
 
-
-@dataclass(frozen=True)
-class ParamSpec:
-    """One parameter: type is 'int', 'float', 'bool', 'str' or 'enum' (with choices)."""
-
-    name: str
-    type: str
-    default: Any
-    doc: str = ""
-    min: float | None = None
-    max: float | None = None
-    choices: tuple[Any, ...] | None = None
-    nullable: bool = False  # None allowed (e.g. seed=None means random, sigma=None means auto)
-    limit_code: str = BAD_PARAM  # TOO_LARGE for caps such as steps and variants
-
-    def to_dict(self) -> dict:
-        d: dict[str, Any] = {"type": self.type, "default": self.default, "doc": self.doc}
-        if self.min is not None:
-            d["min"] = self.min
-        if self.max is not None:
-            d["max"] = self.max
-        if self.choices is not None:
-            d["choices"] = list(self.choices)
-        if self.nullable:
-            d["nullable"] = True
-        return d
-
-    def validate(self, value: Any) -> Any:
-        """Return the value coerced to the declared type, or raise EngineError(bad_param)."""
-        where = f"params.{self.name}"
-        if value is None:
-            if self.nullable:
-                return None
-            raise EngineError(BAD_PARAM, f"{self.name} must not be null", where)
-        if self.type == "bool":
-            if not isinstance(value, bool):
-                raise EngineError(BAD_PARAM, f"{self.name} must be true or false, got {type(value).__name__}", where)
-            return value
-        if self.type in ("int", "float"):
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise EngineError(BAD_PARAM, f"{self.name} must be a number, got {type(value).__name__}", where)
-            if isinstance(value, float) and not math.isfinite(value):
-                raise EngineError(BAD_PARAM, f"{self.name} must be finite, got {value}", where)
-            if self.type == "int":
-                if isinstance(value, float) and not value.is_integer():
-                    raise EngineError(BAD_PARAM, f"{self.name} must be a whole number, got {value}", where)
-                value = int(value)
-            else:
-                value = float(value)
-            if self.min is not None and value < self.min:
-                raise EngineError(BAD_PARAM, f"{self.name} must be at least {self.min}, got {value}", where)
-            if self.max is not None and value > self.max:
-                raise EngineError(self.limit_code, f"{self.name} must be at most {self.max}, got {value}", where)
-            return value
-        if self.type in ("str", "enum"):
-            if not isinstance(value, str):
-                raise EngineError(BAD_PARAM, f"{self.name} must be a string, got {type(value).__name__}", where)
-            if self.choices is not None and value not in self.choices:
-                raise EngineError(BAD_PARAM, f"{self.name} must be one of {', '.join(map(str, self.choices))}; got {value!r}", where)
-            if len(value) > 4096:
-                raise EngineError(BAD_PARAM, f"{self.name} is too long", where)
-            return value
-        raise AssertionError(f"unknown param type {self.type}")
-
-
-@dataclass(frozen=True)
-class InputSpec:
-    """One input array. channels lists what is accepted (1 = grey/mask, 3 = RGB, 4 = RGBA)."""
-
-    name: str
-    required: bool = True
-    channels: tuple[int, ...] = (3, 4)
-    dtypes: tuple[str, ...] = ("u8", "u16", "f32")
-    doc: str = ""
-
-    def to_dict(self) -> dict:
-        return {"required": self.required, "channels": list(self.channels), "dtypes": list(self.dtypes), "doc": self.doc}
+__all__ = ["InputSpec", "JobContext", "Operation", "ParamSpec", "check_submit"]
 
 
 class JobContext:
@@ -136,38 +60,65 @@ class JobContext:
 
 @dataclass
 class Operation:
-    """An engine operation: its declaration and the function that runs it."""
+    """An engine operation: its declaration (inputs, parameters, rules between them) and the
+    function that runs it. `run` gets inputs and parameters that passed `check`, so it
+    never checks them again."""
 
     name: str
     doc: str
     inputs: tuple[InputSpec, ...]
     params: tuple[ParamSpec, ...]
     run: Callable[[dict[str, np.ndarray], dict[str, Any], JobContext], tuple[dict[str, np.ndarray], dict]]
+    rules: tuple[Rule, ...] = ()
     test_only: bool = False
     needs_model: bool = True
-    cost: Callable[[dict[str, np.ndarray], dict[str, Any]], int] | None = field(default=None, repr=False)
 
-    def schema(self) -> dict:
+    def schema(self, limits: Any) -> dict:
+        """The op as `welcome.ops` publishes it, with the engine's limits folded in."""
         return {
             "doc": self.doc,
             "inputs": {i.name: i.to_dict() for i in self.inputs},
-            "params": {p.name: p.to_dict() for p in self.params},
+            "params": {p.name: p.bounded(limits).to_dict() for p in self.params},
+            "rules": [r.to_dict(limits) for r in self.rules],
             "test_only": self.test_only,
         }
 
-    def validate_params(self, params: Any) -> dict[str, Any]:
-        """Fill defaults, reject unknown names, coerce types; raise EngineError."""
+    def check(self, inputs: dict[str, np.ndarray], params: Any, limits: Any,
+              models: ModelCatalog | None = None) -> dict[str, Any]:
+        """Everything about a request that can be checked before it is queued: the inputs, the
+        parameters (defaults filled in, types coerced) and the rules. Returns the parameters;
+        raises EngineError."""
+        specs = {s.name: s for s in self.inputs}
+        for key in inputs:
+            if key not in specs:
+                raise EngineError(BAD_PARAM, f"unknown input {key!r} for {self.name}; it takes: {', '.join(specs)}",
+                                  f"inputs.{key}")
+        for spec in self.inputs:
+            arr = inputs.get(spec.name)
+            if arr is not None:
+                spec.check(arr, inputs, self.name)
+            elif spec.required:
+                raise EngineError(BAD_PARAM, f"{self.name} needs the input {spec.name!r}", f"inputs.{spec.name}")
         if not isinstance(params, dict):
             raise EngineError(BAD_PARAM, "params must be a map", "params")
         known = {p.name: p for p in self.params}
         for key in params:
             if key not in known:
-                raise EngineError(BAD_PARAM, f"unknown parameter {key!r} for {self.name}; known: {', '.join(known) or 'none'}",
-                                  f"params.{key}")
-        return {name: spec.validate(params.get(name, spec.default)) for name, spec in known.items()}
+                raise EngineError(BAD_PARAM, f"unknown parameter {key!r} for {self.name}; known: "
+                                  f"{', '.join(known) or 'none'}", f"params.{key}")
+        values = {name: spec.bounded(limits).validate(params.get(name, spec.default), models)
+                  for name, spec in known.items()}
+        for rule in self.rules:
+            rule.check(inputs, values, known, limits)
+        return values
 
 
-def check_limit(value: int, limit: int, what: str, field_name: str) -> None:
-    """Raise too_large with a message saying the limit."""
-    if value > limit:
-        raise EngineError(TOO_LARGE, f"{what} {value} exceeds the engine limit {limit}", field_name)
+def check_submit(msg: dict, ops: dict[str, Operation], limits: Any,
+                 models: ModelCatalog | None = None) -> tuple[Operation, dict, dict]:
+    """A decoded `submit` checked against its op's declaration; raises EngineError."""
+    op = ops.get(msg["op"])
+    if op is None:
+        raise EngineError(UNKNOWN_OP, f"unknown op {msg['op']!r}; this engine has: {', '.join(sorted(ops)) or 'none'}",
+                          "op")
+    inputs: dict[str, np.ndarray] = msg["inputs"]
+    return op, inputs, op.check(inputs, msg.get("params", {}), limits, models)

@@ -39,10 +39,11 @@ OPERATION = Operation(
     doc="Test only: returns its inputs unchanged (transport benchmark, engine tests).",
     inputs=(
         InputSpec("image", channels=(1, 3, 4), doc="any array"),
-        InputSpec("mask", required=False, channels=(1,), dtypes=("u8",), doc="optional mask, same size as image"),
+        InputSpec("mask", required=False, channels=(1,), dtypes=("u8",), same_size_as="image",
+                  doc="optional mask, same size as image"),
     ),
     params=(
-        ParamSpec("steps", "int", 1, "progress steps", min=1, max=1000, limit_code=TOO_LARGE),
+        ParamSpec("steps", "int", 1, "progress steps", min=1, max=1000, limit_code=TOO_LARGE, cap="max_steps"),
         ParamSpec("delay", "float", 0.0, "seconds to spend, spread over the steps", min=0.0, max=60.0),
         ParamSpec("preview", "bool", False, "send a small preview every few steps (u8 images)"),
         ParamSpec("fail", "enum", "none", "make the job fail, to test error paths",

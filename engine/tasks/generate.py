@@ -23,8 +23,9 @@ from .. import images
 from ..diffusion.denoiser import make_cond
 from ..diffusion.guidance import StyleGuide, style_guided
 from ..diffusion.sampling import SAMPLERS
-from ..errors import TOO_LARGE, EngineError
+from ..errors import TOO_LARGE
 from .base import InputSpec, JobContext, Operation, ParamSpec
+from .specs import DENOISERS, Pixels, Size
 from .jobtools import (Stages, circular_copy, make_generator, model_fn, randn, resolve_seed,
                        sample_with_progress, schedule, variant_outputs)
 
@@ -85,9 +86,6 @@ def _reference(inputs: dict[str, np.ndarray]) -> np.ndarray | None:
 def run(inputs: dict[str, np.ndarray], params: dict[str, Any], ctx: JobContext) -> tuple[dict[str, np.ndarray], dict]:
     t0 = time.perf_counter()
     width, height, n_var = params["width"], params["height"], params["variants"]
-    if width * height * n_var > MAX_PIXELS:
-        raise EngineError(TOO_LARGE, f"width x height x variants = {width * height * n_var} pixels exceeds the "
-                          f"limit {MAX_PIXELS}; generate fewer or smaller images", "params.width")
     seed = resolve_seed(params["seed"])
     den = ctx.models.get(params["model"])
     tileable = params["tileable"]
@@ -141,18 +139,27 @@ OPERATION = Operation(
         InputSpec("reference", required=False, doc="optional example texture; the output takes its depth"),
     ),
     params=(
-        ParamSpec("width", "int", 256, "output width in pixels", min=8, max=MAX_SIDE, limit_code=TOO_LARGE),
-        ParamSpec("height", "int", 256, "output height in pixels", min=8, max=MAX_SIDE, limit_code=TOO_LARGE),
+        ParamSpec("width", "int", 256, "output width in pixels", min=8, max=MAX_SIDE, limit_code=TOO_LARGE,
+                  cap="max_side"),
+        ParamSpec("height", "int", 256, "output height in pixels", min=8, max=MAX_SIDE, limit_code=TOO_LARGE,
+                  cap="max_side"),
         ParamSpec("tileable", "bool", False, "seamless: the output tiles edge to edge (circular padding)"),
         ParamSpec("seed", "int", None, "random seed; null = random (the one used is returned in meta)",
                   min=0, max=2**31 - 1, nullable=True),
-        ParamSpec("steps", "int", 24, "sampler steps (cost grows linearly)", min=1, max=200, limit_code=TOO_LARGE),
+        ParamSpec("steps", "int", 24, "sampler steps (cost grows linearly)", min=1, max=200, limit_code=TOO_LARGE,
+                  cap="max_steps"),
         ParamSpec("variants", "int", 1, "number of different images, from one batched run", min=1, max=8,
-                  limit_code=TOO_LARGE),
+                  limit_code=TOO_LARGE, cap="max_variants"),
         ParamSpec("sampler", "enum", "dpmpp_2m", "diffusion sampler", choices=tuple(SAMPLERS)),
         ParamSpec("guidance", "float", 1.0, "how strongly to follow the reference's texture statistics "
                   "(0 = only its colours and spectrum as a start)", min=0.0, max=10.0),
-        ParamSpec("model", "str", "builtin", "model folder name under models/"),
+        ParamSpec("model", "model", "builtin", "installed model name (`sfumato models` lists them)",
+                  model_kinds=DENOISERS),
+    ),
+    rules=(
+        Size("width", "height"),
+        Pixels(("params.width", "params.height", "params.variants"), "params.width", max=MAX_PIXELS,
+               doc="all variants are sampled in one batch; generate fewer or smaller images"),
     ),
     run=run,
 )

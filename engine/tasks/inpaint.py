@@ -26,7 +26,8 @@ from ..diffusion.denoiser import make_cond
 from ..diffusion.sampling import SAMPLERS
 from ..errors import TOO_LARGE
 from .base import InputSpec, JobContext, Operation, ParamSpec
-from .jobtools import (Stages, check_image_and_mask, make_generator, model_fn, randn, resolve_seed,
+from .specs import DENOISERS
+from .jobtools import (Stages, make_generator, model_fn, randn, resolve_seed,
                        sample_with_progress, schedule, strength_sigma, variant_outputs)
 from ..fills import (THIN_DEPTH, harmonic_fill, hole_extent, patch_fill, share_within, smooth_fill,
                      tension_fill)
@@ -43,10 +44,6 @@ DETAIL_STEPS = 3
 DETAIL_MARGIN = 16  # pixels of context around the hole in the detail pass
 CONSISTENCY = True  # re-impose the known pixels on every denoised estimate
 CHURN = 0.0  # EDM stochasticity for euler / heun
-
-
-def check_inputs(inputs: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    return check_image_and_mask(inputs, mask_required="inpaint needs a mask (255 = regenerate)")  # type: ignore[return-value]
 
 
 class Sampling:
@@ -85,7 +82,7 @@ def _hard_mask(m: np.ndarray, size: tuple[int, int], device: str) -> torch.Tenso
 
 def run(inputs: dict[str, np.ndarray], params: dict[str, Any], ctx: JobContext) -> tuple[dict[str, np.ndarray], dict]:
     t_start = time.perf_counter()
-    image, mask = check_inputs(inputs)
+    image, mask = inputs["image"], inputs["mask"]
     n_var, method, strength = params["variants"], params["method"], params["strength"]
     seed = resolve_seed(params["seed"])
     m = images.mask_to_float(mask)
@@ -264,23 +261,24 @@ OPERATION = Operation(
         "a mask over transparent or added canvas outpaints.",
     inputs=(
         InputSpec("image", doc="the layer (or a crop of it with context), RGB or RGBA"),
-        InputSpec("mask", channels=(1,), doc="selection, 255 = regenerate, soft edges allowed"),
+        InputSpec("mask", channels=(1,), same_size_as="image", doc="selection, 255 = regenerate, soft edges allowed"),
     ),
     params=(
         ParamSpec("strength", "float", 1.0, "1 replaces the selection; below 1 refines what is there "
                   "(how much noise is added before denoising)", min=0.05, max=1.0),
         ParamSpec("steps", "int", 20, "sampler steps at work resolution (cost grows linearly); thin holes "
                   "(scratches, strokes) take one refinement step whatever this says", min=1, max=200,
-                  limit_code=TOO_LARGE),
+                  limit_code=TOO_LARGE, cap="max_steps"),
         ParamSpec("seed", "int", None, "random seed; null = random (the one used is returned in meta)",
                   min=0, max=2**31 - 1, nullable=True),
         ParamSpec("variants", "int", 1, "number of different fills, from one batched run (in thin holes they "
                   "differ only slightly)", min=1, max=MAX_VARIANTS,
-                  limit_code=TOO_LARGE),
+                  limit_code=TOO_LARGE, cap="max_variants"),
         ParamSpec("method", "enum", "diffusion", "diffusion (model) or patch (fast classical PatchMatch fill)",
                   choices=("diffusion", "patch")),
         ParamSpec("sampler", "enum", "dpmpp_2m", "diffusion sampler", choices=tuple(SAMPLERS)),
-        ParamSpec("model", "str", "builtin", "model folder name under models/"),
+        ParamSpec("model", "model", "builtin", "installed model name (`sfumato models` lists them)",
+                  model_kinds=DENOISERS),
         ParamSpec("context", "int", None, "pixels of context around the selection; null = auto "
                   "(max(longest side / 16, mean selection side / 2))", min=0, max=4096, nullable=True),
         ParamSpec("feather", "float", None, "edge feather in pixels, outwards from the selection; null = auto "

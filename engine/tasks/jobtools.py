@@ -18,7 +18,6 @@ import torch
 
 from ..diffusion.denoiser import Denoiser
 from ..diffusion.sampling import SAMPLERS, karras_sigmas
-from ..errors import BAD_PARAM, EngineError
 from .base import JobContext
 
 SIGMA_MIN, SIGMA_MAX, RHO = 0.002, 80.0, 7.0
@@ -120,25 +119,6 @@ class Stages:
 def variant_outputs(images: list[np.ndarray]) -> dict[str, np.ndarray]:
     """'image', 'image_1', 'image_2', ... as the protocol names variants."""
     return {("image" if i == 0 else f"image_{i}"): np.ascontiguousarray(img) for i, img in enumerate(images)}
-
-
-def check_image_and_mask(inputs: dict[str, np.ndarray], mask_required: str | None = None
-                         ) -> tuple[np.ndarray, np.ndarray | None]:
-    """The (h, w, 3|4) image and its optional (h, w, 1) mask, shared by every image op;
-    `mask_required` is the message for ops that cannot run without a mask."""
-    image, mask = inputs.get("image"), inputs.get("mask")
-    if image is None or image.ndim != 3 or image.shape[2] not in (3, 4):
-        raise EngineError(BAD_PARAM, "image must be an (h, w, 3|4) array", "inputs.image")
-    if mask is None:
-        if mask_required:
-            raise EngineError(BAD_PARAM, mask_required, "inputs.mask")
-        return image, None
-    if mask.ndim == 2:
-        mask = mask[..., None]
-    if mask.ndim != 3 or mask.shape[2] != 1 or mask.shape[:2] != image.shape[:2]:
-        raise EngineError(BAD_PARAM, f"mask must be (h, w, 1) matching the image {image.shape[:2]}, got {mask.shape}",
-                          "inputs.mask")
-    return image, mask
 
 
 def sample_with_progress(sampler: str, fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], x: torch.Tensor,

@@ -25,13 +25,14 @@ import torch
 from .. import images
 from ..diffusion import guidance
 from ..diffusion.denoiser import Denoiser, make_cond
-from ..errors import BAD_PARAM, TOO_LARGE, EngineError
+from ..errors import TOO_LARGE
 from ..tiling import run_tiled, tile_count
 from . import estimate
 from .base import InputSpec, JobContext, Operation, ParamSpec
 from .defects import DefectParams, detect_defects
 from .inpaint import Sampling
-from .jobtools import Stages, check_image_and_mask, make_generator, randn, resolve_seed, schedule
+from .jobtools import Stages, make_generator, randn, resolve_seed, schedule
+from .specs import DENOISERS, Pixels, Require, split_list
 from ..fills import smooth_fill
 
 ORDER = ("repair", "jpeg", "denoise", "deblur", "upscale")
@@ -45,7 +46,6 @@ OVERLAP = 32
 REPAIR_SIGMA = 0.3  # repair starts sampling here over a smooth pre-fill: thin holes need little
 AUTO_MIN_SIGMA = 2.5  # auto denoises only above this measured sigma (0..255 units)
 AUTO_MAX_QUALITY = 94  # auto treats JPEGs saved at a higher quality as clean
-MAX_OUTPUT_PIXELS = 8192 * 8192
 # Plug-and-play knobs over guidance.PNP_DEFAULTS, tuned on central crops of six BSDS500
 # training images (MATLAB-bicubic LR made with guidance.Downsample, Y-PSNR, scale-pixel border):
 #   x2 bicubic 31.23 -> 33.00 dB (PNP_DEFAULTS at 6 steps) -> 33.09 dB (these knobs)
@@ -61,45 +61,9 @@ def jpeg_start_sigma(quality: int) -> float:
 
 
 def parse_tasks(text: str) -> list[str]:
-    """'jpeg, denoise' -> ['jpeg', 'denoise'] in processing order; bad_param otherwise."""
-    names = [t.strip().lower() for t in str(text).split(",") if t.strip()]
-    if not names:
-        raise EngineError(BAD_PARAM, f"task is empty; use one or more of {', '.join(TASKS)}", "params.task")
-    unknown = [t for t in names if t not in TASKS]
-    if unknown:
-        raise EngineError(BAD_PARAM, f"unknown task {unknown[0]!r}; use one or more of {', '.join(TASKS)} "
-                          "(comma separated)", "params.task")
-    if "auto" in names and len(names) > 1:
-        raise EngineError(BAD_PARAM, "auto picks the tasks itself; do not combine it with others", "params.task")
+    """A checked `task` value ('jpeg, denoise') -> ['jpeg', 'denoise'] in processing order."""
+    names = split_list(text)
     return names if names == ["auto"] else [t for t in ORDER if t in names]
-
-
-def _check(inputs: dict[str, np.ndarray], params: dict[str, Any]) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
-    image, mask = check_image_and_mask(inputs)
-    tasks = parse_tasks(params["task"])
-    if params["scale"] not in (2, 4):
-        raise EngineError(BAD_PARAM, f"scale must be 2 or 4, got {params['scale']}", "params.scale")
-    if "deblur" in tasks and params["blur_sigma"] is None and params["motion_length"] is None:
-        raise EngineError(BAD_PARAM, "deblur needs blur_sigma (Gaussian) or motion_length (+ motion_angle)",
-                          "params.blur_sigma")
-    if "deblur" in tasks and params["blur_sigma"] is not None and params["motion_length"] is not None:
-        raise EngineError(BAD_PARAM, "give blur_sigma or motion_length, not both", "params.motion_length")
-    if params["defects"] == "mask" and "repair" in tasks and mask is None:
-        raise EngineError(BAD_PARAM, "defects=mask repairs the pixels of the mask input; send a mask", "inputs.mask")
-    h, w = image.shape[:2]
-    if "upscale" in tasks and h * w * params["scale"] ** 2 > MAX_OUTPUT_PIXELS:
-        raise EngineError(TOO_LARGE, f"x{params['scale']} of {w}x{h} would exceed the output limit of "
-                          f"{MAX_OUTPUT_PIXELS} pixels", "params.scale")
-    return image, mask, tasks
-
-
-def _cost(inputs: dict[str, np.ndarray], params: dict[str, Any]) -> int:
-    """Pixels the op produces (the server compares it with its limit)."""
-    image = inputs.get("image")
-    if image is None or image.ndim < 2:
-        return 0
-    scale = params.get("scale", 2) if "upscale" in str(params.get("task", "")) else 1
-    return int(image.shape[0] * image.shape[1] * scale * scale)
 
 
 class _Job:
@@ -286,7 +250,7 @@ class _Offset:
 
 def run(inputs: dict[str, np.ndarray], params: dict[str, Any], ctx: JobContext) -> tuple[dict[str, np.ndarray], dict]:
     t0 = time.perf_counter()
-    image, mask, tasks = _check(inputs, params)
+    image, mask, tasks = inputs["image"], inputs.get("mask"), parse_tasks(params["task"])
     seed = resolve_seed(params["seed"])
     h_full, w_full = image.shape[:2]
     f = images.to_float(image)
@@ -419,17 +383,18 @@ OPERATION = Operation(
         "task=auto measures the image and picks. Any size (tiled); an optional mask limits the work.",
     inputs=(
         InputSpec("image", doc="the layer, RGB or RGBA (alpha is kept, or enlarged with the image)"),
-        InputSpec("mask", required=False, channels=(1,),
+        InputSpec("mask", required=False, channels=(1,), same_size_as="image",
                   doc="optional selection (255 = restore here); with defects=mask, the defects to repair"),
     ),
     params=(
-        ParamSpec("task", "str", "auto", "comma list of denoise, jpeg, upscale, deblur, repair (run in the order "
-                  "repair, jpeg, denoise, deblur, upscale), or auto (measure noise and JPEG quality and pick)"),
+        ParamSpec("task", "multi", "auto", "comma list of denoise, jpeg, upscale, deblur, repair (run in the order "
+                  "repair, jpeg, denoise, deblur, upscale), or auto (measure noise and JPEG quality and pick)",
+                  choices=TASKS, exclusive=("auto",)),
         ParamSpec("sigma", "float", None, "noise standard deviation in 8-bit levels (0..255); null = measure it",
                   min=0.0, max=100.0, nullable=True),
         ParamSpec("quality", "int", None, "JPEG quality the image was saved with (1..100); null = measure it",
                   min=1, max=100, nullable=True),
-        ParamSpec("scale", "int", 2, "upscale factor: 2 or 4", min=2, max=4),
+        ParamSpec("scale", "enum", 2, "upscale factor: 2 or 4", choices=(2, 4)),
         ParamSpec("blur_sigma", "float", None, "deblur: Gaussian blur sigma in pixels", min=0.1, max=20.0,
                   nullable=True),
         ParamSpec("motion_length", "float", None, "deblur: motion blur length in pixels", min=1.0, max=100.0,
@@ -442,15 +407,23 @@ OPERATION = Operation(
                   min=0.0, max=1.0),
         ParamSpec("steps", "int", None, "denoiser calls per tile; null = per-task default "
                   f"({', '.join(f'{k} {v}' for k, v in DEFAULT_STEPS.items())})", min=1, max=100,
-                  nullable=True, limit_code=TOO_LARGE),
+                  nullable=True, limit_code=TOO_LARGE, cap="max_steps"),
         ParamSpec("seed", "int", None, "random seed (repair samples); null = random, returned in meta",
                   min=0, max=2**31 - 1, nullable=True),
-        ParamSpec("model", "str", "builtin", "model folder name under models/"),
+        ParamSpec("model", "model", "builtin", "installed model name (`sfumato models` lists them)",
+                  model_kinds=DENOISERS),
         ParamSpec("tile", "int", None, "tile side in output pixels; null = device default (CPU 576, GPU 1088)",
                   min=64, max=4096, nullable=True),
         ParamSpec("feather", "float", None, "mask edge feather in pixels; null = auto, 0 = hard edge",
                   min=0.0, max=64.0, nullable=True),
     ),
+    rules=(
+        Require(("params.blur_sigma", "params.motion_length"), "deblur needs blur_sigma (Gaussian) or "
+                "motion_length (+ motion_angle), not both", most=1, when=(("task", "deblur"),)),
+        Require(("inputs.mask",), "defects=mask repairs the pixels of the mask input; send a mask",
+                when=(("task", "repair"), ("defects", "mask"))),
+        Pixels(("inputs.image", "params.scale", "params.scale"), "params.scale", when=(("task", "upscale"),),
+               doc="the upscaled output"),
+    ),
     run=run,
-    cost=_cost,
 )

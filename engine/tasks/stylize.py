@@ -33,9 +33,10 @@ from .. import images
 from ..diffusion.denoiser import make_cond
 from ..diffusion.guidance import StyleGuide
 from ..diffusion.sampling import SAMPLERS
-from ..errors import BAD_PARAM, TOO_LARGE, EngineError
+from ..errors import TOO_LARGE
 from .base import InputSpec, JobContext, Operation, ParamSpec
-from .jobtools import (Stages, check_image_and_mask, make_generator, model_fn, randn, resolve_seed,
+from .specs import DENOISERS, Require
+from .jobtools import (Stages, make_generator, model_fn, randn, resolve_seed,
                        sample_with_progress, schedule, strength_sigma)
 
 WORK_SIDE = {"cpu": 384, "cuda": 1024}  # longest side the sampler sees, per device
@@ -141,17 +142,6 @@ def style_steered(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], guid
 # ---------------------------------------------------------------- the operation
 
 
-def _check(inputs: dict[str, np.ndarray], params: dict[str, Any]) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
-    image, mask = check_image_and_mask(inputs)
-    style = inputs.get("style")
-    if style is not None and (style.ndim != 3 or style.shape[2] not in (3, 4) or min(style.shape[:2]) < 16):
-        raise EngineError(BAD_PARAM, "style must be an (h, w, 3|4) image at least 16 pixels on each side", "inputs.style")
-    if style is None and not params["style_model"]:
-        raise EngineError(BAD_PARAM, "stylize needs a style: a reference image (inputs.style) or a style model "
-                          "(params.style_model, made by `sfumato train --from builtin`)", "inputs.style")
-    return image, mask, style
-
-
 def _reference(style: np.ndarray, pixels: int, device: str) -> torch.Tensor:
     """The reference in [-1, 1], resampled to about as many pixels as the work area, so its
     strokes keep their size relative to the picture."""
@@ -165,7 +155,7 @@ def _reference(style: np.ndarray, pixels: int, device: str) -> torch.Tensor:
 
 def run(inputs: dict[str, np.ndarray], params: dict[str, Any], ctx: JobContext) -> tuple[dict[str, np.ndarray], dict]:
     t0 = time.perf_counter()
-    image, mask, style = _check(inputs, params)
+    image, mask, style = inputs["image"], inputs.get("mask"), inputs.get("style")
     seed = resolve_seed(params["seed"])
     device = ctx.device
     m = images.mask_to_float(mask) if mask is not None else None
@@ -177,13 +167,7 @@ def run(inputs: dict[str, np.ndarray], params: dict[str, Any], ctx: JobContext) 
         meta.update(empty_mask=True, timings={"total": 0.0})
         return {"image": image.copy()}, meta
 
-    if params["style_model"]:
-        try:
-            den = ctx.models.get(params["style_model"])
-        except EngineError as exc:
-            raise EngineError(exc.code, exc.message, "params.style_model") from exc
-    else:
-        den = ctx.models.get(params["model"])
+    den = ctx.models.get(params["style_model"] or params["model"])
     f = images.to_float(image[box.slices])
     rgb, _ = images.split_alpha(f)
     h, w = rgb.shape[:2]
@@ -234,12 +218,13 @@ OPERATION = Operation(
         "or of a style model trained with `sfumato train --from builtin`.",
     inputs=(
         InputSpec("image", doc="the layer (or a crop with context), RGB or RGBA; alpha is kept"),
-        InputSpec("mask", required=False, channels=(1,), doc="optional selection, 255 = stylize here"),
-        InputSpec("style", required=False, doc="reference image, e.g. a painting"),
+        InputSpec("style", required=False, min_side=16, doc="reference image, e.g. a painting"),
+        InputSpec("mask", required=False, channels=(1,), same_size_as="image",
+                  doc="optional selection, 255 = stylize here"),
     ),
     params=(
-        ParamSpec("style_model", "str", None, "style model folder under models/ (made by `sfumato train --from "
-                  "builtin`), used as the prior; null = the base model", nullable=True),
+        ParamSpec("style_model", "model", None, "style model folder under models/ (made by `sfumato train --from "
+                  "builtin`), used as the prior; null = the base model", nullable=True, model_kinds=DENOISERS),
         ParamSpec("strength", "float", 0.45, "how far to depart from the original: the noise level the "
                   "re-rendering starts from (0.3 subtle, 0.45 painterly, 0.6 loose)", min=0.05, max=1.0),
         ParamSpec("structure", "float", 0.5, "how much layout and edges to keep (0 = only the broad composition, "
@@ -247,15 +232,21 @@ OPERATION = Operation(
         ParamSpec("guidance", "float", 4.0, "how hard to pull texture and strokes towards the reference "
                   "(0 = palette only)", min=0.0, max=10.0),
         ParamSpec("palette", "float", 1.0, "how fully to adopt the reference's colours", min=0.0, max=1.0),
-        ParamSpec("steps", "int", 16, "sampler steps (cost grows linearly)", min=1, max=200, limit_code=TOO_LARGE),
+        ParamSpec("steps", "int", 16, "sampler steps (cost grows linearly)", min=1, max=200, limit_code=TOO_LARGE,
+                  cap="max_steps"),
         ParamSpec("seed", "int", None, "random seed; null = random (the one used is returned in meta)",
                   min=0, max=2**31 - 1, nullable=True),
         ParamSpec("sampler", "enum", "euler", "diffusion sampler", choices=tuple(SAMPLERS)),
-        ParamSpec("model", "str", "builtin", "base model folder name under models/"),
+        ParamSpec("model", "model", "builtin", "installed base model name (`sfumato models` lists them)",
+                  model_kinds=DENOISERS),
         ParamSpec("resolution", "int", None, "longest side the sampler works at; null = device default "
                   "(CPU 384, GPU 1024)", min=64, max=4096, nullable=True, limit_code=TOO_LARGE),
         ParamSpec("feather", "float", None, "mask edge feather in pixels; null = auto, 0 = hard edge",
                   min=0.0, max=64.0, nullable=True),
+    ),
+    rules=(
+        Require(("inputs.style", "params.style_model"), "stylize needs a style: a reference image (inputs.style) "
+                "or a style model (params.style_model, made by `sfumato train --from builtin`)"),
     ),
     run=run,
 )
