@@ -34,12 +34,20 @@ MAX_ID_LENGTH = 128
 SHM_NAME_RE = re.compile(r"^sfumato-[A-Za-z0-9_-]{8,64}$")
 SHM_ALIGN = 64
 
+# Capabilities: named additions to v1 (docs/protocol.md, "Evolution"). The engine lists the ones
+# it has in `welcome.capabilities`; a client may list its own in `hello.capabilities`, and
+# either side ignores names it does not know.
+#   rules: op schemas carry `rules`, and the parameter types `multi` and `model`
+#   shm: the same-host shared-memory extension (listed only where the engine offers it)
+CAPABILITIES = ("rules", "shm")
+MAX_CAPABILITIES = 64
+
 CLIENT_TYPES = ("hello", "submit", "cancel", "status", "models", "ping")
 ENGINE_TYPES = ("welcome", "accepted", "progress", "result", "error", "cancelled", "pong", "status", "models")
 
 # Header fields each client message may carry (besides v, type, id), and which are required.
 _CLIENT_FIELDS: dict[str, tuple[set[str], set[str]]] = {
-    "hello": ({"client"}, set()),
+    "hello": ({"client", "capabilities"}, set()),
     "submit": ({"op", "inputs", "params", "shm_out"}, {"op", "inputs"}),
     "cancel": (set(), set()),
     "status": (set(), set()),
@@ -414,6 +422,11 @@ def _check_client_fields(header: dict, kind: str, rid: str | None) -> None:
     elif kind == "hello":
         if "client" in header and not isinstance(header["client"], str):
             raise _fail(BAD_MESSAGE, "client must be a string", "client", rid)
+        caps = header.get("capabilities", [])
+        if (not isinstance(caps, list) or len(caps) > MAX_CAPABILITIES
+                or not all(isinstance(c, str) and 0 < len(c) <= MAX_ID_LENGTH for c in caps)):
+            raise _fail(BAD_MESSAGE, f"capabilities must be a list of at most {MAX_CAPABILITIES} names "
+                        f"(strings of 1 to {MAX_ID_LENGTH} characters)", "capabilities", rid)
     elif kind == "models":
         if "refresh" in header and not isinstance(header["refresh"], bool):
             raise _fail(BAD_MESSAGE, "refresh must be true or false", "refresh", rid)

@@ -2,7 +2,9 @@
 
 Loading is lazy and cached, so start-up stays fast and a model used once stays warm.
 Nothing is ever downloaded: a missing model is a `model_missing` error saying where
-the files go.
+the files go. A request names a model only by a name the registry lists; a path (absolute,
+relative, with `..`) is refused, so a client can load nothing from outside the models folder
+and learns nothing about where that folder is.
 """
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ import torch
 
 from .diffusion.denoiser import Denoiser
 from .diffusion.modelfile import CARD, WEIGHTS, ModelFileError, load_model, read_card
-from .errors import MODEL_MISSING, EngineError
+from .errors import BAD_PARAM, MODEL_MISSING, EngineError
 
 DEFAULT_MODEL = "builtin"
 PACKAGE_MODELS = Path(__file__).resolve().parent.parent / "models"
@@ -31,12 +33,12 @@ def resolve_device(name: str) -> str:
 
 
 class ModelRegistry:
-    """Maps model names (folder names, or explicit folders) to loaded denoisers."""
+    """Maps model names (the folders in the models folder) to loaded denoisers, one per real folder."""
 
     def __init__(self, models_dir: str | Path | None = None, device: str = "cpu"):
         self.models_dir = Path(models_dir) if models_dir else PACKAGE_MODELS
         self.device = device
-        self._cache: dict[str, tuple[Denoiser, dict]] = {}
+        self._cache: dict[Path, tuple[Denoiser, dict]] = {}  # by real folder: two names of one folder share it
         self._lock = threading.Lock()
         self._cards: dict[str, dict] = {}
         self.refresh()
@@ -50,54 +52,80 @@ class ModelRegistry:
                 try:
                     cards[folder.name] = read_card(folder)
                 except ModelFileError as exc:
-                    cards[folder.name] = {"error": str(exc)}
+                    cards[folder.name] = {"error": self._public(str(exc))}
         self._cards = cards
         return self.list()
 
     def list(self) -> list[dict]:
         out = []
         for name, card in self._cards.items():
-            entry = {"name": name, "loaded": name in self._cache}
+            entry = {"name": name, "loaded": self._real(name) in self._cache}
             if "error" in card:
                 entry["error"] = card["error"]
             else:
                 entry.update({k: card.get(k) for k in ("parameters", "steps", "base_model", "dtype")})
-                entry["kind"] = "style" if card.get("base_model") else "base"
+                entry["kind"] = kind_of(card)
             out.append(entry)
         return out
 
     def names(self) -> list[str]:
         return [n for n, c in self._cards.items() if "error" not in c]
 
-    def folder(self, name: str) -> Path:
-        """Folder of a model by name; also accepts an explicit path to a model folder."""
+    def _public(self, text: str) -> str:
+        """An error text for clients: the models folder's location becomes `models`."""
+        for where in sorted({str(self.models_dir.resolve()), str(self.models_dir)}, key=len, reverse=True):
+            text = text.replace(where, "models")
+        return text
+
+    def _real(self, name: str) -> Path:
+        return (self.models_dir / name).resolve()
+
+    def folder(self, name: str, field: str = "params.model") -> Path:
+        """Folder of a listed model. A path is bad_param and an unlisted name model_missing,
+        both naming `field`; neither message shows where the models folder is."""
+        if not isinstance(name, str) or not name or name in (".", "..") or any(c in name for c in "/\\\0:"):
+            raise EngineError(BAD_PARAM, f"{field.rpartition('.')[2]} must be the name of an installed model "
+                              f"(welcome.models), not a path; got {str(name)[:80]!r}", field)
         if name in self._cards:
             return self.models_dir / name
-        path = Path(name)
-        if (path / CARD).is_file():
-            return path
         raise EngineError(
             MODEL_MISSING,
-            f"model {name!r} is not installed: put its folder ({WEIGHTS} + {CARD}) in "
-            f"{self.models_dir}/{name}/ and send 'models' with refresh, or restart the engine. "
+            f"model {name!r} is not installed: put its folder ({WEIGHTS} + {CARD}) in the engine's models "
+            f"folder as {name}/ and send 'models' with refresh, or restart the engine. "
             f"Installed: {', '.join(self.names()) or 'none'}",
-            "params.model",
+            field,
         )
 
+    def require(self, name: str, kinds: tuple[str, ...], field: str) -> None:
+        """Raise EngineError unless `name` is a listed, readable model of one of `kinds`."""
+        self.folder(name, field)
+        card = self._cards[name]
+        if "error" in card:
+            raise EngineError(MODEL_MISSING, f"model {name!r} cannot be used: {card['error']}", field)
+        if kind_of(card) not in kinds:
+            raise EngineError(BAD_PARAM, f"model {name!r} is a {kind_of(card)} model; "
+                              f"{field.rpartition('.')[2]} takes {' or '.join(kinds)} models", field)
+
     def get(self, name: str = DEFAULT_MODEL) -> Denoiser:
-        """The loaded denoiser, cached; raises EngineError(model_missing) if absent or broken."""
+        """The loaded denoiser, cached per real folder; raises EngineError(model_missing) if absent or broken."""
         with self._lock:
-            if name not in self._cache:
-                folder = self.folder(name)
+            real = self.folder(name).resolve()
+            if real not in self._cache:
                 try:
-                    den, card = load_model(folder, self.device)
+                    den, card = load_model(real, self.device)
                 except ModelFileError as exc:
-                    raise EngineError(MODEL_MISSING, f"model {name!r} cannot be loaded: {exc}", "params.model") from exc
+                    raise EngineError(MODEL_MISSING, f"model {name!r} cannot be loaded: {self._public(str(exc))}",
+                                      "params.model") from exc
                 if self.device == "cpu":
                     den = den.to(memory_format=torch.channels_last)
-                self._cache[name] = (den, card)
-            return self._cache[name][0]
+                self._cache[real] = (den, card)
+            return self._cache[real][0]
 
     def card(self, name: str = DEFAULT_MODEL) -> dict:
         self.get(name)
-        return self._cache[name][1]
+        return self._cache[self._real(name)][1]
+
+
+def kind_of(card: dict) -> str:
+    """A model's kind as `models` lists it: a style model is fine-tuned from a base model."""
+    return "style" if card.get("base_model") else "base"

@@ -53,6 +53,39 @@ def test_welcome(raw):
     assert msg["ops"]["echo"]["params"]["steps"]["default"] == 1
     assert msg["limits"]["max_queue_per_client"] == 3 and msg["limits"]["max_pixels"] > 0
     assert msg["models"] == []
+    assert "rules" in msg["capabilities"] and all(isinstance(c, str) for c in msg["capabilities"])
+    assert msg["ops"]["echo"]["params"]["steps"]["max"] == LIMITS.max_steps  # the limit that is enforced
+    assert msg["ops"]["echo"]["inputs"]["mask"]["same_size_as"] == "image"
+
+
+def test_capabilities_from_a_client(raw):
+    """A client's capabilities are optional; names the engine does not know are ignored."""
+    raw.send({"type": "hello", "id": "c", "client": "future", "capabilities": ["no-such-capability", "rules"]})
+    msg = raw.recv()[0]
+    assert msg["type"] == "welcome" and msg["id"] == "c" and "rules" in msg["capabilities"]
+    raw.send({"type": "hello", "id": "d", "capabilities": "rules"})
+    msg = raw.recv()[0]
+    assert (msg["type"], msg["code"], msg["field"]) == ("error", "bad_message", "capabilities")
+
+
+def test_welcome_publishes_the_declaration_kinds(raw):
+    raw.send({"type": "hello", "id": "k"})
+    ops = raw.recv()[0]["ops"]
+    if not {"restore", "generate", "stylize"} <= set(ops):
+        pytest.skip("needs the restore, generate and stylize ops")
+    restore, generate, stylize = ops["restore"], ops["generate"], ops["stylize"]
+    assert restore["params"]["scale"] == {"type": "enum", "default": 2, "choices": [2, 4],
+                                          "doc": restore["params"]["scale"]["doc"]}
+    assert restore["params"]["task"]["type"] == "multi" and restore["params"]["task"]["exclusive"] == ["auto"]
+    assert restore["params"]["model"]["type"] == "model" and "base" in restore["params"]["model"]["model_kinds"]
+    assert {"kind": "size", "width": "width", "height": "height"} in generate["rules"]
+    pixels = next(r for r in generate["rules"] if r["kind"] == "pixels")
+    assert pixels["of"] == ["params.width", "params.height", "params.variants"] and pixels["max"] == 2048 * 2048
+    assert generate["params"]["steps"]["max"] == LIMITS.max_steps and generate["params"]["steps"]["limit"] == "max_steps"
+    upscale = next(r for r in restore["rules"] if r["kind"] == "pixels")
+    assert upscale["when"] == {"task": "upscale"} and upscale["max"] == LIMITS.max_pixels
+    assert stylize["inputs"]["style"]["min_side"] == 16
+    assert any(r["kind"] == "require" and r["of"] == ["inputs.style", "params.style_model"] for r in stylize["rules"])
 
 
 def test_ping_status_models(raw, engine):
@@ -78,6 +111,65 @@ def test_models_lists_a_real_model(tmp_path):
             names = [m["name"] for m in client.models(refresh=True)]
             assert "builtin" in names
             assert "builtin" in [m["name"] for m in client.hello()["models"]]
+
+
+@pytest.fixture()
+def model_engine(tmp_path):
+    """An engine whose models folder holds an untrained model in the real file format."""
+    from engine.diffusion.denoiser import Denoiser
+    from engine.diffusion.modelfile import save_model
+    from engine.diffusion.network import UNetConfig
+
+    models = tmp_path / "models"
+    tiny = UNetConfig.from_dict({"channels": [8, 8, 8, 8], "groups": 4, "emb_dim": 16})
+    save_model(Denoiser.from_config(tiny), models / "builtin", {"steps": 0})
+    (tmp_path / "elsewhere").mkdir()
+    save_model(Denoiser.from_config(tiny), tmp_path / "elsewhere" / "mine", {"steps": 0})
+    with Engine(bind="tcp://127.0.0.1:*", models_dir=models, device="cpu").start() as eng:
+        yield eng, models
+
+
+def model_submit(rid: str, model: str) -> tuple[dict, bytes, bytes]:
+    img, mask = rgb(8, 8), np.full((8, 8, 1), 255, np.uint8)
+    return ({"type": "submit", "id": rid, "op": "inpaint", "params": {"model": model, "steps": 1},
+             "inputs": {"image": {"buf": 1, "shape": [8, 8, 3], "dtype": "u8"},
+                        "mask": {"buf": 2, "shape": [8, 8, 1], "dtype": "u8"}}}, img.tobytes(), mask.tobytes())
+
+
+def test_model_names_never_reach_outside_the_models_folder(model_engine, tmp_path):
+    """Only names the registry lists: a path (absolute, `..`, /proc/self/cwd) is bad_param on
+    params.model, an unlisted name model_missing, and no message shows where models live."""
+    if "inpaint" not in OPERATIONS:
+        pytest.skip("needs the inpaint op")
+    eng, models = model_engine
+    paths = [str(tmp_path / "elsewhere" / "mine"), "../elsewhere/mine", f"/proc/self/cwd/{tmp_path}/elsewhere/mine",
+             str(models / "builtin"), "builtin/", "..", "./builtin", "C:\\models\\builtin"]
+    r = Raw(eng.address)
+    try:
+        for i, name in enumerate(paths + ["mine"]):
+            msg = r.request(*model_submit(f"p{i}", name))
+            expected = "model_missing" if name == "mine" else "bad_param"
+            assert (msg["type"], msg["code"], msg["field"]) == ("error", expected, "params.model"), (name, msg)
+            if str(models) not in name:  # the message may repeat the name sent, and nothing more
+                assert str(models) not in msg["message"] and str(models.resolve()) not in msg["message"]
+        assert [m["loaded"] for m in eng.models.list()] == [False]  # nothing was loaded on the way
+    finally:
+        r.close()
+
+
+def test_one_cached_model_per_real_folder(tmp_path):
+    from engine.diffusion.denoiser import Denoiser
+    from engine.diffusion.modelfile import save_model
+    from engine.diffusion.network import UNetConfig
+    from engine.registry import ModelRegistry
+
+    tiny = UNetConfig.from_dict({"channels": [8, 8, 8, 8], "groups": 4, "emb_dim": 16})
+    save_model(Denoiser.from_config(tiny), tmp_path / "builtin", {"steps": 0})
+    (tmp_path / "alias").symlink_to(tmp_path / "builtin", target_is_directory=True)
+    reg = ModelRegistry(tmp_path, "cpu")
+    assert reg.names() == ["alias", "builtin"]
+    assert reg.get("alias") is reg.get("builtin") is reg.get("builtin")
+    assert all(m["loaded"] for m in reg.list())
 
 
 def test_submit_progress_result(raw):
