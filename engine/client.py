@@ -27,8 +27,10 @@ import numpy as np
 import zmq
 
 from . import shm as shmem
-from .errors import BAD_MESSAGE, TOO_LARGE
-from .protocol import decode, encode, request_id_of
+from .arrays import as_array
+from .errors import BAD_MESSAGE, TOO_LARGE, UNKNOWN_OP
+from .opcall import bind
+from .protocol import CAPABILITIES, decode, encode, request_id_of
 
 log = logging.getLogger("sfumato.client")
 
@@ -63,31 +65,6 @@ class Result:
         return self.outputs["image"]
 
 
-def as_array(value: Any, name: str = "input") -> np.ndarray:
-    """numpy array or PIL image -> [h, w, c] uint8/uint16/float32 array as the protocol wants."""
-    if not isinstance(value, np.ndarray):
-        try:
-            from PIL import Image
-        except ImportError:  # pragma: no cover - pillow is a dependency
-            Image = None
-        if Image is not None and isinstance(value, Image.Image):
-            value = _pil_to_array(value)
-        else:
-            raise TypeError(f"{name} must be a numpy array or a PIL image, got {type(value).__name__}")
-    arr = value
-    if arr.ndim == 2:
-        arr = arr[:, :, None]
-    if arr.ndim != 3 or arr.shape[2] not in (1, 3, 4):
-        raise ValueError(f"{name} must be [h, w] or [h, w, 1|3|4], got shape {arr.shape}")
-    if arr.dtype == np.bool_:
-        arr = arr.astype(np.uint8) * 255
-    elif arr.dtype in (np.float64, np.float16):
-        arr = arr.astype(np.float32)
-    elif arr.dtype not in (np.uint8, np.uint16, np.float32):
-        raise TypeError(f"{name} must be uint8, uint16 or float32 (or bool/float64), got {arr.dtype}")
-    return np.ascontiguousarray(arr)
-
-
 def _output_estimate(arrays: dict[str, np.ndarray], params: dict) -> int:
     """Bytes to set aside for a job's results: as much as its inputs (ops return arrays of
     their input's size and dtype), times variants; width x height for generated images; a
@@ -102,22 +79,6 @@ def _output_estimate(arrays: dict[str, np.ndarray], params: dict) -> int:
         total *= scale * scale
     variants = params.get("variants")
     return total * (variants if isinstance(variants, int) and variants > 1 else 1)
-
-
-def _pil_to_array(img: Any) -> np.ndarray:
-    mode = img.mode
-    if mode in ("1", "L"):
-        return np.asarray(img.convert("L"), dtype=np.uint8)[:, :, None]
-    if mode.startswith("I;16"):
-        return np.asarray(img, dtype=np.uint16).reshape(img.height, img.width, 1)
-    if mode == "I":
-        return np.clip(np.asarray(img), 0, 65535).astype(np.uint16)[:, :, None]
-    if mode == "F":
-        return np.asarray(img, dtype=np.float32)[:, :, None]
-    if mode in ("RGB", "RGBA"):
-        return np.asarray(img)
-    has_alpha = mode in ("LA", "PA", "RGBa", "La") or "transparency" in img.info
-    return np.asarray(img.convert("RGBA" if has_alpha else "RGB"))
 
 
 class _Pending:
@@ -397,8 +358,14 @@ class Client:
 
     # ---- API ----------------------------------------------------------------------------
     def hello(self, timeout: float | None = None) -> dict:
-        """The engine's welcome: versions, ops with parameter schemas, models, device, limits."""
-        self._welcome = self._request({"type": "hello", "client": self.name}, timeout)
+        """The engine's welcome: versions, capabilities, ops with their schemas, models, device, limits."""
+        header = {"type": "hello", "client": self.name, "capabilities": list(CAPABILITIES)}
+        try:
+            self._welcome = self._request(header, timeout)
+        except EngineClientError as exc:  # an engine from before capabilities refuses the field
+            if (exc.code, exc.field) != (BAD_MESSAGE, "capabilities"):
+                raise
+            self._welcome = self._request({"type": "hello", "client": self.name}, timeout)
         return self._welcome
 
     def ping(self, timeout: float | None = None) -> float:
@@ -487,21 +454,24 @@ class Client:
         """Ask the engine to cancel a job of this connection (the job's waiter sees 'cancelled')."""
         self._send({"type": "cancel", "id": job_id}, None)
 
-    # ---- one method per operation -------------------------------------------------------
-    def inpaint(self, image: Any, mask: Any, **params: Any) -> np.ndarray:
-        return self._op_image("inpaint", {"image": image, "mask": mask}, params)
-
-    def restore(self, image: Any, task: str = "auto", mask: Any = None, **params: Any) -> np.ndarray:
-        return self._op_image("restore", {"image": image, "mask": mask}, {"task": task, **params})
-
-    def stylize(self, image: Any, style: Any = None, mask: Any = None, **params: Any) -> np.ndarray:
-        """`style` is a reference image (array/PIL); a style model goes in style_model=NAME."""
-        return self._op_image("stylize", {"image": image, "mask": mask, "style": style}, params)
-
-    def generate(self, width: int, height: int, reference: Any = None, **params: Any) -> np.ndarray:
-        return self._op_image("generate", {"reference": reference}, {"width": width, "height": height, **params})
-
-    def _op_image(self, op: str, inputs: dict, params: dict) -> np.ndarray:
-        on_progress = params.pop("on_progress", None)
-        timeout = params.pop("timeout", None)
+    # ---- every operation as a method, from its schema ----------------------------------
+    def call(self, op: str, *args: Any, on_progress: ProgressFn | None = None, timeout: float | None = None,
+             **kwargs: Any) -> np.ndarray:
+        """Run an op and return its main image: `call("inpaint", image, mask, steps=20)`. The
+        arguments map onto the op's inputs and parameters as engine/opcall.py says."""
+        schema = (self._welcome or self.hello(timeout)).get("ops", {}).get(op)
+        if schema is None:
+            raise EngineClientError(UNKNOWN_OP, f"this engine has no operation {op!r}", "op")
+        inputs, params = bind(op, schema, args, kwargs)
         return self.run(op, inputs, params, on_progress=on_progress, timeout=timeout).image
+
+    def __getattr__(self, name: str) -> Callable[..., np.ndarray]:
+        """`client.inpaint(image, mask, steps=20)`: any op the engine has (it asks the engine
+        once, with `hello`), called as `call` says."""
+        if name.startswith("_"):
+            raise AttributeError(name)
+        ops = (self._welcome or self.hello()).get("ops", {})
+        if name not in ops:
+            raise AttributeError(f"{type(self).__name__} has no attribute {name!r}, and the engine has no such "
+                                 f"operation (it has: {', '.join(sorted(ops)) or 'none'})")
+        return lambda *args, **kwargs: self.call(name, *args, **kwargs)
