@@ -55,30 +55,51 @@ def test_info_against_served_engine(served, capsys):
     assert "echo (test only)" in out and "limits:" in out
 
 
-def test_op_subcommands_need_their_op(tmp_path, capsys):
+def test_op_subcommands_run_through_the_engine(tmp_path, capsys, tiny_models_dir):
+    """Derived subcommands: --size for the size pair, a model name standing in for --style."""
     img = tmp_path / "in.png"
-    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(img)
-    runs = {"inpaint": ["inpaint", str(img), "--mask", str(img)], "restore": ["restore", str(img), "--task", "denoise"],
-            "stylize": ["stylize", str(img), "--style", str(img)], "generate": ["generate", "--size", "64x48"]}
-    for op, argv in runs.items():
-        if op in OPERATIONS:
-            continue  # the op's own tests cover it
-        code = main([*argv, "-o", str(tmp_path / f"{op}.png"), "--models", str(tmp_path), "--device", "cpu"])
-        assert code == 1
-        assert "unknown_op" in capsys.readouterr().err
-        assert not (tmp_path / f"{op}.png").exists()
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (24, 32, 3), dtype=np.uint8)).save(img)
+    engine = ["--models", str(tiny_models_dir), "--device", "cpu", "--quiet"]
+    assert main(["generate", "--size", "24x16", "--steps", "1", "--seed", "3", "-o", str(tmp_path / "g.png"),
+                 *engine]) == 0
+    assert Image.open(tmp_path / "g.png").size == (24, 16)
+    capsys.readouterr()
+    assert main(["stylize", str(img), "--style", "builtin", "--steps", "1", "--resolution", "64", "--json",
+                 "-o", str(tmp_path / "s.png"), *engine]) == 0
+    meta = json.loads(capsys.readouterr().out)["meta"]
+    assert meta["model"] == "builtin" and not meta["reference"]
+    assert main(["restore", str(img), "--task", "denoise", "--sigma", "auto", "--model", "../builtin",
+                 "-o", str(tmp_path / "r.png"), *engine]) == 1
+    assert "bad_param" in capsys.readouterr().err and not (tmp_path / "r.png").exists()
+    with pytest.raises(SystemExit):
+        main(["restore", str(img), "--scale", "3", "-o", str(tmp_path / "r.png")])
+    assert "invalid choice" in capsys.readouterr().err
 
 
 def test_op_options_come_from_schemas():
     parser = build_parser()
     for op_name, op in OPERATIONS.items():
-        if op.test_only or op_name not in ("inpaint", "restore", "stylize", "generate"):
+        if op.test_only:
+            assert op_name not in parser._subparsers._group_actions[0].choices  # noqa: SLF001
             continue
         sub = parser._subparsers._group_actions[0].choices[op_name]  # noqa: SLF001 - argparse has no public API
         flags = {s for a in sub._actions for s in a.option_strings}
+        sized = {n for r in op.rules if type(r).__name__ == "Size" for n in (r.width, r.height)}
         for spec in op.params:
-            if spec.name not in ("task", "width", "height"):
-                assert "--" + spec.name.replace("_", "-") in flags, (op_name, spec.name)
+            flag = "--size" if spec.name in sized else "--" + spec.name.replace("_", "-")
+            assert flag in flags, (op_name, spec.name)
+
+
+@pytest.mark.parametrize("op_name", ["inpaint", "restore", "stylize", "generate"])
+def test_help_lists_every_param_with_its_doc(op_name, capsys):
+    op = OPERATIONS[op_name]
+    with pytest.raises(SystemExit):
+        main([op_name, "--help"])
+    out = "".join(capsys.readouterr().out.split())  # help wraps lines anywhere
+    for spec in op.params:
+        assert "".join(spec.doc.split()) in out, (op_name, spec.name)
+    if op_name == "generate":
+        assert "(default256x256)" in out  # the engine's default, from the declaration
 
 
 def test_output_paths_and_saving(tmp_path):

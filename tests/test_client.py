@@ -9,7 +9,6 @@ from PIL import Image
 
 from conftest import free_port
 from engine.client import Client, EngineClientError, EngineTimeout, Result, as_array
-from engine.tasks import OPERATIONS
 
 
 @pytest.fixture(scope="module")
@@ -91,17 +90,23 @@ def test_errors_carry_the_engine_code(client):
     assert client.ping() < 5
 
 
-@pytest.mark.parametrize("method", ["inpaint", "restore", "stylize", "generate"])
-def test_convenience_methods_answer_unknown_op_until_ops_land(client, method):
-    if method in OPERATIONS:
-        pytest.skip(f"{method} is installed; its own tests cover it")
-    img = np.zeros((8, 8, 3), np.uint8)
-    call = {"inpaint": lambda: client.inpaint(img, np.zeros((8, 8, 1), np.uint8)),
-            "restore": lambda: client.restore(img, task="denoise"),
-            "stylize": lambda: client.stylize(img, style=img),
-            "generate": lambda: client.generate(64, 64)}[method]
+def test_every_op_is_a_method(client):
+    """Op methods come from the engine's declarations: positional inputs, keyword parameters."""
+    img, mask = np.arange(48, dtype=np.uint8).reshape(4, 4, 3), np.full((4, 4, 1), 9, np.uint8)
+    assert np.array_equal(client.echo(img), img)
+    events = []
+    assert np.array_equal(client.echo(img, mask, steps=2, on_progress=events.append), img)
+    assert [e["step"] for e in events if e["stage"] == "echo"] == [1, 2]
+    assert np.array_equal(client.call("echo", image=img, mask=None), img)
     with pytest.raises(EngineClientError) as info:
-        call()
+        client.echo(img, steps=0)
+    assert (info.value.code, info.value.field) == ("bad_param", "params.steps")
+    with pytest.raises(TypeError):
+        client.echo(img, mask, img)
+    with pytest.raises(AttributeError, match="no such operation"):
+        client.no_such_op(img)
+    with pytest.raises(EngineClientError) as info:
+        client.call("no_such_op", img)
     assert info.value.code == "unknown_op"
 
 

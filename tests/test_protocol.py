@@ -83,6 +83,7 @@ def test_plain_converts_numpy_and_non_finite():
 
 def test_client_messages_are_accepted():
     for header in ({"type": "hello", "client": "gimp"}, {"type": "hello"}, {"type": "ping", "id": "1"},
+                   {"type": "hello", "capabilities": []}, {"type": "hello", "capabilities": ["rules", "later-thing"]},
                    {"type": "status"}, {"type": "models", "refresh": True}, {"type": "cancel", "id": "j"}):
         assert decode(pack({"v": 1, **header}))["type"] == header["type"]
 
@@ -111,6 +112,8 @@ def test_header_fields():
     expect(pack({"v": 1, "type": "cancel"}), BAD_MESSAGE, "id")
     expect(pack({"v": 1, "type": "ping", "extra": 1}), BAD_MESSAGE, "extra")
     expect(pack({"v": 1, "type": "hello", "client": 5}), BAD_MESSAGE, "client")
+    for caps in ("rules", [1], [""], ["x" * 200], ["c"] * 65, {"rules": True}):
+        expect(pack({"v": 1, "type": "hello", "capabilities": caps}), BAD_MESSAGE, "capabilities")
     expect(pack({"v": 1, "type": "models", "refresh": "yes"}), BAD_MESSAGE, "refresh")
 
 
