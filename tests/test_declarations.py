@@ -22,15 +22,16 @@ def given_inputs(schema: dict) -> dict[str, np.ndarray]:
     return {name: np.zeros((32, 32, spec["channels"][0]), np.uint8) for name, spec in schema["inputs"].items()}
 
 
-def edges(spec: dict) -> list[tuple[object, bool]]:
-    """(value, accepted) pairs at the published bounds or choices of one parameter."""
+def edges(spec: dict) -> list[tuple[object, bool | str]]:
+    """(value, True if accepted / False or the error code if not) at the published bounds or
+    choices of one parameter."""
     if spec["type"] in ("int", "float"):
         step = 1 if spec["type"] == "int" else 1e-3
         out = []
         if "min" in spec:
             out += [(spec["min"], True), (spec["min"] - step, False)]
         if "max" in spec:
-            out += [(spec["max"], True), (spec["max"] + step, False)]
+            out += [(spec["max"], True), (spec["max"] + step, spec.get("max_code", "bad_param"))]
         return out
     if spec["type"] == "enum":
         wrong = 3 if isinstance(spec["choices"][0], int) else "no-such-choice"
@@ -53,12 +54,13 @@ def test_published_bounds_are_the_enforced_ones(op):
             assert spec["max"] <= getattr(LIMITS, spec["limit"])
         for value, ok in edges(spec):
             params = {**base, name: value}
-            if ok:
+            if ok is True:
                 op.check(inputs, params, LIMITS)
             else:
                 with pytest.raises(EngineError) as info:
                     op.check(inputs, params, LIMITS)
                 assert info.value.field == f"params.{name}", (name, value, info.value.message)
+                assert info.value.code == (ok or "bad_param"), (name, value)
 
 
 @pytest.mark.parametrize("op", OPS, ids=[op.name for op in OPS])

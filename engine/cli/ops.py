@@ -118,8 +118,8 @@ def add_op_command(sub: Any, name: str, schema: dict) -> None:
     if size:
         w, h = params[pair[0]], params[pair[1]]
         group.add_argument("--size", type=_parse_size, default=None, metavar="WIDTHxHEIGHT",
-                           help=f"output size in pixels, each side {w.get('min')}..{w.get('max')} "
-                                f"(default {w['default']}x{h['default']})")
+                           help=f"{w.get('doc', '')} and {h.get('doc', '')}, as WIDTHxHEIGHT; each side "
+                                f"{w.get('min')}..{w.get('max')} (default {w['default']}x{h['default']})")
     for pname, spec in params.items():
         if pname not in pair:
             _add_param(group, pname, spec)

@@ -80,6 +80,8 @@ class ParamSpec:
             d["nullable"] = True
         if self.cap is not None:
             d["limit"] = self.cap
+        if self.limit_code != BAD_PARAM:
+            d["max_code"] = self.limit_code
         if self.exclusive:
             d["exclusive"] = list(self.exclusive)
         if self.model_kinds:
