@@ -110,6 +110,40 @@ def test_every_op_is_a_method(client):
     assert info.value.code == "unknown_op"
 
 
+def test_hello_to_an_engine_from_before_capabilities():
+    """An older engine refuses the unknown `capabilities` field; the client says hello again without it."""
+    import threading
+
+    import msgpack
+    import zmq
+
+    ctx = zmq.Context.instance()
+    router = ctx.socket(zmq.ROUTER)
+    port = router.bind_to_random_port("tcp://127.0.0.1")
+    seen = []
+
+    def old_engine() -> None:
+        for _ in range(2):
+            if not router.poll(5000):
+                return
+            ident, frame = router.recv_multipart()
+            header = msgpack.unpackb(frame)
+            seen.append(sorted(header))
+            reply = ({"type": "error", "code": "bad_message", "field": "capabilities", "message": "unknown field"}
+                     if "capabilities" in header else {"type": "welcome", "protocol": 1, "ops": {}})
+            router.send_multipart([ident, msgpack.packb({"v": 1, "id": header["id"], **reply})])
+
+    thread = threading.Thread(target=old_engine, daemon=True)
+    thread.start()
+    try:
+        with Client(f"tcp://127.0.0.1:{port}", timeout=5) as c:
+            assert c.hello()["type"] == "welcome"
+    finally:
+        thread.join(5)
+        router.close(0)
+    assert seen == [["capabilities", "client", "id", "type", "v"], ["client", "id", "type", "v"]]
+
+
 def test_no_engine_is_a_clear_timeout():
     with Client(f"tcp://127.0.0.1:{free_port()}", timeout=0.5) as c:
         t0 = time.monotonic()

@@ -86,6 +86,9 @@ def add_info(sub: Any) -> None:
             print(f"  {name}{mark}: {schema.get('doc', '')}")
             for pname, spec in schema.get("params", {}).items():
                 print(f"      {pname} ({spec['type']}, default {spec['default']}): {spec.get('doc', '')}")
+            for rule in schema.get("rules", []):
+                fields = ", ".join(rule.get("of") or [rule.get("width", ""), rule.get("height", "")])
+                print(f"      rule {rule['kind']} ({fields}){': ' + rule['doc'] if rule.get('doc') else ''}")
         print("models:", ", ".join(m["name"] for m in body["models"]) or "none")
         print("limits:", ", ".join(f"{k}={v}" for k, v in body["limits"].items()))
         return 0

@@ -1,7 +1,9 @@
-"""What every operation declares (inputs, parameter schema) and what it receives (a job context).
+"""What every operation declares (inputs, parameters, rules; the kinds live in specs.py) and
+what it receives (a job context).
 
-The server validates a `submit` against these declarations before queueing, and `welcome`
-publishes them, so plug-ins build their dialogs from the same source of truth.
+The server checks a `submit` against the declaration before queueing (`check_submit`), and
+`welcome` publishes it with the engine's limits folded in, so the plug-ins' dialogs, the
+command line and the Python client are built from the same source of truth.
 """
 from __future__ import annotations
 
