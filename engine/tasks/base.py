@@ -108,8 +108,10 @@ class Operation:
             if key not in known:
                 raise EngineError(BAD_PARAM, f"unknown parameter {key!r} for {self.name}; known: "
                                   f"{', '.join(known) or 'none'}", f"params.{key}")
-        values = {name: spec.bounded(limits).validate(params.get(name, spec.default), models)
-                  for name, spec in known.items()}
+        # A model the client names must be listed now; a default one is looked up when the job
+        # needs it (inpaint with method=patch runs without any model).
+        values = {name: spec.bounded(limits).validate(params[name], models) if name in params
+                  else spec.bounded(limits).validate(spec.default) for name, spec in known.items()}
         for rule in self.rules:
             rule.check(inputs, values, known, limits)
         return values

@@ -15,6 +15,7 @@ from typing import Any, Mapping, Protocol
 import numpy as np
 
 from ..errors import BAD_PARAM, TOO_LARGE, EngineError
+from ..protocol import DTYPE_NAMES
 
 PARAM_TYPES = ("int", "float", "bool", "str", "enum", "multi", "model")
 MAX_TEXT = 4096  # longest string parameter
@@ -176,7 +177,7 @@ class InputSpec:
         if arr.shape[2] not in self.channels:
             raise EngineError(BAD_PARAM, f"{self.name} has {arr.shape[2]} channel(s); {op} accepts "
                               f"{', '.join(map(str, self.channels))}", where)
-        dtype = {"uint8": "u8", "uint16": "u16", "float32": "f32"}[arr.dtype.name]
+        dtype = DTYPE_NAMES[arr.dtype.name]
         if dtype not in self.dtypes:
             raise EngineError(BAD_PARAM, f"{self.name} is {dtype}; {op} accepts {', '.join(self.dtypes)}", where)
         if min(arr.shape[:2]) < self.min_side:
