@@ -81,7 +81,8 @@ def test_welcome_publishes_the_declaration_kinds(raw):
     assert {"kind": "size", "width": "width", "height": "height"} in generate["rules"]
     pixels = next(r for r in generate["rules"] if r["kind"] == "pixels")
     assert pixels["of"] == ["params.width", "params.height", "params.variants"] and pixels["max"] == 2048 * 2048
-    assert generate["params"]["steps"]["max"] == LIMITS.max_steps and generate["params"]["steps"]["limit"] == "max_steps"
+    steps = generate["params"]["steps"]
+    assert steps["max"] == LIMITS.max_steps and steps["limit"] == "max_steps" and steps["max_code"] == "too_large"
     upscale = next(r for r in restore["rules"] if r["kind"] == "pixels")
     assert upscale["when"] == {"task": "upscale"} and upscale["max"] == LIMITS.max_pixels
     assert stylize["inputs"]["style"]["min_side"] == 16

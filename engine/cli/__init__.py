@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 
 from .. import __version__
 from . import commands  # noqa: F401 - registers the engine's own subcommands
