@@ -156,15 +156,21 @@ class Scheduler:
                 job.state = "running"
                 job.started = time.perf_counter()
                 self._running = job
+            header: dict | None = None
             try:
-                self._run(job)
+                header = self._run(job)
             finally:
+                # The job stops counting as running before its final message is emitted: once a
+                # client has the result, cancel answers not_found and the id may be reused.
                 with self._cond:
                     self._running = None
                     job.state = "done"
                     self._jobs.pop(job.key, None)
+                if header is not None:
+                    self._emit(job.client, header)
 
-    def _run(self, job: Job) -> None:
+    def _run(self, job: Job) -> dict:
+        """Run one job; returns its final message (result, error or cancelled)."""
         def report(event: dict) -> None:
             self._emit(job.client, {"type": "progress", "id": job.id, **event})
 
@@ -181,11 +187,11 @@ class Scheduler:
         except EngineError as exc:
             header = {"type": "error", "id": job.id, **exc.to_dict()}
         except Exception as exc:  # a bug in an operation: log it, answer, keep serving
-            log.error("job %s (%s) failed:\n%s", job.id, job.op.name, traceback.format_exc())
+            log.error("job %r (%s) failed:\n%s", job.id, job.op.name, traceback.format_exc())
             header = {"type": "error", "id": job.id, "code": INTERNAL,
                       "message": f"internal error in {job.op.name}: {type(exc).__name__}: {exc} "
                                  "(see the engine log)", "field": None}
-        self._emit(job.client, header)
+        return header
 
 
 def _check_outputs(op: str, outputs: Any) -> dict[str, np.ndarray]:
