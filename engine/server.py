@@ -394,7 +394,7 @@ class Engine:
         return body
 
     def _on_hello(self, client: bytes, msg: dict) -> None:
-        log.info("hello from %s (%s)", msg.get("client", "?"), client.hex())
+        log.info("hello from %r (%s)", msg.get("client", "?"), client.hex())  # repr: no forged log lines
         self._emit(client, {"type": "welcome", "id": msg.get("id"), **self.welcome()})
 
     def _on_ping(self, client: bytes, msg: dict) -> None:
