@@ -264,7 +264,7 @@ OPERATION = Operation(
         "a mask over transparent or added canvas outpaints.",
     inputs=(
         InputSpec("image", doc="the layer (or a crop of it with context), RGB or RGBA"),
-        InputSpec("mask", channels=(1,), doc="selection, 255 = regenerate, soft edges allowed"),
+        InputSpec("mask", channels=(1,), dtypes=("u8",), doc="selection, 255 = regenerate, soft edges allowed"),
     ),
     params=(
         ParamSpec("strength", "float", 1.0, "1 replaces the selection; below 1 refines what is there "

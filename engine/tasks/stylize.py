@@ -234,7 +234,7 @@ OPERATION = Operation(
         "or of a style model trained with `sfumato train --from builtin`.",
     inputs=(
         InputSpec("image", doc="the layer (or a crop with context), RGB or RGBA; alpha is kept"),
-        InputSpec("mask", required=False, channels=(1,), doc="optional selection, 255 = stylize here"),
+        InputSpec("mask", required=False, channels=(1,), dtypes=("u8",), doc="optional selection, 255 = stylize here"),
         InputSpec("style", required=False, doc="reference image, e.g. a painting"),
     ),
     params=(
