@@ -21,6 +21,7 @@ from typing import Any, Iterable, Protocol, Sequence
 import msgpack
 import numpy as np
 
+from . import MAX_MESSAGE_BYTES
 from .errors import BAD_MESSAGE, BAD_PARAM, TOO_LARGE, EngineError
 
 VERSION = 1
@@ -62,7 +63,7 @@ class Limits:
     max_steps: int = 200  # sampler steps per job
     max_variants: int = 8
     max_queue_per_client: int = 8  # queued + running jobs of one connection
-    max_message_bytes: int = 8192 * 8192 * 4 * 4 + 4096  # ZMQ MAXMSGSIZE, per frame
+    max_message_bytes: int = MAX_MESSAGE_BYTES  # ZMQ MAXMSGSIZE, per frame
     max_header_bytes: int = 1 << 20
     max_frames: int = 16  # array frames in one message
 

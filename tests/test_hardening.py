@@ -5,6 +5,9 @@ from __future__ import annotations
 import logging
 import os
 import re
+import struct
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -13,7 +16,9 @@ import numpy as np
 import pytest
 
 from rawclient import Raw
+from engine import MAX_MESSAGE_BYTES
 from engine import shm as shmem
+from engine.relay import read_message, write_message
 from engine.server import Engine
 from engine.tasks.base import InputSpec, Operation
 
@@ -168,3 +173,29 @@ def test_published_mask_dtypes_match_the_protocol_document(raw):
     header.update(op="inpaint", inputs={"image": header["inputs"]["image"],
                                         "mask": {"buf": 2, "shape": [2, 2, 1], "dtype": "u16"}})
     assert_refused(raw.request(header, data, bytes(8)), "m", code="bad_param", field="inputs.mask")
+
+
+# ---- D4: the relay and a broken length prefix -----------------------------------------------
+@pytest.mark.parametrize("length", [0x40 << 56, (1 << 64) - 1, MAX_MESSAGE_BYTES + 1])
+def test_relay_exits_on_an_absurd_frame_length(engine, length):
+    """A bad length prefix on stdin: a clear error, the open job cancelled, exit status 1."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.Popen([sys.executable, "-m", "engine.relay", "--address", engine.address], env=env,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        header, data = echo_submit("slow", steps=100, delay=30.0)
+        write_message(proc.stdin, [msgpack.packb({"v": 1, **header}), data])
+        while msgpack.unpackb(read_message(proc.stdout)[0])["type"] != "progress":
+            pass  # accepted, then the job's first progress: it is running
+        proc.stdin.write(struct.pack("<IQ", 1, length))
+        proc.stdin.flush()
+        rc = proc.wait(timeout=10)
+        err = proc.stderr.read().decode()
+    finally:
+        proc.kill()
+        proc.wait()
+    assert rc == 1 and "out of sync" in err and err.count("\n") == 1, (rc, err)
+    deadline = time.monotonic() + 5
+    while engine.scheduler.status()["running"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not engine.scheduler.status()["running"], "the relay left its job running"
