@@ -48,8 +48,10 @@ class Scheduler:
     """FIFO queue served by one worker thread that owns the device (the GPU is never shared)."""
 
     def __init__(self, emit: Emit, models: Any = None, device: str = "cpu", max_per_client: int = 8,
-                 preview_every: int = 4):
+                 preview_every: int = 4, instance: str | None = None):
+        """`instance`: the engine run's id, stamped on `accepted` (clients notice a restart by it)."""
         self._emit = emit
+        self.instance = instance
         self.models = models
         self.device = device
         self.max_per_client = max_per_client
@@ -79,7 +81,8 @@ class Scheduler:
                                   f"(limit {self.max_per_client}); wait for one to finish", None)
             position = len(self._queue) + (1 if self._running is not None else 0)
             # `accepted` is emitted before the worker can see the job, so it precedes any progress.
-            self._emit(job.client, {"type": "accepted", "id": job.id, "position": position})
+            accepted = {"type": "accepted", "id": job.id, "position": position}
+            self._emit(job.client, accepted if self.instance is None else {**accepted, "instance": self.instance})
             self._jobs[job.key] = job
             self._queue.append(job)
             self._cond.notify_all()
