@@ -35,6 +35,8 @@ from .protocol import CAPABILITIES, decode, encode, request_id_of
 log = logging.getLogger("sfumato.client")
 
 DEFAULT_ADDRESS = "tcp://127.0.0.1:5555"
+DEFAULT_JOB_TIMEOUT = 3600.0  # run() and the one-call ops: longest wait for one job, in seconds
+ENGINE_RESTARTED = "engine_restarted"  # client-side error code: the engine that accepted a job is gone
 ProgressFn = Callable[[dict], None]
 
 
@@ -89,6 +91,7 @@ class _Pending:
     def __init__(self, wants_progress: bool = True) -> None:
         self.messages: queue.Queue[dict] = queue.Queue()
         self.wants_progress = wants_progress
+        self.instance: str | None = None  # the engine run that accepted this job (welcome/pong/accepted)
 
 
 class Job:
@@ -159,8 +162,12 @@ class Client:
     offers it (the default); False always sends frames."""
 
     def __init__(self, address: str = DEFAULT_ADDRESS, timeout: float = 30.0, name: str = "sfumato-python",
-                 context: zmq.Context | None = None, shm: bool = True):
+                 context: zmq.Context | None = None, shm: bool = True,
+                 job_timeout: float | None = DEFAULT_JOB_TIMEOUT):
+        """`timeout`: seconds without any message from the engine before a wait fails;
+        `job_timeout`: the longest run() (and inpaint(), ...) waits for a job (None: no limit)."""
         self.address, self.timeout, self.name = address, timeout, name
+        self.job_timeout = job_timeout
         # inproc:// already passes frames by reference; shared memory only pays across processes.
         self._shm_wanted = shm and shmem.same_host(address) and shmem.available()
         self._shm: shmem.ClientShm | None = None
@@ -290,8 +297,13 @@ class Client:
         rid = msg.get("id")
         if self._shm is not None and isinstance(rid, str) and msg["type"] in ("result", "error", "cancelled"):
             self._shm.finish(rid)  # the engine is done with this job's blocks
+        instance = msg.get("instance")
+        if isinstance(instance, str):
+            self._fail_lost_jobs(instance)
         with self._lock:
             pending = self._pending.get(rid) if isinstance(rid, str) else None
+            if pending is not None and msg["type"] == "accepted" and isinstance(instance, str):
+                pending.instance = instance
             if pending is not None and msg["type"] in ("result", "error", "cancelled", "welcome", "pong",
                                                         "status", "models"):
                 del self._pending[rid]
@@ -302,6 +314,20 @@ class Client:
         if msg["type"] == "progress" and not pending.wants_progress:
             return
         pending.messages.put(msg)
+
+    def _fail_lost_jobs(self, instance: str) -> None:
+        """A message from engine run `instance`: jobs another run accepted are lost (the engine
+        restarted); end their waits now rather than at a timeout."""
+        with self._lock:
+            lost = {rid: p for rid, p in self._pending.items() if p.instance not in (None, instance)}
+            for rid in lost:
+                del self._pending[rid]
+        for rid, pending in lost.items():
+            if self._shm is not None:
+                self._shm.finish(rid)
+            pending.messages.put({"type": "error", "id": rid, "code": ENGINE_RESTARTED, "field": None,
+                                  "message": f"engine restarted, job lost: the engine at {self.address} "
+                                             f"restarted while job {rid} was queued or running; submit it again"})
 
     # ---- request plumbing ---------------------------------------------------------------
     def _new_id(self) -> str:
@@ -444,7 +470,9 @@ class Client:
 
     def run(self, op: str, inputs: dict[str, Any], params: dict[str, Any] | None = None,
             on_progress: ProgressFn | None = None, timeout: float | None = None) -> Result:
-        """Submit and wait. On timeout the job is cancelled and EngineTimeout raised."""
+        """Submit and wait (at most `timeout`, default the client's job_timeout). On timeout the
+        job is cancelled and EngineTimeout raised."""
+        timeout = self.job_timeout if timeout is None else timeout
         start = time.monotonic()
         job = self.submit(op, inputs, params, on_progress, timeout)
         left = None if timeout is None else max(0.0, timeout - (time.monotonic() - start))

@@ -21,6 +21,7 @@ from typing import Any, Iterable, Protocol, Sequence
 import msgpack
 import numpy as np
 
+from . import MAX_MESSAGE_BYTES
 from .errors import BAD_MESSAGE, BAD_PARAM, TOO_LARGE, EngineError
 
 VERSION = 1
@@ -28,10 +29,11 @@ DTYPES: dict[str, np.dtype] = {"u8": np.dtype("<u1"), "u16": np.dtype("<u2"), "f
 DTYPE_NAMES: dict[str, str] = {"uint8": "u8", "uint16": "u16", "float32": "f32"}
 CHANNELS = (1, 3, 4)
 MAX_ID_LENGTH = 128
+MAX_HEADER_DEPTH = 32  # nesting of maps and lists in a header; deeper is refused before anything recurses
 
 # Shared-memory extension: segment names (files directly in /dev/shm; no path separators, no
 # dots, so a name can never leave that folder) and the alignment of every offset.
-SHM_NAME_RE = re.compile(r"^sfumato-[A-Za-z0-9_-]{8,64}$")
+SHM_NAME_RE = re.compile(r"sfumato-[A-Za-z0-9_-]{8,64}")  # always used with fullmatch
 SHM_ALIGN = 64
 
 # Capabilities: named additions to v1 (docs/protocol.md, "Evolution"). The engine lists the ones
@@ -69,7 +71,7 @@ class Limits:
     max_steps: int = 200  # sampler steps per job
     max_variants: int = 8
     max_queue_per_client: int = 8  # queued + running jobs of one connection
-    max_message_bytes: int = 8192 * 8192 * 4 * 4 + 4096  # ZMQ MAXMSGSIZE, per frame
+    max_message_bytes: int = MAX_MESSAGE_BYTES  # ZMQ MAXMSGSIZE, per frame
     max_header_bytes: int = 1 << 20
     max_frames: int = 16  # array frames in one message
 
@@ -235,7 +237,7 @@ def decode_array(desc: Any, frames: Sequence[Any], where: str, limits: Limits,
 def _shape_dtype(desc: dict, where: str, limits: Limits, rid: str | None) -> tuple[tuple[int, int, int], np.dtype]:
     """The checked shape and numpy dtype of a descriptor (frame or shared memory)."""
     shape, dtype = desc.get("shape"), desc.get("dtype")
-    if dtype not in DTYPES:
+    if not isinstance(dtype, str) or dtype not in DTYPES:
         raise _fail(BAD_MESSAGE, f"{where}.dtype must be one of {', '.join(DTYPES)}, got {dtype!r}",
                     f"{where}.dtype", rid)
     if (not isinstance(shape, (list, tuple)) or len(shape) != 3
@@ -258,7 +260,7 @@ def _shape_dtype(desc: dict, where: str, limits: Limits, rid: str | None) -> tup
 
 
 def _shm_name(value: Any, field: str, rid: str | None) -> str:
-    if not isinstance(value, str) or not SHM_NAME_RE.match(value):
+    if not isinstance(value, str) or not SHM_NAME_RE.fullmatch(value):
         raise _fail(BAD_MESSAGE, f"{field} must be a segment name matching {SHM_NAME_RE.pattern} "
                     f"(a file directly in /dev/shm), got {value!r}", field, rid)
     return value
@@ -346,7 +348,22 @@ def _unpack_header(frames: Sequence[Any], limits: Limits) -> dict:
                     None, None) from None
     if not isinstance(header, dict):
         raise _fail(BAD_MESSAGE, f"frame 0 must be a msgpack map, got {type(header).__name__}", None, None)
+    if _depth_exceeds(header, MAX_HEADER_DEPTH):
+        raise _fail(BAD_MESSAGE, f"header nests maps and lists deeper than {MAX_HEADER_DEPTH} levels", None,
+                    _header_id(header))
     return header
+
+
+def _depth_exceeds(value: Any, limit: int) -> bool:
+    """True if maps and lists nest deeper than `limit`; iterative, so no depth can overflow it."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = item.values() if isinstance(item, dict) else item
+        stack.extend((c, depth + 1) for c in children if isinstance(c, (dict, list)))
+    return False
 
 
 def _safe_id(raw: memoryview) -> str | None:
@@ -373,7 +390,7 @@ def decode(frames: Sequence[Any], limits: Limits | None = None, *, from_engine: 
     rid = _header_id(header)
     if "v" not in header:
         raise _fail(BAD_MESSAGE, "header lacks the protocol version field v", "v", rid)
-    if header["v"] != VERSION or isinstance(header["v"], bool):
+    if type(header["v"]) is not int or header["v"] != VERSION:  # the integer 1: not 1.0, not true
         raise _fail(BAD_MESSAGE, f"unsupported protocol version {header['v']!r}; this side speaks v{VERSION}",
                     "v", rid)
     kind = header.get("type")

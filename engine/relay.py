@@ -9,7 +9,8 @@ unchanged, so the plug-in still speaks protocol v1 end to end.
 
 When stdin ends (the plug-in exited or was killed) the relay sends `cancel` for every job
 it saw submitted that has not ended, waits briefly for the answers, and exits: a killed
-plug-in leaves no work running on the engine. Only pyzmq and msgpack are imported here
+plug-in leaves no work running on the engine. Input that breaks the framing (too many
+frames, a frame longer than the engine's frame limit) does the same and exits with status 1. Only pyzmq and msgpack are imported here
 (no numpy, no torch), so the relay starts in a fraction of a second.
 """
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Any, BinaryIO, Sequence
 import msgpack
 import zmq
 
-from . import PROTOCOL_VERSION
+from . import MAX_MESSAGE_BYTES, PROTOCOL_VERSION
 
 MAX_FRAMES = 64
 _FINAL = ("result", "error", "cancelled")
@@ -64,6 +65,9 @@ def read_message(stream: BinaryIO) -> list[bytes] | None:
         if size is None:
             return None
         (n,) = struct.unpack("<Q", size)
+        if n > MAX_MESSAGE_BYTES:
+            raise ValueError(f"input out of sync: a frame of {n} bytes announced; the engine takes at most "
+                             f"{MAX_MESSAGE_BYTES} bytes per frame")
         data = _read_exact(stream, n) if n else b""
         if data is None:
             return None
@@ -90,6 +94,7 @@ class Relay:
         self.dealer.setsockopt(zmq.LINGER, 500)
         self.dealer.connect(address)
         self.open_jobs: set[str] = set()
+        self.failed = False  # the plug-in's input broke the framing: exit non-zero
         self._inproc = f"inproc://sfumato-relay-{id(self)}"
         self._pipe_in = self.ctx.socket(zmq.PAIR)
         self._pipe_in.bind(self._inproc)
@@ -102,8 +107,10 @@ class Relay:
             while True:
                 try:
                     frames = read_message(self.stdin)
-                except (OSError, ValueError) as exc:
-                    print(f"sfumato relay: {exc}", file=sys.stderr)
+                except (OSError, ValueError, MemoryError) as exc:
+                    print(f"sfumato relay: {exc or type(exc).__name__}; cancelling open jobs and exiting",
+                          file=sys.stderr)
+                    self.failed = True
                     frames = None
                 if frames is None or not frames:
                     out.send(b"")  # end of input
@@ -146,7 +153,7 @@ class Relay:
         finally:
             self._pipe_in.close(linger=0)
             self.dealer.close(linger=500)
-        return 0
+        return 1 if self.failed else 0
 
     def _cancel_open(self, wait: float = 3.0) -> None:
         """The plug-in went away: cancel its open jobs and wait briefly for the engine to confirm."""

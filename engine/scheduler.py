@@ -48,8 +48,10 @@ class Scheduler:
     """FIFO queue served by one worker thread that owns the device (the GPU is never shared)."""
 
     def __init__(self, emit: Emit, models: Any = None, device: str = "cpu", max_per_client: int = 8,
-                 preview_every: int = 4):
+                 preview_every: int = 4, instance: str | None = None):
+        """`instance`: the engine run's id, stamped on `accepted` (clients notice a restart by it)."""
         self._emit = emit
+        self.instance = instance
         self.models = models
         self.device = device
         self.max_per_client = max_per_client
@@ -79,7 +81,8 @@ class Scheduler:
                                   f"(limit {self.max_per_client}); wait for one to finish", None)
             position = len(self._queue) + (1 if self._running is not None else 0)
             # `accepted` is emitted before the worker can see the job, so it precedes any progress.
-            self._emit(job.client, {"type": "accepted", "id": job.id, "position": position})
+            accepted = {"type": "accepted", "id": job.id, "position": position}
+            self._emit(job.client, accepted if self.instance is None else {**accepted, "instance": self.instance})
             self._jobs[job.key] = job
             self._queue.append(job)
             self._cond.notify_all()
@@ -156,15 +159,21 @@ class Scheduler:
                 job.state = "running"
                 job.started = time.perf_counter()
                 self._running = job
+            header: dict | None = None
             try:
-                self._run(job)
+                header = self._run(job)
             finally:
+                # The job stops counting as running before its final message is emitted: once a
+                # client has the result, cancel answers not_found and the id may be reused.
                 with self._cond:
                     self._running = None
                     job.state = "done"
                     self._jobs.pop(job.key, None)
+                if header is not None:
+                    self._emit(job.client, header)
 
-    def _run(self, job: Job) -> None:
+    def _run(self, job: Job) -> dict:
+        """Run one job; returns its final message (result, error or cancelled)."""
         def report(event: dict) -> None:
             self._emit(job.client, {"type": "progress", "id": job.id, **event})
 
@@ -181,11 +190,11 @@ class Scheduler:
         except EngineError as exc:
             header = {"type": "error", "id": job.id, **exc.to_dict()}
         except Exception as exc:  # a bug in an operation: log it, answer, keep serving
-            log.error("job %s (%s) failed:\n%s", job.id, job.op.name, traceback.format_exc())
+            log.error("job %r (%s) failed:\n%s", job.id, job.op.name, traceback.format_exc())
             header = {"type": "error", "id": job.id, "code": INTERNAL,
                       "message": f"internal error in {job.op.name}: {type(exc).__name__}: {exc} "
                                  "(see the engine log)", "field": None}
-        self._emit(job.client, header)
+        return header
 
 
 def _check_outputs(op: str, outputs: Any) -> dict[str, np.ndarray]:

@@ -17,6 +17,7 @@ before the result reaches the socket thread.
 from __future__ import annotations
 
 import logging
+import secrets
 import signal
 import threading
 import time
@@ -87,6 +88,9 @@ class Engine:
         self.models = ModelRegistry(models_dir, self.device)
         self.address: str | None = None
         self.inproc_address: str | None = None
+        # Names this run of the engine in welcome, pong and accepted: a client that sees another
+        # value knows the engine restarted and that the jobs it had accepted are lost.
+        self.instance = secrets.token_hex(8)
         self._ctx: zmq.Context | None = None
         self._router: zmq.Socket | None = None
         self._wake_tx: zmq.Socket | None = None
@@ -142,7 +146,7 @@ class Engine:
         self._wake_tx = self._ctx.socket(zmq.PAIR)
         self._wake_tx.connect(wake)
         self.scheduler = Scheduler(self._emit, models=self.models, device=self.device,
-                                   max_per_client=self.limits.max_queue_per_client)
+                                   max_per_client=self.limits.max_queue_per_client, instance=self.instance)
 
     def start(self) -> "Engine":
         """Bind and serve on a background thread; `.address` is set when this returns."""
@@ -340,6 +344,7 @@ class Engine:
         models, device, limits."""
         capabilities = [c for c in CAPABILITIES if c != "shm" or self.shm is not None]
         body = {"engine": __version__, "protocol": PROTOCOL_VERSION, "capabilities": capabilities,
+                "instance": self.instance,
                 "ops": {name: op.schema(self.limits) for name, op in sorted(self.operations.items())},
                 "models": self.models.list(), "device": self.device, "limits": self.limits.to_dict()}
         if self.shm is not None:
@@ -349,11 +354,11 @@ class Engine:
     def _on_hello(self, client: bytes, msg: dict) -> None:
         # A client's `capabilities` are accepted and, in this engine, all ignored: no feature it
         # offers yet needs the client to opt in (docs/protocol.md, "Evolution").
-        log.info("hello from %s (%s)", msg.get("client", "?"), client.hex())
+        log.info("hello from %r (%s)", msg.get("client", "?"), client.hex())  # repr: no forged log lines
         self._emit(client, {"type": "welcome", "id": msg.get("id"), **self.welcome()})
 
     def _on_ping(self, client: bytes, msg: dict) -> None:
-        self._emit(client, {"type": "pong", "id": msg.get("id")})
+        self._emit(client, {"type": "pong", "id": msg.get("id"), "instance": self.instance})
 
     def _on_status(self, client: bytes, msg: dict) -> None:
         assert self.scheduler is not None

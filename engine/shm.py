@@ -89,7 +89,7 @@ def open_segment(name: str, need: int, max_bytes: int, directory: str = SHM_DIR)
     Refuses (SegmentError) anything but a regular file owned by this process's user, at
     least `need` and at most `max_bytes` long, and fully allocated: a sparse tmpfs file
     could make a write into it fail with SIGBUS when /dev/shm is full."""
-    if not SHM_NAME_RE.match(name):
+    if not SHM_NAME_RE.fullmatch(name):
         raise SegmentError(f"bad segment name {name!r}")
     path = os.path.join(directory, name)
     try:

@@ -75,7 +75,9 @@ def test_documented_session(address):
                "inputs": {"image": {"buf": 1, "shape": [6, 5, 4], "dtype": "u8"}}, "params": {"steps": 2}},
               image)
     accepted, _ = c.recv()
-    assert accepted == {"v": 1, "type": "accepted", "id": "ok", "position": 0}
+    instance = welcome["instance"]  # this run of the engine; a restart changes it
+    assert isinstance(instance, str) and instance
+    assert accepted == {"v": 1, "type": "accepted", "id": "ok", "position": 0, "instance": instance}
     result, frames = c.wait_for("result", "ok")
     assert np.array_equal(array(result["outputs"]["image"], frames), image)
 
@@ -148,5 +150,5 @@ def test_documented_session(address):
     assert isinstance(c.wait_for("models", "m")[0]["models"], list)
     c.request({"type": "ping", "id": "last"})
     pong, _ = c.wait_for("pong", "last")
-    assert pong == {"v": 1, "type": "pong", "id": "last"}
+    assert pong == {"v": 1, "type": "pong", "id": "last", "instance": instance}
     c.close()

@@ -91,7 +91,7 @@ def test_welcome_publishes_the_declaration_kinds(raw):
 
 def test_ping_status_models(raw, engine):
     raw.send({"type": "ping", "id": "p"})
-    assert raw.recv()[0] == {"v": 1, "type": "pong", "id": "p"}
+    assert raw.recv()[0] == {"v": 1, "type": "pong", "id": "p", "instance": engine.instance}
     raw.send({"type": "status", "id": "s"})
     status = raw.recv()[0]
     assert status["type"] == "status" and status["queued"] == 0 and status["running"] is False
@@ -173,11 +173,11 @@ def test_one_cached_model_per_real_folder(tmp_path):
     assert all(m["loaded"] for m in reg.list())
 
 
-def test_submit_progress_result(raw):
+def test_submit_progress_result(raw, engine):
     header, buf = submit_header("j1", steps=3)
     raw.send(header, buf)
     msg, _ = raw.recv()
-    assert msg == {"v": 1, "type": "accepted", "id": "j1", "position": 0}
+    assert msg == {"v": 1, "type": "accepted", "id": "j1", "position": 0, "instance": engine.instance}
     steps = []
     while True:
         msg, frames = raw.recv()

@@ -128,7 +128,9 @@ def add_models(sub: Any) -> None:
 def add_train(sub: Any) -> None:
     p = sub.add_parser("train", help="train or fine-tune a model on folders of images")
     p.add_argument("folders", nargs="*", metavar="FOLDER", help="image folders (jpg, png, webp; recursive)")
-    p.add_argument("--out", required=True, help="output model folder, e.g. models/mystyle")
+    p.add_argument("--out", required=True, help="output model folder, e.g. models/mystyle (a folder with a "
+                   "training state resumes it)")
+    p.add_argument("--force", action="store_true", help="replace the model already in --out")
     p.add_argument("--from", dest="from_model", metavar="MODEL", help="fine-tune from a model (name in "
                    "models/ or a folder)")
     p.add_argument("--steps", type=int, help="training steps")
@@ -145,11 +147,12 @@ def add_train(sub: Any) -> None:
 
     def run(args: argparse.Namespace) -> int:
         from ..diffusion.recipes import finetune_defaults, scratch_defaults
-        from ..diffusion.trainer import train
+        from ..diffusion.trainer import check_out, train
         from ..errors import EngineError
 
         if not args.folders and not args.synthetic:
             return fail("give at least one image folder, or --synthetic dead-leaves", 2)
+        check_out(args.out, args.force)  # ValueError: main() prints it, status 2
         for folder in args.folders:
             if not Path(folder).exists():
                 return fail(f"no such folder: {folder}", 2)

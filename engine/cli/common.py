@@ -42,14 +42,38 @@ def connect(args: argparse.Namespace) -> Iterator[Any]:
         client.close()
 
 
+def open_image(path: str, limits: Any = None) -> Any:
+    """Open an image file reading only its header, and refuse a size the engine refuses (default
+    limits) before any pixel is decoded: a small file can announce gigabytes of pixels."""
+    from PIL import Image, UnidentifiedImageError
+
+    from ..protocol import Limits
+
+    limits = limits or Limits()
+    pil_check, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None  # the engine's limit, below, replaces it
+    try:
+        img = Image.open(path)
+    except UnidentifiedImageError:
+        raise ValueError(f"{path}: not an image file this build can read") from None
+    finally:
+        Image.MAX_IMAGE_PIXELS = pil_check
+    width, height = img.size
+    if max(width, height) > limits.max_side or width * height > limits.max_pixels:
+        img.close()
+        raise ValueError(f"{path} is {width}x{height} pixels; the engine's limit is {limits.max_pixels} pixels "
+                         f"and {limits.max_side} per side")
+    return img
+
+
 def load_image(path: str, mask: bool = False) -> np.ndarray:
     """An image file as a protocol array; masks become [h, w, 1] u8 (alpha if the file has one)."""
-    from PIL import Image
-
     from ..arrays import as_array
 
-    with Image.open(path) as img:
-        img.load()
+    with open_image(path) as img:
+        try:
+            img.load()
+        except OSError as exc:  # truncated or corrupt pixel data
+            raise ValueError(f"{path}: cannot decode the image: {exc}") from None
         if mask:
             if img.mode in ("LA", "RGBA") or (img.mode == "P" and "transparency" in img.info):
                 grey = img.convert("RGBA").getchannel("A")

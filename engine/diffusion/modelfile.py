@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
 from .denoiser import SIGMA_DATA, Denoiser
 from .network import UNet, UNetConfig
@@ -27,9 +27,7 @@ def save_model(denoiser: Denoiser, folder: str | Path, card: dict, dtype: torch.
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().to("cpu", dtype).contiguous() for k, v in denoiser.net.state_dict().items()}
-    tmp = folder / (WEIGHTS + ".tmp")
-    save_file(state, str(tmp), metadata={"format": FORMAT})
-    tmp.replace(folder / WEIGHTS)
+    write_tensors(state, folder / WEIGHTS, metadata={"format": FORMAT})
     full = {
         "format": FORMAT,
         "architecture": "unet",
@@ -41,6 +39,15 @@ def save_model(denoiser: Denoiser, folder: str | Path, card: dict, dtype: torch.
     }
     (folder / CARD).write_text(json.dumps(full, indent=2) + "\n")
     return folder
+
+
+def write_tensors(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str] | None = None) -> None:
+    """Write a safetensors file atomically (through PATH.tmp), with the modes any new file gets
+    (0644 under the usual umask): safetensors' own file writer makes files only their owner can read."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.unlink(missing_ok=True)  # a leftover keeps its old mode when written over
+    tmp.write_bytes(save(tensors, metadata=metadata))
+    tmp.replace(path)
 
 
 def read_card(folder: str | Path) -> dict:

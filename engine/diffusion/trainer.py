@@ -16,12 +16,12 @@ from typing import Callable
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from .data import PatchSampler, find_images, load_rgb, shrink_to
 from .denoiser import Denoiser, loss_weight, make_cond
 from .masks import DEFAULT_WEIGHTS, random_mask
-from .modelfile import load_model, save_model
+from .modelfile import CARD, WEIGHTS, load_model, save_model, write_tensors
 from .network import UNetConfig
 from .plots import image_grid, line_plot
 from .sampling import karras_sigmas, sample_heun
@@ -231,9 +231,7 @@ class Trainer:
             tensors[f"opt.{i}.exp_avg"] = s["exp_avg"].cpu().contiguous()
             tensors[f"opt.{i}.exp_avg_sq"] = s["exp_avg_sq"].cpu().contiguous()
             opt_params[str(i)] = {"step": float(s["step"])}
-        tmp = self.state_dir / "state.safetensors.tmp"
-        save_file(tensors, str(tmp))
-        tmp.replace(self.state_dir / "state.safetensors")
+        write_tensors(tensors, self.state_dir / "state.safetensors")
         meta = {"step": self.step, "losses": self.losses, "wall_time_s": wall, "opt_params": opt_params,
                 "config": asdict(self.cfg)}
         (self.state_dir / "state.json").write_text(json.dumps(meta))
@@ -364,6 +362,20 @@ class Trainer:
                 break
         bar.close()
         return self.out
+
+
+def check_out(folder: str | Path, force: bool = False) -> None:
+    """Refuse (ValueError) an output folder that would lose a model: `builtin` (the shipped
+    model's name) always; a folder holding a finished model (no training state to resume)
+    unless `force`."""
+    folder = Path(folder)
+    if folder.name == "builtin":
+        raise ValueError(f"refusing to train into {folder}: 'builtin' is the name of the shipped model; "
+                         "choose another name")
+    has_model = (folder / WEIGHTS).exists() or (folder / CARD).exists()
+    if has_model and not (folder / STATE_DIR / "state.json").is_file() and not force:
+        raise ValueError(f"{folder} already holds a model; training would replace it. Choose another --out, "
+                         "or pass --force to replace it")
 
 
 def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> Path:

@@ -261,7 +261,7 @@ OPERATION = Operation(
         "a mask over transparent or added canvas outpaints.",
     inputs=(
         InputSpec("image", doc="the layer (or a crop of it with context), RGB or RGBA"),
-        InputSpec("mask", channels=(1,), same_size_as="image", doc="selection, 255 = regenerate, soft edges allowed"),
+        InputSpec("mask", channels=(1,), same_size_as="image", dtypes=("u8",), doc="selection, 255 = regenerate, soft edges allowed"),
     ),
     params=(
         ParamSpec("strength", "float", 1.0, "1 replaces the selection; below 1 refines what is there "

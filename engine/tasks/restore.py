@@ -383,7 +383,7 @@ OPERATION = Operation(
         "task=auto measures the image and picks. Any size (tiled); an optional mask limits the work.",
     inputs=(
         InputSpec("image", doc="the layer, RGB or RGBA (alpha is kept, or enlarged with the image)"),
-        InputSpec("mask", required=False, channels=(1,), same_size_as="image",
+        InputSpec("mask", required=False, channels=(1,), same_size_as="image", dtypes=("u8",),
                   doc="optional selection (255 = restore here); with defects=mask, the defects to repair"),
     ),
     params=(

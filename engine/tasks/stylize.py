@@ -219,7 +219,7 @@ OPERATION = Operation(
     inputs=(
         InputSpec("image", doc="the layer (or a crop with context), RGB or RGBA; alpha is kept"),
         InputSpec("style", required=False, min_side=16, doc="reference image, e.g. a painting"),
-        InputSpec("mask", required=False, channels=(1,), same_size_as="image",
+        InputSpec("mask", required=False, channels=(1,), same_size_as="image", dtypes=("u8",),
                   doc="optional selection, 255 = stylize here"),
     ),
     params=(
