@@ -37,6 +37,7 @@ HAIRLINE = 2  # px: a hole is a hairline when 3 in 4 of its pixels lie this clos
 THIN_MAX_AREA = 4  # thin holes run at full resolution up to this many times the capped area
 PREFILL_SIGMA, PREFILL_STEPS = 0.25, 0.5  # deeper holes: start noise over the pre-fill, fraction of steps
 PATCH_RADIUS = 40  # holes deeper than this (work pixels) are pre-filled by PatchMatch, not harmonically
+PATCH_ALIGN = 8  # work-area alignment of the patch method, which needs no model (the others use the model's stride)
 DETAIL_SIGMA = 0.25  # noise level of the full-resolution detail pass
 DETAIL_STEPS = 3
 DETAIL_MARGIN = 16  # pixels of context around the hole in the detail pass
@@ -59,7 +60,8 @@ def run(inputs: dict[str, np.ndarray], params: dict[str, Any], ctx: JobContext) 
     seed = resolve_seed(params["seed"])
     m = images.mask_to_float(mask)
     meta: dict[str, Any] = {"seed": seed, "method": method, "variants": n_var, "strength": strength}
-    box = images.work_area(m, params["context"], stride=ctx.models.get(params["model"]).descriptor.stride)
+    stride = PATCH_ALIGN if method == "patch" else ctx.models.get(params["model"]).descriptor.stride
+    box = images.work_area(m, params["context"], stride=stride)
     if box is None:  # nothing selected: nothing to do, and nothing changes
         ctx.progress(1, 1, "composite")
         meta.update(empty_mask=True, timings={"total": 0.0})
