@@ -23,7 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .diffusion.guidance import conjugate_gradient
+from .numerics import conjugate_gradient
 
 PATCH = 7
 Progress = Callable[[int, int], None] | None

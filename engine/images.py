@@ -24,7 +24,6 @@ import torch.nn.functional as F
 
 SCALES = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
 WORK_CAP = {"cpu": 256, "cuda": 768}  # longest side of the work area the sampler sees, per device
-STRIDE = 8
 PREVIEW_SIDE = 128
 
 
@@ -138,8 +137,9 @@ def grow_to_multiple(lo: int, hi: int, limit: int, multiple: int) -> tuple[int, 
     return lo, hi
 
 
-def work_area(mask: np.ndarray, context: int | None = None, stride: int = STRIDE) -> Box | None:
-    """Selection bounding box plus context, clamped to the image, sides rounded to `stride`."""
+def work_area(mask: np.ndarray, context: int | None = None, *, stride: int) -> Box | None:
+    """Selection bounding box plus context, clamped to the image, sides rounded to `stride`
+    (the model's, from its descriptor)."""
     bbox = mask_bbox(mask)
     if bbox is None:
         return None
@@ -162,7 +162,7 @@ def work_cap(device: str, override: int | None = None) -> int:
     return WORK_CAP["cuda" if str(device).startswith("cuda") else "cpu"]
 
 
-def work_size(h: int, w: int, cap: int, stride: int = STRIDE) -> tuple[int, int]:
+def work_size(h: int, w: int, cap: int, stride: int) -> tuple[int, int]:
     """(h, w) scaled so the longest side is at most cap, rounded to stride (at least one stride)."""
     s = min(1.0, cap / max(h, w))
     if s >= 1.0:

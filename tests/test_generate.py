@@ -6,10 +6,9 @@ import pytest
 import torch
 
 from engine.client import Client, EngineClientError
-from engine.diffusion.denoiser import make_cond
+from engine.diffusion.denoiser import circular_twin, make_cond
 from engine.registry import ModelRegistry
 from engine.tasks.generate import periodic_resize, spot_noise
-from engine.tasks.jobtools import circular_copy
 
 
 @pytest.fixture(scope="module")
@@ -56,9 +55,11 @@ def test_tileable_output_tiles_seamlessly(client, width, height):
 
 def test_circular_twin_is_translation_equivariant_and_leaves_the_model_alone(tiny_models_dir):
     den = ModelRegistry(tiny_models_dir).get()
-    twin = circular_copy(den)
-    assert twin is circular_copy(den) and twin.net.stem.padding_mode == "circular"
-    assert den.net.stem.padding_mode == "zeros" and twin.net.stem.weight is den.net.stem.weight
+    twin = circular_twin(den)
+    assert twin is circular_twin(den) and twin.descriptor.padding_mode == "circular"
+    assert den.descriptor.padding_mode == "zeros" and twin.net.stem.weight is den.net.stem.weight
+    modes = {m.padding_mode for m in den.net.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3)}
+    assert modes == {"zeros"}
     x = torch.randn(1, 3, 32, 48, generator=torch.Generator().manual_seed(0))
     cond = make_cond(None, None, x)
     with torch.no_grad():

@@ -82,20 +82,20 @@ def test_seam_correction_removes_a_low_frequency_offset():
 def test_work_area_has_context_and_the_network_stride():
     mask = np.zeros((300, 500), np.float32)
     mask[100:140, 200:230] = 1
-    box = images.work_area(mask)
+    box = images.work_area(mask, stride=8)
     assert box.h % 8 == 0 and box.w % 8 == 0
     assert box.y0 <= 100 - 17 and box.y1 >= 140 + 17 and box.x0 <= 200 - 17 and box.x1 >= 230 + 17
     assert box.y0 >= 0 and box.x0 >= 0 and box.y1 <= 300 and box.x1 <= 500
     big = np.zeros((300, 500), np.float32)
     big[50:250, 100:400] = 1
-    assert images.work_area(big).h == 296 or images.work_area(big).h == 300  # clamped to the image
-    assert images.work_area(mask, context=0).h == 40
-    assert images.work_area(np.zeros((10, 10))) is None
+    assert images.work_area(big, stride=8).h == 296 or images.work_area(big, stride=8).h == 300  # clamped to the image
+    assert images.work_area(mask, context=0, stride=8).h == 40
+    assert images.work_area(np.zeros((10, 10)), stride=8) is None
 
 
 def test_work_size_caps_the_longest_side():
-    assert images.work_size(200, 120, 256) == (200, 120)
-    h, w = images.work_size(600, 1000, 256)
+    assert images.work_size(200, 120, 256, 8) == (200, 120)
+    h, w = images.work_size(600, 1000, 256, 8)
     assert w == 256 and h % 8 == 0 and abs(h - 154) <= 8
     assert images.work_cap("cpu") < images.work_cap("cuda")
 

@@ -178,18 +178,19 @@ def test_bad_inputs_are_errors(client):
 
 def test_plan_keeps_strokes_at_full_resolution_and_downscales_deep_holes():
     """Thin holes are filled from their border at full size; deep ones at the capped size."""
+    from engine.diffusion.schedule import EDM
     from engine.tasks.inpaint import THIN_DEPTH, plan
 
-    stroke = plan(320, 480, 30, THIN_DEPTH, 1.0, 20, cap=256, stride=8)  # wide strokes that cross
+    stroke = plan(320, 480, 30, THIN_DEPTH, 1.0, 20, cap=256, stride=8, sigmas=EDM)  # wide strokes that cross
     assert stroke.work == (320, 480) and stroke.start == "tension" and not stroke.detail and not stroke.noise
-    hairline = plan(320, 480, 2, 2, 1.0, 20, cap=256, stride=8, hairline=True)
+    hairline = plan(320, 480, 2, 2, 1.0, 20, cap=256, stride=8, sigmas=EDM, hairline=True)
     assert hairline.start == "tension" and hairline.sigma_start < stroke.sigma_start  # the spline is nearly right
-    crossing = plan(320, 480, 45, THIN_DEPTH + 2, 1.0, 20, cap=256, stride=8, spread=480)  # strokes over a photo
+    crossing = plan(320, 480, 45, THIN_DEPTH + 2, 1.0, 20, cap=256, stride=8, sigmas=EDM, spread=480)  # strokes over a photo
     assert crossing.work == (320, 480) and crossing.start == "tension"
-    obj = plan(320, 320, 32, THIN_DEPTH + 2, 1.0, 20, cap=256, stride=8, spread=64)  # an object, wide context
+    obj = plan(320, 320, 32, THIN_DEPTH + 2, 1.0, 20, cap=256, stride=8, sigmas=EDM, spread=64)  # an object, wide context
     assert max(obj.work) <= 256 and obj.start == "harmonic"
-    deep = plan(320, 480, 60, 2 * THIN_DEPTH, 1.0, 20, cap=256, stride=8)
+    deep = plan(320, 480, 60, 2 * THIN_DEPTH, 1.0, 20, cap=256, stride=8, sigmas=EDM)
     assert max(deep.work) <= 256 and deep.detail and deep.sigma_start > stroke.sigma_start and deep.noise
-    box = plan(128, 128, 32, THIN_DEPTH + 0.25, 1.0, 20, cap=256, stride=8)  # a 64 px box, not downscaled
+    box = plan(128, 128, 32, THIN_DEPTH + 0.25, 1.0, 20, cap=256, stride=8, sigmas=EDM)  # a 64 px box, not downscaled
     assert box.work == (128, 128) and box.start == "harmonic"
-    assert plan(320, 480, 3, 2, 0.5, 20, cap=256, stride=8).start == "original"  # refine: SDEdit
+    assert plan(320, 480, 3, 2, 0.5, 20, cap=256, stride=8, sigmas=EDM).start == "original"  # refine: SDEdit

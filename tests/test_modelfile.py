@@ -9,11 +9,14 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+from engine.diffusion.architectures import ARCHITECTURES, detect
 from engine.diffusion.denoiser import Denoiser, make_cond
 from engine.diffusion.modelfile import CARD, WEIGHTS, ModelFileError, load_model, read_card, save_model
-from engine.diffusion.network import UNetConfig
+from engine.diffusion.schedule import EDM
 from engine.errors import MODEL_MISSING, EngineError
 from engine.registry import ModelRegistry
+
+BUILTIN = Path(__file__).resolve().parents[1] / "models" / "builtin"
 
 
 def _copy(models_dir: Path, tmp_path: Path, name: str) -> Path:
@@ -39,8 +42,8 @@ def test_registry_loads_the_trained_model(tiny_models_dir: Path) -> None:
 
 
 def test_save_load_roundtrip_keeps_the_function(tmp_path: Path) -> None:
-    cfg = UNetConfig(channels=[8, 16], down_blocks=[1, 1], up_blocks=[1, 1], emb_dim=16, groups=4)
-    den = Denoiser.from_config(cfg)
+    cfg = {"channels": [8, 16], "down_blocks": [1, 1], "up_blocks": [1, 1], "emb_dim": 16, "groups": 4}
+    den = Denoiser.build("unet", cfg)
     with torch.no_grad():
         for p in den.parameters():
             p.normal_(0, 0.1)
@@ -52,6 +55,40 @@ def test_save_load_roundtrip_keeps_the_function(tmp_path: Path) -> None:
     with torch.no_grad():
         assert torch.allclose(den.eval()(x, 0.7, cond), back(x, 0.7, cond), atol=1e-6)
     assert load_file(str(tmp_path / "m" / WEIGHTS))  # plain safetensors, no code
+    assert card["architecture"] == "unet" and back.descriptor == den.descriptor
+
+
+def test_the_loaded_model_carries_its_descriptor() -> None:
+    """What operations read from a model: the shipped card's UNet, described by its registry entry."""
+    den, card = load_model(BUILTIN)
+    d = den.descriptor
+    assert card["architecture"] == d.architecture == "unet" and set(ARCHITECTURES) >= {"unet"}
+    assert d.stride == 2 ** (len(card["config"]["channels"]) - 1) == 8
+    assert d.padding_mode == "zeros" and "circular" in d.padding_modes and d.cond_channels == 4
+    assert d.sigmas == EDM and (d.sigmas.sigma_min, d.sigmas.sigma_max, d.sigmas.rho) == (0.002, 80.0, 7.0)
+    assert d.sigma_data == card["sigma_data"] and d.precisions[0] == "float32"
+    assert d.autocast_dtype("cpu") is None and d.autocast_dtype("cuda") == torch.bfloat16
+
+
+def test_a_card_without_architecture_is_recognised_from_the_weights(tmp_path: Path) -> None:
+    """Weights with a bare card: the registry detects the architecture and config from the tensors."""
+    root = _copy(BUILTIN.parent, tmp_path, "bare")
+    card_path = root / "bare" / CARD
+    card = json.loads(card_path.read_text())
+    arch, config = detect(load_file(str(root / "bare" / WEIGHTS)))
+    assert arch.name == "unet" and config == {k: v for k, v in card["config"].items() if k != "groups"}
+    card_path.write_text(json.dumps({k: v for k, v in card.items() if k not in ("architecture", "config")}))
+    bare, _ = load_model(root / "bare")
+    full, _ = load_model(BUILTIN)
+    x = torch.randn(1, 3, 16, 24, generator=torch.Generator().manual_seed(0))
+    cond = make_cond(None, None, x)
+    with torch.no_grad():
+        assert torch.equal(bare(x, 0.3, cond), full(x, 0.3, cond))
+    with pytest.raises(ValueError, match="none of the known architectures"):
+        detect({"some.weight": torch.zeros(1)})
+    card_path.write_text(json.dumps({**card, "architecture": "transformer"}))
+    with pytest.raises(ModelFileError, match="unknown architecture 'transformer'.*unet"):
+        load_model(root / "bare")
 
 
 def test_missing_model_is_model_missing_with_a_hint(tiny_models_dir: Path) -> None:

@@ -11,7 +11,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from engine.diffusion.sampling import SAMPLERS, karras_sigmas, sample_euler, sample_heun
+from engine.diffusion.operators import Identity
+from engine.diffusion.sampling import LOOPS, SAMPLERS, sample_euler, sample_heun
+from engine.diffusion.schedule import EDM, karras_sigmas
 
 MU = torch.tensor([0.3, -0.5, 0.1], dtype=torch.float64)
 _A = torch.tensor([[0.6, 0.0, 0.0], [0.3, 0.4, 0.0], [-0.2, 0.1, 0.25]], dtype=torch.float64)
@@ -44,6 +46,11 @@ def _start(n: int, sigma_max: float, seed: int = 0) -> torch.Tensor:
 
 def _sigmas(n: int, sigma_max: float = 80.0) -> torch.Tensor:
     return karras_sigmas(n, sigma_min=0.002, sigma_max=sigma_max).double()
+
+
+def _options(name: str, x: torch.Tensor) -> dict:
+    """What a loop needs beyond the common signature: plug-and-play restores an observation."""
+    return {"y": x.clone(), "operator": Identity(), "noise_sigma": 0.0} if name == "plug_and_play" else {}
 
 
 @pytest.mark.parametrize("name", sorted(SAMPLERS))
@@ -84,23 +91,24 @@ def test_heun_beats_euler_at_equal_step_count() -> None:
         assert err_heun < 0.5 * err_euler, (n, err_heun, err_euler)
 
 
-@pytest.mark.parametrize("name", sorted(SAMPLERS))
+@pytest.mark.parametrize("name", sorted(LOOPS))
 def test_seeded_runs_are_deterministic(name: str) -> None:
-    kwargs = {"s_churn": 10.0} if name != "dpmpp_2m" else {}
+    """Every loop takes (model, x, sigmas, callback, generator); those that draw noise draw it there."""
+    kwargs = {"s_churn": 10.0} if name in ("euler", "heun") else {}
     runs = []
     for seed in (7, 7, 8):
         x = _start(64, 80.0, seed=11)
-        runs.append(SAMPLERS[name](GaussianDenoiser(), x, _sigmas(10),
-                                   generator=torch.Generator().manual_seed(seed), **kwargs))
+        runs.append(LOOPS[name](GaussianDenoiser(), x, _sigmas(10), None, torch.Generator().manual_seed(seed),
+                                **kwargs, **_options(name, x)))
     assert torch.equal(runs[0], runs[1])
-    if kwargs:
-        assert not torch.equal(runs[0], runs[2])
+    assert torch.equal(runs[0], runs[2]) == (name == "dpmpp_2m")  # only DPM-Solver++(2M) draws no noise
 
 
-@pytest.mark.parametrize("name", sorted(SAMPLERS))
+@pytest.mark.parametrize("name", sorted(LOOPS))
 def test_callback_reports_every_step_and_cancels_by_raising(name: str) -> None:
     seen: list[dict] = []
-    SAMPLERS[name](GaussianDenoiser(), _start(8, 80.0), _sigmas(6), callback=seen.append)
+    x = _start(8, 80.0)
+    LOOPS[name](GaussianDenoiser(), x, _sigmas(6), callback=seen.append, **_options(name, x))
     assert [d["step"] for d in seen] == list(range(1, 7))
     assert all(d["total"] == 6 and d["x"].shape == (8, 3) for d in seen)
     assert seen[0]["sigma"] == pytest.approx(80.0)
@@ -114,7 +122,7 @@ def test_callback_reports_every_step_and_cancels_by_raising(name: str) -> None:
 
     den = GaussianDenoiser()
     with pytest.raises(Stop):
-        SAMPLERS[name](den, _start(8, 80.0), _sigmas(20), callback=cancel)
+        LOOPS[name](den, x, _sigmas(20), callback=cancel, **_options(name, x))
     assert den.calls <= 4  # stopped after two steps, not at the end
 
 
@@ -125,3 +133,15 @@ def test_karras_sigmas_shape_and_order() -> None:
     assert bool((s[:-1] > s[1:]).all())
     with pytest.raises(ValueError):
         karras_sigmas(0)
+
+
+def test_sigma_range_schedules() -> None:
+    """Operations take their schedules from the model's range: full runs start at sigma_max,
+    an SDEdit strength maps along the ramp, restoration runs a short ramp between two levels."""
+    assert torch.equal(EDM.schedule(12), karras_sigmas(12))
+    assert EDM.at_strength(1.0) == pytest.approx(EDM.sigma_max) and EDM.at_strength(0.0) == pytest.approx(EDM.sigma_min)
+    assert 2.0 < EDM.at_strength(0.5) < 3.0
+    s = EDM.schedule(5, sigma_start=0.5)
+    assert float(s[0]) == pytest.approx(0.5) and float(s[-2]) == pytest.approx(EDM.sigma_min, rel=1e-4)
+    r = EDM.ramp(4, 0.4, 0.02)
+    assert r.shape == (5,) and float(r[0]) == pytest.approx(0.4) and float(r[-2]) == pytest.approx(0.02, rel=1e-4)

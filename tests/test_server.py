@@ -103,10 +103,9 @@ def test_models_lists_a_real_model(tmp_path):
     # an untrained model in the real file format: listing does not need trained weights
     from engine.diffusion.denoiser import Denoiser
     from engine.diffusion.modelfile import save_model
-    from engine.diffusion.network import UNetConfig
 
-    tiny = UNetConfig.from_dict({"channels": [8, 8, 8, 8], "groups": 4, "emb_dim": 16})
-    save_model(Denoiser.from_config(tiny), tmp_path / "builtin", {"steps": 0})
+    tiny = {"channels": [8, 8, 8, 8], "groups": 4, "emb_dim": 16}
+    save_model(Denoiser.build("unet", tiny), tmp_path / "builtin", {"steps": 0})
     with Engine(bind="tcp://127.0.0.1:*", models_dir=tmp_path, device="cpu").start() as eng:
         with Client(eng.address) as client:
             names = [m["name"] for m in client.models(refresh=True)]

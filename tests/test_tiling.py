@@ -10,7 +10,8 @@ from PIL import Image
 from conftest import TINY_ARCH
 from engine.diffusion.denoiser import Denoiser, make_cond
 from engine.diffusion.modelfile import load_model
-from engine.diffusion.sampling import karras_sigmas, sample_heun
+from engine.diffusion.sampling import sample_heun
+from engine.diffusion.schedule import karras_sigmas
 from engine.diffusion.trainer import TrainConfig, train
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -12,7 +12,8 @@ from conftest import TINY_ARCH
 from engine.diffusion.denoiser import make_cond
 from engine.diffusion.modelfile import load_model, read_card
 from engine.diffusion.recipes import FINETUNE, finetune_defaults
-from engine.diffusion.sampling import karras_sigmas, sample_heun
+from engine.diffusion.sampling import sample_heun
+from engine.diffusion.schedule import karras_sigmas
 from engine.diffusion.trainer import TrainConfig, Trainer
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -1,6 +1,8 @@
 """Model folders on disk: `model.safetensors` (weights only) + `model.json` (the card).
 
-safetensors cannot execute code, so loading a model someone sent you is safe.
+safetensors cannot execute code, so loading a model someone sent you is safe. The card's
+`architecture` picks the builder from the registry (architectures/) and its `config` sizes
+it; a card without them gets the architecture recognised from the weights.
 """
 from __future__ import annotations
 
@@ -10,8 +12,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save
 
+from .architectures import architecture, detect
 from .denoiser import SIGMA_DATA, Denoiser
-from .network import UNet, UNetConfig
 
 FORMAT = "sfumato-denoiser-v1"
 WEIGHTS = "model.safetensors"
@@ -30,9 +32,9 @@ def save_model(denoiser: Denoiser, folder: str | Path, card: dict, dtype: torch.
     write_tensors(state, folder / WEIGHTS, metadata={"format": FORMAT})
     full = {
         "format": FORMAT,
-        "architecture": "unet",
-        "config": denoiser.net.config.to_dict(),
-        "sigma_data": denoiser.sigma_data,
+        "architecture": denoiser.descriptor.architecture,
+        "config": denoiser.config,
+        "sigma_data": denoiser.descriptor.sigma_data,
         "parameters": sum(p.numel() for p in denoiser.parameters()),
         "dtype": str(dtype).replace("torch.", ""),
         **card,
@@ -76,10 +78,15 @@ def load_model(folder: str | Path, device: str | torch.device = "cpu",
     except Exception as exc:  # safetensors raises several types for corrupt files
         raise ModelFileError(f"weights file {weights} is corrupt or not safetensors: {exc}") from exc
     try:
-        config = UNetConfig.from_dict(card.get("config", {}))
-        net = UNet(config)
-        net.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
+        if "architecture" in card:
+            entry, config = architecture(card["architecture"]), card.get("config", {})
+        else:
+            entry, config = detect(state)
+    except ValueError as exc:
+        raise ModelFileError(f"model card {folder / CARD}: {exc}") from exc
+    try:
+        den = Denoiser.build(entry.name, config, float(card.get("sigma_data", SIGMA_DATA)))
+        den.net.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
     except (RuntimeError, TypeError, ValueError, KeyError) as exc:
         raise ModelFileError(f"weights in {weights} do not match the card's architecture: {exc}") from exc
-    den = Denoiser(net, float(card.get("sigma_data", SIGMA_DATA))).to(device=device, dtype=dtype).eval()
-    return den, card
+    return den.to(device=device, dtype=dtype).eval(), card

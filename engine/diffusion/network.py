@@ -26,11 +26,6 @@ class UNetConfig:
     emb_dim: int = 128
     groups: int = 8
 
-    @property
-    def stride(self) -> int:
-        """Inputs must have sides divisible by this (pad otherwise)."""
-        return 2 ** (len(self.channels) - 1)
-
     def to_dict(self) -> dict:
         return asdict(self)
 

@@ -1,35 +1,20 @@
-"""Sigma schedules and samplers.
+"""Samplers, and the registry of every denoising loop.
 
-A sampler is a plain function `(denoiser, x, sigmas, callback, ...) -> x`, where
-`denoiser(x, sigma)` returns the denoised estimate and `x` starts at noise level
-`sigmas[0]`. The callback receives a dict after every step and cancels by raising.
+A loop is a plain function `(model, x, sigmas, callback=None, generator=None, **options) -> x`,
+where `model(x, sigma)` returns the denoised estimate (denoiser.model_fn) and `x` starts at
+noise level `sigmas[0]`. The callback receives a dict after every step and cancels by raising;
+the generator draws any fresh noise (deterministic loops ignore it). Options are per loop:
+churn for Euler and Heun, the observation and its operator for plug-and-play restoration.
 """
 from __future__ import annotations
 
 import math
-from typing import Callable, Protocol
+from typing import Callable
 
 import torch
 
-
-class DenoiseFn(Protocol):
-    def __call__(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor: ...
-
-
-Callback = Callable[[dict], None] | None
-
-
-def karras_sigmas(n: int, sigma_min: float = 0.002, sigma_max: float = 80.0, rho: float = 7.0,
-                  device: torch.device | str = "cpu") -> torch.Tensor:
-    """n noise levels from sigma_max down to sigma_min, plus a final 0 (EDM eq. 5)."""
-    if n < 1:
-        raise ValueError("need at least one step")
-    ramp = torch.linspace(0, 1, n, dtype=torch.float64)
-    lo, hi = sigma_min ** (1 / rho), sigma_max ** (1 / rho)
-    sigmas = (hi + ramp * (lo - hi)) ** rho
-    if n == 1:
-        sigmas = torch.tensor([sigma_max], dtype=torch.float64)
-    return torch.cat([sigmas, sigmas.new_zeros(1)]).float().to(device)
+from .pnp import plug_and_play
+from .schedule import Callback, DenoiseFn
 
 
 def _report(callback: Callback, i: int, total: int, x: torch.Tensor, sigma: torch.Tensor,
@@ -58,7 +43,7 @@ def _default_noise(generator: torch.Generator | None) -> Callable[[torch.Tensor]
     return noise
 
 
-def _sample_ode(denoiser: DenoiseFn, x: torch.Tensor, sigmas: torch.Tensor, callback: Callback, s_churn: float,
+def _sample_ode(model: DenoiseFn, x: torch.Tensor, sigmas: torch.Tensor, callback: Callback, s_churn: float,
                 s_tmin: float, s_tmax: float, generator: torch.Generator | None, heun: bool) -> torch.Tensor:
     """The probability-flow ODE step loop shared by Euler and Heun (optionally with churn)."""
     noise = _default_noise(generator)
@@ -66,14 +51,14 @@ def _sample_ode(denoiser: DenoiseFn, x: torch.Tensor, sigmas: torch.Tensor, call
     for i in range(n):
         gamma = _gamma(sigmas[i], n, s_churn, s_tmin, s_tmax)
         x, sigma = _churn(x, sigmas[i], gamma, noise)
-        denoised = denoiser(x, sigma)
+        denoised = model(x, sigma)
         d = (x - denoised) / sigma
         dt = sigmas[i + 1] - sigma
         if not heun or sigmas[i + 1] == 0:
             x = x + d * dt
         else:
             x_next = x + d * dt
-            denoised_next = denoiser(x_next, sigmas[i + 1])
+            denoised_next = model(x_next, sigmas[i + 1])
             d_next = (x_next - denoised_next) / sigmas[i + 1]
             x = x + (d + d_next) / 2 * dt
         _report(callback, i, n, x, sigma, denoised)
@@ -81,30 +66,31 @@ def _sample_ode(denoiser: DenoiseFn, x: torch.Tensor, sigmas: torch.Tensor, call
 
 
 @torch.no_grad()
-def sample_euler(denoiser: DenoiseFn, x: torch.Tensor, sigmas: torch.Tensor, callback: Callback = None,
-                 s_churn: float = 0.0, s_tmin: float = 0.0, s_tmax: float = float("inf"),
-                 generator: torch.Generator | None = None) -> torch.Tensor:
+def sample_euler(model: DenoiseFn, x: torch.Tensor, sigmas: torch.Tensor, callback: Callback = None,
+                 generator: torch.Generator | None = None, s_churn: float = 0.0, s_tmin: float = 0.0,
+                 s_tmax: float = float("inf")) -> torch.Tensor:
     """First-order Euler steps on the probability-flow ODE (optionally with churn)."""
-    return _sample_ode(denoiser, x, sigmas, callback, s_churn, s_tmin, s_tmax, generator, heun=False)
+    return _sample_ode(model, x, sigmas, callback, s_churn, s_tmin, s_tmax, generator, heun=False)
 
 
 @torch.no_grad()
-def sample_heun(denoiser: DenoiseFn, x: torch.Tensor, sigmas: torch.Tensor, callback: Callback = None,
-                s_churn: float = 0.0, s_tmin: float = 0.0, s_tmax: float = float("inf"),
-                generator: torch.Generator | None = None) -> torch.Tensor:
+def sample_heun(model: DenoiseFn, x: torch.Tensor, sigmas: torch.Tensor, callback: Callback = None,
+                generator: torch.Generator | None = None, s_churn: float = 0.0, s_tmin: float = 0.0,
+                s_tmax: float = float("inf")) -> torch.Tensor:
     """EDM's second-order Heun sampler (Algorithm 2); the last step to 0 is Euler."""
-    return _sample_ode(denoiser, x, sigmas, callback, s_churn, s_tmin, s_tmax, generator, heun=True)
+    return _sample_ode(model, x, sigmas, callback, s_churn, s_tmin, s_tmax, generator, heun=True)
 
 
 @torch.no_grad()
-def sample_dpmpp_2m(denoiser: DenoiseFn, x: torch.Tensor, sigmas: torch.Tensor, callback: Callback = None,
+def sample_dpmpp_2m(model: DenoiseFn, x: torch.Tensor, sigmas: torch.Tensor, callback: Callback = None,
                     generator: torch.Generator | None = None) -> torch.Tensor:
-    """DPM-Solver++(2M): a multistep second-order solver in log-sigma time (Lu et al. 2022)."""
+    """DPM-Solver++(2M): a multistep second-order solver in log-sigma time (Lu et al. 2022).
+    Deterministic: it draws no noise, so the generator is unused."""
     n = len(sigmas) - 1
     old_denoised = None
     h_last = None
     for i in range(n):
-        denoised = denoiser(x, sigmas[i])
+        denoised = model(x, sigmas[i])
         if sigmas[i + 1] == 0:
             x = denoised
         else:
@@ -127,3 +113,7 @@ SAMPLERS: dict[str, Callable[..., torch.Tensor]] = {
     "heun": sample_heun,
     "dpmpp_2m": sample_dpmpp_2m,
 }
+"""The generative samplers, offered by name to the operations (their `sampler` parameter)."""
+
+LOOPS: dict[str, Callable[..., torch.Tensor]] = {**SAMPLERS, "plug_and_play": plug_and_play}
+"""Every denoising loop; plug_and_play also takes the observation (y=, operator=, noise_sigma=)."""

@@ -19,12 +19,12 @@ import torch
 from safetensors.torch import load_file
 
 from .data import PatchSampler, find_images, load_rgb, shrink_to
+from .architectures import BUILTIN
 from .denoiser import Denoiser, loss_weight, make_cond
 from .masks import DEFAULT_WEIGHTS, random_mask
 from .modelfile import CARD, WEIGHTS, load_model, save_model, write_tensors
-from .network import UNetConfig
 from .plots import image_grid, line_plot
-from .sampling import karras_sigmas, sample_heun
+from .sampling import sample_heun
 from ..fills import border_fill
 
 STATE_DIR = "train_state"
@@ -185,9 +185,9 @@ class Trainer:
             self.model, self.base_card = load_model(cfg.from_model, self.device)
             self.model.train()
         else:
-            self.model = Denoiser.from_config(UNetConfig.from_dict(cfg.architecture)).to(self.device)
+            self.model = Denoiser.build(BUILTIN, cfg.architecture).to(self.device)
         self.model.to(memory_format=torch.channels_last)  # about 25% faster convolutions on CPU
-        self.ema = Denoiser.from_config(self.model.net.config).to(self.device)
+        self.ema = Denoiser.build(self.model.descriptor.architecture, self.model.config).to(self.device)
         self.ema.load_state_dict(self.model.state_dict())
         self.ema.requires_grad_(False).eval()
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=0.0)
@@ -319,7 +319,7 @@ class Trainer:
         p = self.cfg.patch
         g = torch.Generator(device="cpu").manual_seed(1234)
         n = 6
-        sigmas = karras_sigmas(12, sigma_max=80.0, device=self.device)
+        sigmas = self.ema.descriptor.sigmas.schedule(12, device=self.device)
 
         def run(known: torch.Tensor | None, mask: torch.Tensor | None) -> torch.Tensor:
             x = torch.randn(n, 3, p, p, generator=g).to(self.device) * sigmas[0]

@@ -20,14 +20,13 @@ import torch
 import torch.nn.functional as F
 
 from .. import images
-from ..diffusion.denoiser import make_cond
-from ..diffusion.guidance import StyleGuide, style_guided
+from ..diffusion.denoiser import circular_twin, model_fn
 from ..diffusion.sampling import SAMPLERS
+from ..diffusion.style import StyleGuide, style_steered
 from ..errors import TOO_LARGE
 from .base import InputSpec, JobContext, Operation, ParamSpec
 from .specs import DENOISERS, Pixels, Size
-from .jobtools import (Stages, circular_copy, make_generator, model_fn, randn, resolve_seed,
-                       sample_with_progress, schedule, variant_outputs)
+from .jobtools import Stages, make_generator, randn, resolve_seed, sample_with_progress, variant_outputs
 
 MAX_SIDE = 4096
 MAX_PIXELS = 2048 * 2048  # width * height * variants, sampled in one batch
@@ -90,8 +89,8 @@ def run(inputs: dict[str, np.ndarray], params: dict[str, Any], ctx: JobContext) 
     den = ctx.models.get(params["model"])
     tileable = params["tileable"]
     if tileable:
-        den = circular_copy(den)
-    stride = den.stride
+        den = circular_twin(den)
+    stride, schedule = den.descriptor.stride, den.descriptor.sigmas.schedule
     # Circular padding only tiles exactly at multiples of the stride: sample there, resample periodically.
     gh, gw = ((-(-height // stride) * stride, -(-width // stride) * stride) if tileable else (height, width))
     device = ctx.device
@@ -100,18 +99,16 @@ def run(inputs: dict[str, np.ndarray], params: dict[str, Any], ctx: JobContext) 
     steps = params["steps"]
 
     shape = (n_var, 3, gh, gw)
-    x = torch.zeros(shape)  # only its shape/device matter for the conditioning
-    cond = make_cond(None, None, x.to(device))
-    fn = model_fn(den, cond, device)
+    fn = model_fn(den, device)
     if ref is not None:
         start = torch.cat([spot_noise(ref, gh, gw, gen) for _ in range(n_var)]).to(device)
         sigmas = schedule(steps, REFERENCE_SIGMA, device)
         x = start + randn(shape, gen, device) * sigmas[0]
         if params["guidance"] > 0:
             guide = StyleGuide(images.to_model(ref, device))
-            fn = style_guided(fn, guide, scale=params["guidance"], sigma_min=GUIDE_SIGMA_MIN)
+            fn = style_steered(fn, guide, params["guidance"], sigma_min=GUIDE_SIGMA_MIN, split=False)
     else:
-        sigmas = schedule(steps, 80.0, device)
+        sigmas = schedule(steps, device=device)
         x = randn(shape, gen, device) * sigmas[0]
 
     stages = Stages(ctx, {"diffusion": steps, "composite": 1})

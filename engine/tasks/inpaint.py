@@ -22,13 +22,12 @@ import numpy as np
 import torch
 
 from .. import images
-from ..diffusion.denoiser import make_cond
 from ..diffusion.sampling import SAMPLERS
+from ..diffusion.schedule import SigmaRange
 from ..errors import TOO_LARGE
 from .base import InputSpec, JobContext, Operation, ParamSpec
 from .specs import DENOISERS
-from .jobtools import (Stages, make_generator, model_fn, randn, resolve_seed,
-                       sample_with_progress, schedule, strength_sigma, variant_outputs)
+from .jobtools import Sampling, Stages, make_generator, randn, resolve_seed, variant_outputs
 from ..fills import (THIN_DEPTH, harmonic_fill, hole_extent, patch_fill, share_within, smooth_fill,
                      tension_fill)
 
@@ -39,39 +38,12 @@ HAIRLINE = 2  # px: a hole is a hairline when 3 in 4 of its pixels lie this clos
 THIN_MAX_AREA = 4  # thin holes run at full resolution up to this many times the capped area
 PREFILL_SIGMA, PREFILL_STEPS = 0.25, 0.5  # deeper holes: start noise over the pre-fill, fraction of steps
 PATCH_RADIUS = 40  # holes deeper than this (work pixels) are pre-filled by PatchMatch, not harmonically
+PATCH_ALIGN = 8  # work-area alignment of the patch method, which needs no model (the others use the model's stride)
 DETAIL_SIGMA = 0.25  # noise level of the full-resolution detail pass
 DETAIL_STEPS = 3
 DETAIL_MARGIN = 16  # pixels of context around the hole in the detail pass
-CONSISTENCY = True  # re-impose the known pixels on every denoised estimate
-CHURN = 0.0  # EDM stochasticity for euler / heun
 
 
-class Sampling:
-    """The sampler run on one work area: conditioning, consistency, progress and previews."""
-
-    def __init__(self, den, device: str, known: torch.Tensor, hard: torch.Tensor, generator: torch.Generator,
-                 sampler: str, stages: Stages, stage: str):
-        self.known, self.hard = known, hard
-        self.cond = make_cond(known, hard, known)
-        self.base = model_fn(den, self.cond, device)
-        self.generator, self.sampler = generator, sampler
-        self.stages, self.stage = stages, stage
-
-    def denoise(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-        d = self.base(x, sigma)
-        if CONSISTENCY:  # known pixels are data: project the estimate onto them
-            d = self.known + self.hard * (d - self.known)
-        return d
-
-    def run(self, x: torch.Tensor, sigmas: torch.Tensor) -> torch.Tensor:
-        known, hard = self.known, self.hard
-
-        def frame(info: dict) -> np.ndarray:
-            est = known[:1] + hard[:1] * (info["denoised"][:1] - known[:1])
-            return images.preview(images.from_model(est)[0])
-
-        return sample_with_progress(self.sampler, self.denoise, x, sigmas, self.generator, self.stages, self.stage,
-                                    frame, s_churn=CHURN)
 
 
 def _hard_mask(m: np.ndarray, size: tuple[int, int], device: str) -> torch.Tensor:
@@ -87,7 +59,8 @@ def run(inputs: dict[str, np.ndarray], params: dict[str, Any], ctx: JobContext) 
     seed = resolve_seed(params["seed"])
     m = images.mask_to_float(mask)
     meta: dict[str, Any] = {"seed": seed, "method": method, "variants": n_var, "strength": strength}
-    box = images.work_area(m, params["context"])
+    stride = PATCH_ALIGN if method == "patch" else ctx.models.get(params["model"]).descriptor.stride
+    box = images.work_area(m, params["context"], stride=stride)
     if box is None:  # nothing selected: nothing to do, and nothing changes
         ctx.progress(1, 1, "composite")
         meta.update(empty_mask=True, timings={"total": 0.0})
@@ -146,7 +119,7 @@ class Plan:
 
 
 def plan(h: int, w: int, radius: int, depth: float, strength: float, steps: int, cap: int, stride: int,
-         known_any: bool = True, hairline: bool = False, spread: int = 0) -> Plan:
+         sigmas: SigmaRange, known_any: bool = True, hairline: bool = False, spread: int = 0) -> Plan:
     """Choose resolution, starting point and noise level for one inpaint.
 
     - strength < 1: SDEdit from the noised original, at the capped resolution.
@@ -175,9 +148,9 @@ def plan(h: int, w: int, radius: int, depth: float, strength: float, steps: int,
     """
     work = images.work_size(h, w, cap, stride)
     if strength < 1.0:
-        return Plan(work, "original", strength_sigma(strength), max(1, round(steps * strength)), work != (h, w))
+        return Plan(work, "original", sigmas.at_strength(strength), max(1, round(steps * strength)), work != (h, w))
     if not known_any:
-        return Plan(work, "noise", 80.0, steps, work != (h, w))
+        return Plan(work, "noise", sigmas.sigma_max, steps, work != (h, w))
     if depth * min(1.0, cap / max(spread, 1)) <= THIN_DEPTH and h * w <= THIN_MAX_AREA * cap * cap:
         return Plan((h, w), "tension", HAIRLINE_SIGMA if hairline else THIN_SIGMA, 1, False, noise=False)
     deep = radius * work[0] / h > PATCH_RADIUS
@@ -191,8 +164,10 @@ def _diffuse(den, device: str, rgb: np.ndarray, regen: np.ndarray, params: dict[
     h, w = regen.shape
     radius, depth = hole_extent(regen, 0.75)
     bbox = images.mask_bbox(regen)
-    pl = plan(h, w, radius, depth, params["strength"], params["steps"], images.work_cap(device), den.stride,
-              known_any=not regen.all(), hairline=depth <= THIN_DEPTH and share_within(regen, HAIRLINE) >= 0.75,
+    model = den.descriptor
+    pl = plan(h, w, radius, depth, params["strength"], params["steps"], images.work_cap(device), model.stride,
+              model.sigmas, known_any=not regen.all(),
+              hairline=depth <= THIN_DEPTH and share_within(regen, HAIRLINE) >= 0.75,
               spread=max(bbox.h, bbox.w) if bbox else 0)
     prefill = pl.start in ("patch", "smooth", "harmonic", "tension")
     stages = Stages(ctx, {"prefill": 1 if prefill else 0, "diffusion": pl.steps,
@@ -214,7 +189,7 @@ def _diffuse(den, device: str, rgb: np.ndarray, regen: np.ndarray, params: dict[
         start = images.to_model(filled, device)
         stages.report("prefill", 1)
         stages.done("prefill")
-    sigmas = schedule(pl.steps, pl.sigma_start, device)
+    sigmas = model.sigmas.schedule(pl.steps, pl.sigma_start, device)
     shape = (n_var, 3) + tuple(pl.work)
     noise = randn(shape, gen, device) * sigmas[0]
     if not pl.noise:  # the first variant is the fill refined as it is; others are lightly noised
@@ -242,10 +217,10 @@ def _detail_pass(den, device: str, known_full: torch.Tensor, regen: np.ndarray, 
     base = known + hard * (up - known)
     box = images.mask_bbox(regen)
     margin = DETAIL_MARGIN
-    y0, y1 = images.grow_to_multiple(max(0, box.y0 - margin), min(h, box.y1 + margin), h, den.stride)
-    x0, x1 = images.grow_to_multiple(max(0, box.x0 - margin), min(w, box.x1 + margin), w, den.stride)
+    y0, y1 = images.grow_to_multiple(max(0, box.y0 - margin), min(h, box.y1 + margin), h, den.descriptor.stride)
+    x0, x1 = images.grow_to_multiple(max(0, box.x0 - margin), min(w, box.x1 + margin), w, den.descriptor.stride)
     sl = (slice(None), slice(None), slice(y0, y1), slice(x0, x1))
-    sigmas = schedule(DETAIL_STEPS, DETAIL_SIGMA, device)
+    sigmas = den.descriptor.sigmas.schedule(DETAIL_STEPS, DETAIL_SIGMA, device)
     if DETAIL_STEPS <= 0:
         return base
     xs = base[sl] + randn(tuple(base[sl].shape), gen, device) * sigmas[0]

@@ -1,26 +1,22 @@
-"""Helpers shared by the diffusion operations: seeds, noise, schedules, staged progress.
+"""Helpers shared by the diffusion operations: seeds, noise, staged progress, sampling runs.
 
 Noise is always drawn on the CPU from a seeded generator and then moved to the device, so
 a seed gives the same image on every machine that runs the same model.
 """
 from __future__ import annotations
 
-import copy
 import secrets
-import threading
 import time
-import weakref
-from contextlib import nullcontext
 from typing import Callable
 
 import numpy as np
 import torch
 
-from ..diffusion.denoiser import Denoiser
-from ..diffusion.sampling import SAMPLERS, karras_sigmas
+from .. import images
+from ..diffusion.denoiser import Denoiser, model_fn
+from ..diffusion.sampling import SAMPLERS
+from ..diffusion.schedule import DenoiseFn
 from .base import JobContext
-
-SIGMA_MIN, SIGMA_MAX, RHO = 0.002, 80.0, 7.0
 
 
 def resolve_seed(seed: int | None) -> int:
@@ -40,48 +36,6 @@ def randn(shape: tuple[int, ...], generator: torch.Generator, device: torch.devi
 def noise_fn(generator: torch.Generator) -> Callable[[torch.Tensor], torch.Tensor]:
     """A `noise(like)` for samplers/guidance, drawing from the job's seeded generator."""
     return lambda like: randn(tuple(like.shape), generator, like.device).to(like.dtype)
-
-
-def strength_sigma(strength: float) -> float:
-    """Noise level where an SDEdit of the given strength starts: the point `strength` of the
-    way along the Karras schedule from sigma_min to sigma_max (1 -> 80, 0.5 -> ~2.5, 0.3 -> ~0.3)."""
-    lo, hi = SIGMA_MIN ** (1 / RHO), SIGMA_MAX ** (1 / RHO)
-    return float((lo + strength * (hi - lo)) ** RHO)
-
-
-def schedule(steps: int, sigma_start: float = SIGMA_MAX, device: torch.device | str = "cpu") -> torch.Tensor:
-    """Karras sigmas from sigma_start down to sigma_min, then 0."""
-    return karras_sigmas(max(1, steps), SIGMA_MIN, max(sigma_start, SIGMA_MIN * 1.01), RHO, device)
-
-
-def model_fn(den: Denoiser, cond: torch.Tensor, device: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """denoise(x, sigma) with the conditioning bound; bf16 autocast on CUDA, float32 out."""
-    use_amp = str(device).startswith("cuda")
-
-    def fn(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-        amp = torch.autocast("cuda", dtype=torch.bfloat16) if use_amp else nullcontext()
-        with torch.no_grad(), amp:
-            return den(x, sigma, cond).float()
-    return fn
-
-
-_CIRCULAR: "weakref.WeakKeyDictionary[Denoiser, Denoiser]" = weakref.WeakKeyDictionary()
-_CIRCULAR_LOCK = threading.Lock()
-
-
-def circular_copy(den: Denoiser) -> Denoiser:
-    """A twin of the denoiser with circular padding that shares its weights (cached).
-
-    The shared model is never toggled, so another job using it meanwhile is unaffected.
-    """
-    with _CIRCULAR_LOCK:
-        twin = _CIRCULAR.get(den)
-        if twin is None:
-            memo = {id(t): t for t in list(den.parameters()) + list(den.buffers())}
-            twin = copy.deepcopy(den, memo)
-            twin.net.set_padding_mode("circular")
-            _CIRCULAR[den] = twin
-        return twin
 
 
 class Stages:
@@ -121,15 +75,38 @@ def variant_outputs(images: list[np.ndarray]) -> dict[str, np.ndarray]:
     return {("image" if i == 0 else f"image_{i}"): np.ascontiguousarray(img) for i, img in enumerate(images)}
 
 
-def sample_with_progress(sampler: str, fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], x: torch.Tensor,
-                         sigmas: torch.Tensor, generator: torch.Generator, stages: Stages, stage: str,
+def sample_with_progress(sampler: str, fn: DenoiseFn, x: torch.Tensor, sigmas: torch.Tensor,
+                         generator: torch.Generator, stages: Stages, stage: str,
                          frame: Callable[[dict], np.ndarray], **options) -> torch.Tensor:
-    """Run a named sampler, reporting each step of `stage` with `frame(info)` as its preview.
-    DPM-Solver++(2M) is deterministic, so it takes neither the generator nor the churn options."""
+    """Run a named sampler, reporting each step of `stage` with `frame(info)` as its preview."""
     def callback(info: dict) -> None:
         stages.report(stage, info["step"], lambda: frame(info))
 
-    kwargs: dict = {"callback": callback}
-    if sampler != "dpmpp_2m":
-        kwargs.update(generator=generator, **options)
-    return SAMPLERS[sampler](fn, x, sigmas, **kwargs)
+    return SAMPLERS[sampler](fn, x, sigmas, callback, generator, **options)
+
+
+class Sampling:
+    """The sampler run on one work area with known pixels (inpaint, restore's repair): the
+    known pixels and mask condition the model and are re-imposed on every denoised estimate
+    (data consistency); progress and previews go to the stage."""
+
+    def __init__(self, den: Denoiser, device: str, known: torch.Tensor, hard: torch.Tensor,
+                 generator: torch.Generator, sampler: str, stages: Stages, stage: str):
+        self.known, self.hard = known, hard
+        self.base = model_fn(den, device, known, hard)
+        self.generator, self.sampler = generator, sampler
+        self.stages, self.stage = stages, stage
+
+    def denoise(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        d = self.base(x, sigma)
+        return self.known + self.hard * (d - self.known)  # known pixels are data: project onto them
+
+    def run(self, x: torch.Tensor, sigmas: torch.Tensor) -> torch.Tensor:
+        known, hard = self.known, self.hard
+
+        def frame(info: dict) -> np.ndarray:
+            est = known[:1] + hard[:1] * (info["denoised"][:1] - known[:1])
+            return images.preview(images.from_model(est)[0])
+
+        return sample_with_progress(self.sampler, self.denoise, x, sigmas, self.generator, self.stages, self.stage,
+                                    frame)

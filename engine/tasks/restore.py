@@ -2,8 +2,9 @@
 
 One generative prior does all of it: the built-in EDM denoiser, used either directly (Gaussian
 noise: one call at the noise level, the MMSE estimate) or inside plug-and-play loops with a
-data-consistency step for a known degradation (guidance.py: JPEG quantisation intervals, blur,
-MATLAB-bicubic downsampling), or as an inpainter through its conditioning channels (repair).
+data-consistency step for a known degradation (diffusion/pnp.py with the operators of
+diffusion/operators.py and jpeg.py: JPEG quantisation intervals, blur, MATLAB-bicubic
+downsampling), or as an inpainter through its conditioning channels (repair).
 
 Several tasks chain in the order the degradations are best undone: repair (defects sit on
 top of everything) -> jpeg (the last thing that happened to the file) -> denoise -> deblur
@@ -23,22 +24,24 @@ import numpy as np
 import torch
 
 from .. import images
-from ..diffusion import guidance
-from ..diffusion.denoiser import Denoiser, make_cond
+from ..diffusion import pnp
+from ..diffusion.denoiser import Denoiser, model_fn
+from ..diffusion.jpeg import JPEGConstraint
+from ..diffusion.operators import Blur, Downsample, Identity, Operator, gaussian_kernel, motion_kernel
+from ..diffusion.schedule import DenoiseFn
 from ..errors import TOO_LARGE
 from ..tiling import run_tiled, tile_count
 from . import estimate
 from .base import InputSpec, JobContext, Operation, ParamSpec
 from .defects import DefectParams, detect_defects
-from .inpaint import Sampling
-from .jobtools import Stages, make_generator, randn, resolve_seed, schedule
+from .jobtools import Sampling, Stages, make_generator, randn, resolve_seed
 from .specs import DENOISERS, Pixels, Require, split_list
 from ..fills import smooth_fill
 
 ORDER = ("repair", "jpeg", "denoise", "deblur", "upscale")
 TASKS = ORDER + ("auto",)
 # Steps per task when `steps` is null. Denoise is a single network call (the 2 s budget for
-# 512x512 on a laptop CPU); the others are plug-and-play loops (guidance.PNP_DEFAULTS).
+# 512x512 on a laptop CPU); the others are plug-and-play loops (pnp.PNP_DEFAULTS).
 DEFAULT_STEPS = {"denoise": 1, "jpeg": 4, "deblur": 8, "upscale": 6, "repair": 4}
 TILE = {"cpu": 576, "cuda": 1088}  # output-resolution tile side per device: a power-of-two
 # side plus room for the overlap, so a 1024 (2048) image is 2x2 tiles rather than 3x3
@@ -46,8 +49,8 @@ OVERLAP = 32
 REPAIR_SIGMA = 0.3  # repair starts sampling here over a smooth pre-fill: thin holes need little
 AUTO_MIN_SIGMA = 2.5  # auto denoises only above this measured sigma (0..255 units)
 AUTO_MAX_QUALITY = 94  # auto treats JPEGs saved at a higher quality as clean
-# Plug-and-play knobs over guidance.PNP_DEFAULTS, tuned on central crops of six BSDS500
-# training images (MATLAB-bicubic LR made with guidance.Downsample, Y-PSNR, scale-pixel border):
+# Plug-and-play knobs over pnp.PNP_DEFAULTS, tuned on central crops of six BSDS500
+# training images (MATLAB-bicubic LR made with operators.Downsample, Y-PSNR, scale-pixel border):
 #   x2 bicubic 31.23 -> 33.00 dB (PNP_DEFAULTS at 6 steps) -> 33.09 dB (these knobs)
 #   x4 bicubic 27.92 -> 28.74 dB -> 28.78 dB
 UPSCALE_KNOBS = {"lam": 0.5, "sigma_end": 0.05}
@@ -75,14 +78,15 @@ class _Job:
         self.tile = params["tile"] or TILE["cuda" if str(self.device).startswith("cuda") else "cpu"]
         self.stages: Stages | None = None
 
-    def denoise_fn(self) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-        """D(x, sigma) with an all-ones mask: the model as a blind denoiser."""
-        den, use_amp = self.den, str(self.device).startswith("cuda")
+    def denoise_fn(self) -> DenoiseFn:
+        """D(x, sigma) with nothing known: the model as a blind denoiser."""
+        return model_fn(self.den, self.device)
 
-        def fn(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-            with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
-                return den(x, sigma, make_cond(None, None, x)).float()
-        return fn
+    def restore(self, tile: torch.Tensor, operator: Operator, noise_sigma: float, task: str, steps: int,
+                callback: Callable[[dict], None], **overrides) -> torch.Tensor:
+        """Plug-and-play restoration of one tile on the model's schedule."""
+        return pnp.restore(self.denoise_fn(), tile, operator, noise_sigma, task, self.den.descriptor.sigmas,
+                           steps=steps, callback=callback, **overrides)
 
     def tiled(self, stage: str, fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, steps_per_tile: int,
               scale: int = 1, align: int = 1, overlap: int = OVERLAP) -> torch.Tensor:
@@ -142,7 +146,7 @@ def _denoise(job: _Job, x: torch.Tensor, sigma255: float) -> torch.Tensor:
             out = fn(tile, torch.tensor(sigma, device=tile.device))
         else:
             cb = job.step_callback("denoise", lambda: counter[0], steps)
-            out = guidance.restore(fn, tile, guidance.Identity(), sigma, "denoise", steps=steps, callback=cb)
+            out = job.restore(tile, Identity(), sigma, "denoise", steps, cb)
         counter[0] += 1
         return out
 
@@ -151,7 +155,7 @@ def _denoise(job: _Job, x: torch.Tensor, sigma255: float) -> torch.Tensor:
 
 def _jpeg(job: _Job, x: torch.Tensor, quality: int, offset: tuple[int, int]) -> torch.Tensor:
     """Plug-and-play inside the quantisation intervals of the JPEG the image came from."""
-    fn, steps = job.denoise_fn(), _steps("jpeg", job.params)
+    steps = _steps("jpeg", job.params)
     # put the JPEG block grid at (0, 0): pad by the grid origin's complement
     py, px = (-offset[0]) % 8, (-offset[1]) % 8
     h, w = x.shape[-2:]
@@ -159,10 +163,9 @@ def _jpeg(job: _Job, x: torch.Tensor, quality: int, offset: tuple[int, int]) -> 
     counter = [0]
 
     def run(tile: torch.Tensor) -> torch.Tensor:
-        op = guidance.JPEGConstraint(tile, quality=quality, subsampling="4:2:0", slack=0.0)
+        op = JPEGConstraint(tile, quality=quality, subsampling="4:2:0", slack=0.0)
         cb = job.step_callback("jpeg", lambda: counter[0], steps)
-        out = guidance.restore(fn, tile, op, 0.0, "jpeg", steps=steps, callback=cb,
-                               sigma_start=jpeg_start_sigma(quality))
+        out = job.restore(tile, op, 0.0, "jpeg", steps, cb, sigma_start=jpeg_start_sigma(quality))
         counter[0] += 1
         return out
 
@@ -170,23 +173,23 @@ def _jpeg(job: _Job, x: torch.Tensor, quality: int, offset: tuple[int, int]) -> 
     return out[..., py:py + h, px:px + w]
 
 
-def _blur_operator(params: dict[str, Any]) -> guidance.Blur:
+def _blur_operator(params: dict[str, Any]) -> Blur:
     if params["blur_sigma"] is not None:
-        kernel = guidance.gaussian_kernel(params["blur_sigma"])
+        kernel = gaussian_kernel(params["blur_sigma"])
     else:
-        kernel = guidance.motion_kernel(params["motion_length"], params["motion_angle"])
-    return guidance.Blur(kernel.float(), boundary="reflect")
+        kernel = motion_kernel(params["motion_length"], params["motion_angle"])
+    return Blur(kernel.float(), boundary="reflect")
 
 
 def _deblur(job: _Job, x: torch.Tensor, noise255: float) -> torch.Tensor:
     op = _blur_operator(job.params)
-    fn, steps = job.denoise_fn(), _steps("deblur", job.params)
+    steps = _steps("deblur", job.params)
     radius = max(op.rh, op.rw)
     counter = [0]
 
     def run(tile: torch.Tensor) -> torch.Tensor:
         cb = job.step_callback("deblur", lambda: counter[0], steps)
-        out = guidance.restore(fn, tile, op, 2.0 * noise255 / 255.0, "deblur", steps=steps, callback=cb)
+        out = job.restore(tile, op, 2.0 * noise255 / 255.0, "deblur", steps, cb)
         counter[0] += 1
         return out
 
@@ -195,14 +198,13 @@ def _deblur(job: _Job, x: torch.Tensor, noise255: float) -> torch.Tensor:
 
 def _upscale(job: _Job, x: torch.Tensor, scale: int, noise255: float) -> torch.Tensor:
     """Bicubic start, then denoise / project onto {x : bicubic_down(x) = y} at falling sigmas."""
-    op = guidance.Downsample(scale)
-    fn, steps = job.denoise_fn(), _steps("upscale", job.params)
+    op = Downsample(scale)
+    steps = _steps("upscale", job.params)
     counter = [0]
 
     def run(tile: torch.Tensor) -> torch.Tensor:
         cb = job.step_callback("upscale", lambda: counter[0], steps)
-        out = guidance.restore(fn, tile, op, 2.0 * noise255 / 255.0, "upscale", steps=steps, callback=cb,
-                               **UPSCALE_KNOBS)
+        out = job.restore(tile, op, 2.0 * noise255 / 255.0, "upscale", steps, cb, **UPSCALE_KNOBS)
         counter[0] += 1
         return out
 
@@ -226,7 +228,7 @@ def _repair(job: _Job, x: torch.Tensor, defects: np.ndarray) -> torch.Tensor:
         prefill = smooth_fill(images.from_model(img)[0], hard[0, 0].cpu().numpy() > 0)
         start = images.to_model(prefill, img.device)
         gen = make_generator(job.seed + 7919 * index)  # per tile, so tiling order fixes the noise
-        sigmas = schedule(steps, REPAIR_SIGMA, img.device)
+        sigmas = job.den.descriptor.sigmas.schedule(steps, REPAIR_SIGMA, img.device)
         sampling = Sampling(job.den, job.device, img, hard, gen, "dpmpp_2m",
                             _Offset(job.stages, "repair", index * steps), "repair")
         out = sampling.run(start + randn(tuple(start.shape), gen, img.device) * sigmas[0], sigmas)
@@ -256,7 +258,8 @@ def run(inputs: dict[str, np.ndarray], params: dict[str, Any], ctx: JobContext) 
     f = images.to_float(image)
     rgb, alpha = images.split_alpha(f)
     m = images.mask_to_float(mask) if mask is not None else None
-    box = images.work_area(m) if m is not None else images.Box(0, 0, h_full, w_full)
+    den = ctx.models.get(params["model"])
+    box = images.work_area(m, stride=den.descriptor.stride) if m is not None else images.Box(0, 0, h_full, w_full)
     meta: dict[str, Any] = {"seed": seed, "model": params["model"], "requested": params["task"]}
     scale = params["scale"] if ("upscale" in tasks) else 1
 
@@ -300,7 +303,6 @@ def run(inputs: dict[str, np.ndarray], params: dict[str, Any], ctx: JobContext) 
         skipped["denoise"] = f"measured noise sigma {sigma:.2f} is negligible"
         tasks.remove("denoise")
 
-    den = ctx.models.get(params["model"])
     job = _Job(den, ctx, params, seed)
     job.stages = stages = Stages(ctx, _plan(tasks, box.h, box.w, job, params))
     stages.report("analyse", 1)

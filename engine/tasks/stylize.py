@@ -8,7 +8,7 @@ Three forces, each with its own knob:
 - brushwork (`strength`): SDEdit. The palette-matched image is noised to a level set by
   `strength` and denoised again, while every denoised estimate takes a normalised gradient
   step on the sliced-Wasserstein distance between its multi-scale random-feature statistics
-  and the reference's (guidance.StyleGuide): texture, stroke and colour statistics move
+  and the reference's (style.StyleGuide): texture, stroke and colour statistics move
   towards the painting. A style model (`sfumato train --from builtin`) can be the prior
   instead of, or as well as, a reference;
 - layout (`structure`): after each step the estimate's low frequencies are replaced by
@@ -23,25 +23,24 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from .. import images
-from ..diffusion.denoiser import make_cond
-from ..diffusion.guidance import StyleGuide
+from ..diffusion.denoiser import model_fn
 from ..diffusion.sampling import SAMPLERS
-from ..errors import TOO_LARGE
+from ..diffusion.schedule import DenoiseFn
+from ..diffusion.style import StyleGuide, style_steered
+from ..errors import EngineError, TOO_LARGE
 from .base import InputSpec, JobContext, Operation, ParamSpec
 from .specs import DENOISERS, Require
-from .jobtools import (Stages, make_generator, model_fn, randn, resolve_seed,
-                       sample_with_progress, schedule, strength_sigma)
+from .jobtools import Stages, make_generator, randn, resolve_seed, sample_with_progress
 
 WORK_SIDE = {"cpu": 384, "cuda": 1024}  # longest side the sampler sees, per device
 GUIDE_SIGMA_MIN = 0.02  # below this the prior alone finishes the details
-GUIDE_STEP = 0.05  # size of one normalised style step (times `guidance`), as guidance.style_guided
 
 
 # ---------------------------------------------------------------- colour
@@ -103,8 +102,7 @@ def layout_sigma(structure: float, side: int) -> float:
     return float(coarse * (fine / coarse) ** structure)
 
 
-def structure_kept(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], target: torch.Tensor, structure: float,
-                   side: int) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+def structure_kept(fn: DenoiseFn, target: torch.Tensor, structure: float, side: int) -> DenoiseFn:
     """Wrap a denoise fn: its estimate keeps the target's low frequencies (weight rises with
     structure); structure 0 leaves the estimate free."""
     if structure <= 0:
@@ -116,26 +114,6 @@ def structure_kept(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], tar
     def wrapped(x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
         d = fn(x, s)
         return d + weight * (low_target - gaussian_blur(d, sigma))
-    return wrapped
-
-
-def style_steered(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], guide: StyleGuide, scale: float
-                  ) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """Each denoised estimate takes `scale` normalised gradient steps on the style loss
-    (one per unit of scale, so strong guidance stays stable)."""
-    if scale <= 0:
-        return fn
-    n = max(1, int(math.ceil(scale)))
-    step = GUIDE_STEP * scale / n
-
-    def wrapped(x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
-        d = fn(x, s)
-        if float(torch.as_tensor(s).reshape(-1)[0]) < GUIDE_SIGMA_MIN:
-            return d
-        for _ in range(n):
-            g = guide.grad(d)
-            d = d - step * g / g.pow(2).mean(dim=(1, 2, 3), keepdim=True).sqrt().clamp_min(1e-12)
-        return d
     return wrapped
 
 
@@ -158,8 +136,17 @@ def run(inputs: dict[str, np.ndarray], params: dict[str, Any], ctx: JobContext) 
     image, mask, style = inputs["image"], inputs.get("mask"), inputs.get("style")
     seed = resolve_seed(params["seed"])
     device = ctx.device
+    if params["style_model"]:
+        try:
+            den = ctx.models.get(params["style_model"])
+        except EngineError as exc:
+            raise EngineError(exc.code, exc.message, "params.style_model") from exc
+    else:
+        den = ctx.models.get(params["model"])
+    model = den.descriptor
     m = images.mask_to_float(mask) if mask is not None else None
-    box = images.work_area(m) if m is not None else images.Box(0, 0, image.shape[0], image.shape[1])
+    h_full, w_full = image.shape[:2]
+    box = images.work_area(m, stride=model.stride) if m is not None else images.Box(0, 0, h_full, w_full)
     meta: dict[str, Any] = {"seed": seed, "model": params["style_model"] or params["model"],
                             "strength": params["strength"], "structure": params["structure"]}
     if box is None:
@@ -167,12 +154,11 @@ def run(inputs: dict[str, np.ndarray], params: dict[str, Any], ctx: JobContext) 
         meta.update(empty_mask=True, timings={"total": 0.0})
         return {"image": image.copy()}, meta
 
-    den = ctx.models.get(params["style_model"] or params["model"])
     f = images.to_float(image[box.slices])
     rgb, _ = images.split_alpha(f)
     h, w = rgb.shape[:2]
     side = params["resolution"] or WORK_SIDE["cuda" if str(device).startswith("cuda") else "cpu"]
-    wh, ww = images.work_size(h, w, side, den.stride)
+    wh, ww = images.work_size(h, w, side, model.stride)
     content = images.resize(images.to_model(rgb, device), (wh, ww)).clamp(-1, 1)
 
     steps = params["steps"]
@@ -183,11 +169,11 @@ def run(inputs: dict[str, np.ndarray], params: dict[str, Any], ctx: JobContext) 
     stages.done("palette")
 
     gen = make_generator(seed)
-    sigma_start = strength_sigma(params["strength"])
-    sigmas = schedule(steps, sigma_start, device)
-    fn = model_fn(den, make_cond(None, None, target), device)
+    sigma_start = model.sigmas.at_strength(params["strength"])
+    sigmas = model.sigmas.schedule(steps, sigma_start, device)
+    fn = model_fn(den, device)
     if ref is not None and params["guidance"] > 0:
-        fn = style_steered(fn, StyleGuide(ref, seed=0), params["guidance"])
+        fn = style_steered(fn, StyleGuide(ref, seed=0), params["guidance"], sigma_min=GUIDE_SIGMA_MIN)
     fn = structure_kept(fn, target, params["structure"], max(wh, ww))
     x = target + randn(tuple(target.shape), gen, device) * sigmas[0]
 

@@ -1,4 +1,5 @@
-"""Degradation operators, their proximal steps, the JPEG projection and the style loss."""
+"""Measurement operators, their proximal steps, the JPEG projection, plug-and-play restoration
+and the style loss."""
 from __future__ import annotations
 
 import io
@@ -8,7 +9,11 @@ import pytest
 import torch
 from PIL import Image
 
-from engine.diffusion import guidance as G
+from engine.diffusion import jpeg as J
+from engine.diffusion import operators as O
+from engine.diffusion import style
+from engine.diffusion.pnp import plug_and_play
+from engine.diffusion.schedule import EDM
 
 
 def _smooth_image(h: int = 48, w: int = 64, seed: int = 0) -> torch.Tensor:
@@ -22,26 +27,22 @@ def _smooth_image(h: int = 48, w: int = 64, seed: int = 0) -> torch.Tensor:
     return img.clamp(-1, 1)
 
 
-def _linear_operators() -> list[tuple[str, G.Operator]]:
-    g = torch.Generator().manual_seed(1)
-    soft = torch.rand(1, 1, 32, 48, generator=g)
+def _linear_operators() -> list[tuple[str, O.Operator]]:
     return [
-        ("identity", G.Identity()),
-        ("mask-soft", G.Masking(soft)),
-        ("mask-binary", G.Masking((soft > 0.5).float())),
-        ("down2-bicubic", G.Downsample(2)),
-        ("down4-bicubic", G.Downsample(4)),
-        ("down2-bilinear", G.Downsample(2, "bilinear")),
-        ("down4-box", G.Downsample(4, "box")),
-        ("gauss-circular", G.Blur(G.gaussian_kernel(1.6), "circular")),
-        ("gauss-reflect", G.Blur(G.gaussian_kernel(1.6), "reflect")),
-        ("motion-circular", G.Blur(G.motion_kernel(9, 30), "circular")),
-        ("motion-reflect", G.Blur(G.motion_kernel(9, 30), "reflect", cg_iters=400)),
+        ("identity", O.Identity()),
+        ("down2-bicubic", O.Downsample(2)),
+        ("down4-bicubic", O.Downsample(4)),
+        ("down2-bilinear", O.Downsample(2, "bilinear")),
+        ("down4-box", O.Downsample(4, "box")),
+        ("gauss-circular", O.Blur(O.gaussian_kernel(1.6), "circular")),
+        ("gauss-reflect", O.Blur(O.gaussian_kernel(1.6), "reflect")),
+        ("motion-circular", O.Blur(O.motion_kernel(9, 30), "circular")),
+        ("motion-reflect", O.Blur(O.motion_kernel(9, 30), "reflect", cg_iters=400)),
     ]
 
 
 @pytest.mark.parametrize("name,op", _linear_operators(), ids=[n for n, _ in _linear_operators()])
-def test_adjoint_identity(name: str, op: G.Operator) -> None:
+def test_adjoint_identity(name: str, op: O.Operator) -> None:
     g = torch.Generator().manual_seed(2)
     x = torch.randn(2, 3, 32, 48, generator=g)
     y = torch.randn(op.forward(x).shape, generator=g)
@@ -52,7 +53,7 @@ def test_adjoint_identity(name: str, op: G.Operator) -> None:
 
 @pytest.mark.parametrize("rho", [1e-3, 0.1, 5.0])
 @pytest.mark.parametrize("name,op", _linear_operators(), ids=[n for n, _ in _linear_operators()])
-def test_prox_solves_its_subproblem(name: str, op: G.Operator, rho: float) -> None:
+def test_prox_solves_its_subproblem(name: str, op: O.Operator, rho: float) -> None:
     """grad_x ( ||A x - y||^2 + rho ||x - z||^2 ) vanishes at x = prox(z, y, rho)."""
     if name == "motion-reflect" and rho < 0.01:
         pytest.skip("non-separable kernels with a reflect boundary use CG, slow to converge at tiny rho")
@@ -71,11 +72,11 @@ def test_prox_solves_its_subproblem(name: str, op: G.Operator, rho: float) -> No
 
 def test_bicubic_taps_match_matlab() -> None:
     """imresize(.., 0.5, 'bicubic') weights: Keys a=-0.5 stretched by 2, normalised."""
-    taps, lo, hi = G.downsample_taps(2)
+    taps, lo, hi = O.downsample_taps(2)
     expected = [-0.01171875, -0.03515625, 0.11328125, 0.43359375]
     assert np.allclose(taps.numpy(), expected + expected[::-1])
     assert (lo, hi) == (3, 3)
-    taps4, lo4, hi4 = G.downsample_taps(4)
+    taps4, lo4, hi4 = O.downsample_taps(4)
     assert len(taps4) == 16 and (lo4, hi4) == (6, 6)
     assert abs(float(taps4.sum()) - 1) < 1e-12 and np.allclose(taps4.numpy(), taps4.flip(0).numpy())
 
@@ -92,14 +93,14 @@ def test_downsample_reproduces_matlab_lr_files(shared_data) -> None:
                         .convert("RGB"), np.float64)
         h, w = hr.shape[0] // s * s, hr.shape[1] // s * s
         x = torch.from_numpy(hr[:h, :w] / 127.5 - 1).permute(2, 0, 1)[None]
-        out = G.Downsample(s).forward(x)[0].permute(1, 2, 0).numpy()
+        out = O.Downsample(s).forward(x)[0].permute(1, 2, 0).numpy()
         out = np.clip(np.round((out + 1) * 127.5), 0, 255)
         assert out.shape == lr.shape
         assert np.mean(np.abs(out - lr) <= 1) > 0.97
 
 
 def test_downsample_init_and_shape_errors() -> None:
-    op = G.Downsample(4)
+    op = O.Downsample(4)
     y = torch.zeros(1, 3, 8, 10)
     assert op.init(y).shape == (1, 3, 32, 40)
     with pytest.raises(ValueError):
@@ -107,11 +108,11 @@ def test_downsample_init_and_shape_errors() -> None:
 
 
 def test_kernels_are_normalised() -> None:
-    for k in (G.gaussian_kernel(0.7), G.gaussian_kernel(3.0), G.motion_kernel(1, 0), G.motion_kernel(12.5, 37)):
+    for k in (O.gaussian_kernel(0.7), O.gaussian_kernel(3.0), O.motion_kernel(1, 0), O.motion_kernel(12.5, 37)):
         assert k.shape[0] % 2 == 1 and k.shape[1] % 2 == 1
         assert abs(float(k.sum()) - 1) < 1e-5 and float(k.min()) >= 0
     # a horizontal motion blur is a centred row
-    k = G.motion_kernel(7, 0)
+    k = O.motion_kernel(7, 0)
     assert float(k[k.shape[0] // 2].sum()) > 0.99
 
 
@@ -129,11 +130,11 @@ def _jpeg_roundtrip(img: torch.Tensor, quality: int, subsampling: int) -> tuple[
 def test_jpeg_projection_lands_in_intervals(quality: int, sub: int, name: str) -> None:
     clean = _smooth_image(48, 64)
     dec, jpg = _jpeg_roundtrip(clean, quality, sub)
-    info = G.jpeg_info(jpg)
+    info = J.jpeg_info(jpg)
     assert info["subsampling"] == name
-    luma, chroma = G.quality_tables(quality)
+    luma, chroma = J.quality_tables(quality)
     assert torch.equal(info["tables"][0], luma) and torch.equal(info["tables"][1], chroma)
-    con = G.JPEGConstraint(dec, tables=info["tables"], subsampling=name)
+    con = J.JPEGConstraint(dec, tables=info["tables"], subsampling=name)
     assert con.violation(dec) == 0.0
     g = torch.Generator().manual_seed(4)
     x = clean + 0.2 * torch.randn(clean.shape, generator=g)
@@ -151,14 +152,14 @@ def test_quality_tables_match_libjpeg() -> None:
     img = _smooth_image(16, 16)
     for q in (5, 10, 30, 50, 75, 95, 100):
         _, jpg = _jpeg_roundtrip(img, q, 2)
-        luma, chroma = G.quality_tables(q)
-        assert torch.equal(G.jpeg_info(jpg)["tables"][0], luma), q
-        assert torch.equal(G.jpeg_info(jpg)["tables"][1], chroma), q
+        luma, chroma = J.quality_tables(q)
+        assert torch.equal(J.jpeg_info(jpg)["tables"][0], luma), q
+        assert torch.equal(J.jpeg_info(jpg)["tables"][1], chroma), q
 
 
 def test_ycbcr_roundtrip() -> None:
     x = _smooth_image(16, 24)
-    assert torch.allclose(G.ycbcr_to_rgb(G.rgb_to_ycbcr(x)), x, atol=1e-4)
+    assert torch.allclose(J.ycbcr_to_rgb(J.rgb_to_ycbcr(x)), x, atol=1e-4)
 
 
 def test_style_loss_prefers_reference_and_gradient_descends() -> None:
@@ -168,7 +169,7 @@ def test_style_loss_prefers_reference_and_gradient_descends() -> None:
     xx = torch.linspace(0, 12, n)
     other = torch.stack([torch.sin(xx)[None].expand(n, n), torch.cos(2 * xx)[:, None].expand(n, n),
                          torch.full((n, n), -0.8)])[None] * 0.8
-    guide = G.StyleGuide(ref, widths=(16, 32, 32))
+    guide = style.StyleGuide(ref, widths=(16, 32, 32))
     shifted = torch.roll(ref, shifts=(7, 11), dims=(2, 3))  # same statistics, other layout
     assert float(guide.loss(shifted)) < 0.2 * float(guide.loss(other))
     with torch.inference_mode():  # as inside a sampler
@@ -180,37 +181,43 @@ def test_style_loss_prefers_reference_and_gradient_descends() -> None:
         assert float(guide.loss(x)) < 0.7 * before
 
 
-def test_style_guided_wrapper_moves_estimate() -> None:
+def test_style_steered_wrapper_moves_estimate() -> None:
     ref = _smooth_image(32, 32)
-    guide = G.StyleGuide(ref, widths=(16, 32))
+    guide = style.StyleGuide(ref, widths=(16, 32))
 
     def denoise(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         return torch.zeros_like(x)
 
     x = torch.zeros(1, 3, 32, 32)
-    assert torch.equal(G.style_guided(denoise, guide, scale=0.0)(x, torch.tensor(1.0)), x)
-    moved = G.style_guided(denoise, guide, scale=1.0)(x, torch.tensor(1.0))
+    assert torch.equal(style.style_steered(denoise, guide, 0.0)(x, torch.tensor(1.0)), x)
+    moved = style.style_steered(denoise, guide, 1.0)(x, torch.tensor(1.0))
     assert float(moved.abs().mean()) > 0
     assert float(guide.loss(moved)) < float(guide.loss(x))
+    # below sigma_min the estimate is left alone; split guidance takes ceil(scale) smaller steps
+    assert torch.equal(style.style_steered(denoise, guide, 1.0, sigma_min=2.0)(x, torch.tensor(1.0)), x)
+    one = style.style_steered(denoise, guide, 2.5, split=False)(x, torch.tensor(1.0))
+    three = style.style_steered(denoise, guide, 2.5)(x, torch.tensor(1.0))
+    assert float(guide.loss(three)) < float(guide.loss(x)) and not torch.equal(one, three)
 
 
 def test_plug_and_play_is_data_consistent_and_cancellable() -> None:
     """With a crude prior (a blur as 'denoiser'), the result still honours the observation."""
     clean = _smooth_image(32, 32)
-    op = G.Downsample(2)
+    op = O.Downsample(2)
     y = op.forward(clean)
-    blur = G.Blur(G.gaussian_kernel(1.0), "circular")
+    blur = O.Blur(O.gaussian_kernel(1.0), "circular")
 
     def denoise(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         return blur.forward(x) / (1 + float(sigma) ** 2) ** 0.5
 
-    sigmas = G.pnp_sigmas(8, 1.0)
+    sigmas = EDM.ramp(8, 1.0, EDM.sigma_min)
+    observed = {"y": y, "operator": op, "noise_sigma": 0.0}
     steps: list[int] = []
-    out = G.plug_and_play(denoise, y, op, 0.0, sigmas, None, callback=lambda d: steps.append(d["step"]),
-                          generator=torch.Generator().manual_seed(0), min_noise_sigma=1e-3)
+    out = plug_and_play(denoise, op.init(y), sigmas, lambda d: steps.append(d["step"]),
+                        torch.Generator().manual_seed(0), min_noise_sigma=1e-3, **observed)
     assert steps == list(range(1, 9))
     assert float((op.forward(out) - y).abs().mean()) < 0.02
-    seeded = [G.plug_and_play(denoise, y, op, 0.0, sigmas, None, generator=torch.Generator().manual_seed(5))
+    seeded = [plug_and_play(denoise, op.init(y), sigmas, generator=torch.Generator().manual_seed(5), **observed)
               for _ in range(2)]
     assert torch.equal(seeded[0], seeded[1])
 
@@ -219,12 +226,4 @@ def test_plug_and_play_is_data_consistent_and_cancellable() -> None:
             raise KeyboardInterrupt("cancelled")
 
     with pytest.raises(KeyboardInterrupt):
-        G.plug_and_play(denoise, y, op, 0.0, sigmas, None, callback=cancel)
-
-
-def test_estimate_noise_sigma() -> None:
-    clean = _smooth_image(128, 128)
-    g = torch.Generator().manual_seed(6)
-    for s in (0.05, 0.2):
-        noisy = clean + s * torch.randn(clean.shape, generator=g)
-        assert abs(G.estimate_noise_sigma(noisy) - s) < 0.25 * s + 0.02
+        plug_and_play(denoise, op.init(y), sigmas, cancel, **observed)
