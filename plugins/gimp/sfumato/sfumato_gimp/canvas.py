@@ -138,18 +138,17 @@ def paste_results(src: Source, action: link.Action, params: dict, job: link.Job,
                                               src.image.get_precision())
         x = y = 0
         above = None
-    elif scale != 1.0:  # resize this image, in the same undo step as the layers
-        image.undo_group_start()
-        image.scale(round(image.get_width() * scale), round(image.get_height() * scale))
-        x, y = round(x * scale), round(y * scale)
     if src.mask is not None and scale == 1.0:
         outputs = [link.Array(out.shape, out.dtype, link.clear_outside_mask(out.data, src.mask, out.dtype, out.channels))
                    for out in outputs]
+    image.undo_group_start()  # a resize and the layers: one undo step
     try:
+        if scale != 1.0 and image is src.image:
+            image.scale(round(image.get_width() * scale), round(image.get_height() * scale))
+            x, y = round(x * scale), round(y * scale)
         layers = add_layers(image, action, params, job, outputs, x, y, above)
     finally:
-        if scale != 1.0 and upscale_target != "new-image":
-            image.undo_group_end()
+        image.undo_group_end()
     if image is not src.image:
         show(image)
     Gimp.displays_flush()
