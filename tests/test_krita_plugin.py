@@ -456,7 +456,7 @@ def test_install_into_a_folder(tmp_path):
     assert str(pkg) in written and str(tmp_path / "pykrita" / "sfumato.desktop") in written
     assert (tmp_path / "pykrita" / "sfumato.desktop").is_file()
     for rel in ("__init__.py", "docker.py", "controller.py", "Manual.html", "sfumato_link/__init__.py",
-                "sfumato_install.json"):
+                "sfumato_link/ops_schema.json", "sfumato_install.json"):
         assert (pkg / rel).is_file(), rel
     assert not list(pkg.rglob("__pycache__"))
     assert json.loads((pkg / "sfumato_install.json").read_text())["python"] == sys.executable
@@ -493,7 +493,7 @@ def test_zip_for_krita_importer(tmp_path):
         names = zf.namelist()
         desktop = zf.read("sfumato.desktop").decode()
     for name in ("sfumato.desktop", "sfumato/", "sfumato/__init__.py", "sfumato/docker.py",
-                 "sfumato/sfumato_link/", "sfumato/sfumato_link/__init__.py"):
+                 "sfumato/sfumato_link/", "sfumato/sfumato_link/__init__.py", "sfumato/sfumato_link/ops_schema.json"):
         assert name in names, name
     assert not any("__pycache__" in n for n in names)
     cp = configparser.ConfigParser()
