@@ -16,11 +16,23 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "plugins" / "common"))
-sys.path.insert(0, str(ROOT / "plugins" / "gimp" / "sfumato"))
 
 import sfumato_link as link  # noqa: E402
-from sfumato_gimp import arguments  # noqa: E402
 from sfumato_link import schema  # noqa: E402
+
+
+def _gimp_arguments():
+    """plugins/gimp/sfumato/sfumato_gimp/arguments.py, which imports no GIMP (its folder also
+    holds sfumato.py, so it is not put on sys.path)."""
+    spec = importlib.util.spec_from_file_location("sfumato_gimp_arguments",
+                                                  ROOT / "plugins" / "gimp" / "sfumato" / "sfumato_gimp" / "arguments.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+arguments = _gimp_arguments()
 
 from engine.server import Engine  # noqa: E402
 
