@@ -8,7 +8,7 @@ TORCH  := torch==2.13.0
 # Optional wheel index for torch, e.g. https://download.pytorch.org/whl/cpu for a CPU-only install.
 TORCH_INDEX ?=
 
-.PHONY: install serve test demo clean-demo
+.PHONY: install serve test schema demo clean-demo
 
 install: $(STAMP)
 
@@ -33,6 +33,11 @@ $(BENCH_STAMP): pyproject.toml | $(STAMP)
 
 test: install $(BENCH_STAMP)
 	$(PY) -m pytest -q tests $(ARGS)
+
+# The plug-ins' copy of the engine's op schemas (plugins/common/sfumato_link/ops_schema.json):
+# rerun after changing an operation's parameters; tests/test_plugin_schema.py fails until then.
+schema: install
+	$(PY) tools/ops_schema.py
 
 # IMAGE=path/to/picture.png to use your own picture; writes demo/before.png and demo/after.png.
 demo: install

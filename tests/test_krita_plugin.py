@@ -69,51 +69,51 @@ def crop(data: bytes, width: int, box: Box, bpp: int) -> bytes:
 
 def test_every_op_has_an_action_and_a_known_engine_op():
     assert [op.key for op in ops.OPS] == ["inpaint", "remove", "restore", "stylize", "pattern"]
-    assert len({op.action_id for op in ops.OPS}) == len(ops.OPS)
+    assert len({ops.action_id(op) for op in ops.OPS}) == len(ops.OPS)
     assert {op.engine_op for op in ops.OPS} == {"inpaint", "restore", "stylize", "generate"}
 
 
 def test_build_params_coerces_fixes_and_drops():
     ui = ops.BY_KEY["remove"]
-    schema = ops.FALLBACK_SCHEMAS["inpaint"]
-    params = ops.build_params(ui, {"steps": 12.0, "seed": None, "variants": 2, "bogus": 1}, schema)
+    schema = ops.engine_schema(ui, None)  # before an engine answers: the shipped snapshot
+    params = link.build_params(ui, {"steps": 12.0, "seed": None, "variants": 2, "bogus": 1}, schema)
     assert params["strength"] == 1.0  # fixed for Remove
     assert params["steps"] == 12 and isinstance(params["steps"], int)
-    assert isinstance(params["seed"], int)  # chosen by the panel, so the layer name can show it
+    assert params["seed"] is None  # "random": the engine picks it and says which in meta
     assert "bogus" not in params
     with pytest.raises(ValueError, match="Steps: must be at most"):
-        ops.build_params(ops.BY_KEY["inpaint"], {"steps": 10_000}, schema)
+        link.build_params(ops.BY_KEY["inpaint"], {"steps": 10_000}, schema)
 
 
 def test_build_params_skips_what_the_engine_does_not_declare():
     schema = {"steps": {"type": "int", "default": 10, "min": 1, "max": 50}}
-    params = ops.build_params(ops.BY_KEY["inpaint"], {"steps": 5, "strength": 0.5, "variants": 3}, schema)
+    params = link.build_params(ops.BY_KEY["inpaint"], {"steps": 5, "strength": 0.5, "variants": 3}, schema)
     assert params == {"steps": 5}
 
 
 def test_restore_scale_only_sent_for_upscale():
-    schema = ops.FALLBACK_SCHEMAS["restore"]
     ui = ops.BY_KEY["restore"]
-    assert "scale" not in ops.build_params(ui, {"task": "denoise", "scale": 4}, schema)
-    assert ops.build_params(ui, {"task": "upscale", "scale": 4}, schema)["scale"] == 4
+    schema = ops.engine_schema(ui, None)
+    assert "scale" not in link.build_params(ui, {"task": "denoise", "scale": 4}, schema)
+    assert link.build_params(ui, {"task": "upscale", "scale": 4}, schema)["scale"] == 4
 
 
 def test_engine_schema_follows_welcome():
     ui = ops.BY_KEY["pattern"]
-    assert ops.engine_schema(ui, None) == ops.FALLBACK_SCHEMAS["generate"]
+    assert ops.engine_schema(ui, None) == link.schema.op_params("generate")
     assert ops.engine_schema(ui, {"ops": {}}) is None
     welcome = {"ops": {"generate": {"params": {"seed": {"type": "int", "default": None, "nullable": True}}}}}
-    assert [n for n, _ in ops.shown_fields(ui, ops.engine_schema(ui, welcome))] == ["seed"]
+    assert [n for n, _ in link.shown_fields(ui, ops.engine_schema(ui, welcome))] == ["seed"]
 
 
-def test_layer_and_group_names():
-    inpaint = ops.BY_KEY["inpaint"]
-    assert ops.layer_name(inpaint, {"strength": 0.8, "seed": 42}) == "Sfumato Inpaint (strength 0.8, seed 42)"
-    assert ops.layer_name(inpaint, {"seed": 1}, {"seed": [5, 6]}, variant=1) == "Sfumato Inpaint #2 (seed 6)"
-    restore = ops.BY_KEY["restore"]
-    assert ops.layer_name(restore, {"task": "upscale", "scale": 2, "seed": 3}) == "Sfumato Restore (upscale x2, seed 3)"
-    assert ops.group_name(inpaint, {"seed": 9}, 3) == "Sfumato Inpaint: 3 variants (seed 9)"
-    assert ops.output_names({"image_10": 0, "image_2": 0, "image": 0, "mask": 0}) == ["image", "image_2", "image_10"]
+def test_variants_become_named_layers_in_order_with_the_engines_seed():
+    ui = ops.BY_KEY["inpaint"]
+    plan = request.Plan(ui, {"strength": 0.8, "seed": None}, Box(4, 6, 2, 1), "u8")
+    outputs = {f"image_{i}" if i else "image": link.Array((1, 2, 3), "u8", bytes([i] * 6)) for i in (2, 0, 1)}
+    entry = controller.make_entry(plan, outputs, {"seed": 1234})
+    assert entry.group == "Sfumato Inpaint: 3 variants (seed 1234)"
+    assert [layer.name for layer in entry.layers] == [f"Sfumato Inpaint #{i} (strength 0.8, seed 1234)" for i in (1, 2, 3)]
+    assert [layer.data[0] for layer in entry.layers] == [0, 1, 2] and (entry.layers[0].x, entry.layers[0].y) == (4, 6)
 
 
 # ---- pixels ----------------------------------------------------------------------------
@@ -189,7 +189,7 @@ def test_selection_becomes_crop_with_context_and_soft_mask(dtype):
     layer, rp, rm = readers(W, H, dtype, mask_full)
     ui = ops.BY_KEY["inpaint"]
     plan = request.plan_job(ui, {"steps": 3}, Box(0, 0, W, H), dtype, rp, sel, rm)
-    ctx = request.context_pixels(ui, sel)
+    ctx = link.context_pixels(ui, sel)
     assert plan.box == Box(sel.x - ctx, sel.y - ctx, W - (sel.x - ctx), sel.h + 2 * ctx).intersect(Box(0, 0, W, H))
     image, mask = plan.inputs["image"], plan.inputs["mask"]
     assert image.shape == (plan.box.h, plan.box.w, 4) and image.dtype == dtype
@@ -240,8 +240,8 @@ def test_pattern_size_limits_and_style():
     plan = request.plan_job(ops.BY_KEY["pattern"], {"seed": 1}, canvas, "u8", lambda b: b"", Box(10, 20, 128, 96))
     assert plan.box == Box(10, 20, 128, 96) and plan.params["width"] == 128 and plan.params["height"] == 96
     assert plan.inputs == {}
-    request.fit_params(plan, {"seed": {}})
-    assert "width" not in plan.params
+    params, dropped = link.ops.fit_params({"ops": {"generate": {"params": {"seed": {}}}}}, "generate", plan.params)
+    assert params == {"seed": 1} and dropped == ["height", "width"]
     with pytest.raises(link.LinkError, match="smaller area"):
         request.plan_job(ops.BY_KEY["pattern"], {}, canvas, "u8", lambda b: b"", None, max_pixels=1000)
     _, rp, _ = readers(640, 480, "u8", b"")
@@ -280,7 +280,7 @@ class RecordingHost:
         self.inserted.append((target, entry))
 
 
-ECHO = ops.UiOp("echo", "Echo", "echo", ("steps", "delay", "preview", "fail"))
+ECHO = link.Action("echo", "Echo", "echo", ("steps", "delay", "preview", "fail"))
 
 
 @pytest.fixture(scope="module")
@@ -351,7 +351,7 @@ def test_engine_errors_become_sentences(ctrl):
     run = ctrl.submit(request.plan_job(ECHO, {"fail": "bad_param"}, Box(0, 0, 16, 16), "u8", rp))
     pump(ctrl, lambda: not ctrl.running)
     assert run.job.state == "error" and run.message.startswith("Invalid setting")
-    missing = ops.UiOp("x", "X", "no_such_op", ())
+    missing = link.Action("x", "X", "no_such_op", ())
     with pytest.raises(link.LinkError, match="does not offer"):
         ctrl.submit(request.plan_job(missing, {}, Box(0, 0, 16, 16), "u8", rp))
     assert ctrl.host.inserted == []
@@ -456,7 +456,7 @@ def test_install_into_a_folder(tmp_path):
     assert str(pkg) in written and str(tmp_path / "pykrita" / "sfumato.desktop") in written
     assert (tmp_path / "pykrita" / "sfumato.desktop").is_file()
     for rel in ("__init__.py", "docker.py", "controller.py", "Manual.html", "sfumato_link/__init__.py",
-                "sfumato_install.json"):
+                "sfumato_link/ops_schema.json", "sfumato_install.json"):
         assert (pkg / rel).is_file(), rel
     assert not list(pkg.rglob("__pycache__"))
     assert json.loads((pkg / "sfumato_install.json").read_text())["python"] == sys.executable
@@ -493,7 +493,7 @@ def test_zip_for_krita_importer(tmp_path):
         names = zf.namelist()
         desktop = zf.read("sfumato.desktop").decode()
     for name in ("sfumato.desktop", "sfumato/", "sfumato/__init__.py", "sfumato/docker.py",
-                 "sfumato/sfumato_link/", "sfumato/sfumato_link/__init__.py"):
+                 "sfumato/sfumato_link/", "sfumato/sfumato_link/__init__.py", "sfumato/sfumato_link/ops_schema.json"):
         assert name in names, name
     assert not any("__pycache__" in n for n in names)
     cp = configparser.ConfigParser()

@@ -20,6 +20,8 @@ def test_gimp_install_layout_and_exec_bit(tmp_path):
     assert str(target) in paths and main.is_file()
     assert os.access(main, os.X_OK) and main.read_text().startswith("#!/usr/bin/env python3")
     assert (target / "sfumato_link" / "__init__.py").is_file()
+    assert (target / "sfumato_link" / "ops_schema.json").is_file()  # the procedure arguments come from it
+    assert (target / "sfumato_gimp" / "procedures.py").is_file()
     assert not list(target.rglob("__pycache__"))
     record = json.loads((target / "sfumato_install.json").read_text())
     assert record["python"] == sys.executable

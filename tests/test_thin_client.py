@@ -450,7 +450,7 @@ def test_error_messages_say_what_to_do():
     assert "“restore”" in str(err) and err.code == "unknown_op"
 
 
-def test_op_helpers_fit_params_and_name_layers():
+def test_op_helpers_fit_params_and_require_op():
     from sfumato_link import ops
 
     welcome = {"ops": {"inpaint": {"params": {"strength": {"default": 1.0}, "seed": {"default": None}}},
@@ -458,16 +458,10 @@ def test_op_helpers_fit_params_and_name_layers():
     kept, dropped = ops.fit_params(welcome, "inpaint", {"strength": 0.5, "method": "patch", "seed": 3})
     assert kept == {"strength": 0.5, "seed": 3} and dropped == ["method"]
     assert ops.fit_params(None, "inpaint", {"a": 1}) == ({"a": 1}, [])
+    assert ops.require_op(welcome, "inpaint") is welcome["ops"]["inpaint"]
     with pytest.raises(sl.LinkError) as info:
         ops.require_op(welcome, "restore")
     assert info.value.code == "unknown_op" and "inpaint" in info.value.message and "echo" not in info.value.message
-    name = ops.layer_name("inpaint", {"strength": 0.8, "seed": None}, {"seed": 42}, ops.NAME_KEYS["inpaint"])
-    assert name == "Sfumato inpaint (strength 0.8, seed 42)"
-    assert ops.layer_name("pattern", {"tileable": True}, None, ("tileable",), variant=2) == "Sfumato pattern (tileable on) #3"
-    a = wire.Array((1, 1, 1), "u8", b"\0")
-    assert [n for n, _ in ops.ordered_outputs({"image_10": a, "image_2": a, "image": a, "mask": a})] == \
-        ["image", "image_2", "image_10"]
-    assert ops.seed_param(-1) is None and ops.seed_param(7) == 7
 
 
 def test_keepalive_pings_a_quiet_engine_and_gives_up_on_a_dead_one(engine):

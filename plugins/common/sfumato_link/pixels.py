@@ -64,6 +64,25 @@ def mask_to_u8(data: bytes | bytearray | memoryview, dtype: str = "u8") -> bytes
     raise ValueError(f"unknown mask dtype {dtype!r}")
 
 
+_INVERT = bytes(range(255, -1, -1))  # 255 - value, for bytes.translate
+
+
+def transparency_mask(data: bytes | bytearray | memoryview, dtype: str = "u8", channels: int = 4) -> bytes:
+    """255 - alpha as a u8 mask, from RGBA or BGRA pixels at any depth (alpha is the last channel)."""
+    if channels != 4:
+        raise ValueError("a transparency mask needs 4 channels")
+    raw = bytes(data)
+    if dtype == "u8":
+        alpha = raw[3::4]
+    elif dtype == "u16":
+        alpha = raw[7::8]  # the high byte of each little-endian alpha: 65535 -> 255
+    elif dtype == "f32":
+        alpha = mask_to_u8(_to_bytes(_typed(raw, "f32")[3::4]), "f32")
+    else:
+        raise ValueError(f"unknown dtype {dtype!r}")
+    return alpha.translate(_INVERT)
+
+
 def full_mask(width: int, height: int, value: int = 255) -> bytes:
     return bytes((value,)) * (width * height)
 

@@ -15,8 +15,7 @@ from typing import Any, Callable
 from .bootstrap import link
 from .convert import thumbnail, to_layer_bytes
 from .history import Entry, History, ResultLayer
-from .ops import group_name, layer_name, output_names
-from .request import Plan, fit_params
+from .request import Plan
 
 log = logging.getLogger("sfumato.krita")
 
@@ -182,10 +181,9 @@ class Controller:
         """Send the plan's job; raises LinkError (with the sentence to show) when that cannot work now."""
         if self.session is None or self.state != ONLINE:
             raise link.LinkError(link.ENGINE_UNREACHABLE, "not connected", address=self.settings.address)
-        schema = self.schema_of(plan.engine_op)
-        if schema is None:
+        if self.schema_of(plan.engine_op) is None:
             raise link.LinkError("unknown_op", "", op=plan.engine_op)
-        fit_params(plan, schema)
+        plan.params, _dropped = link.ops.fit_params(self.welcome, plan.engine_op, plan.params)
         job = self.session.submit(plan.engine_op, plan.inputs, plan.params)
         run = Running(job, plan, target)
         self.running[job.id] = run
@@ -325,19 +323,21 @@ class Controller:
 
 
 def make_entry(plan: Plan, outputs: dict[str, Any], meta: dict[str, Any]) -> Entry:
-    """Engine outputs -> layers in the document's depth and byte order, named after what was done."""
-    names = output_names(outputs)
-    if not names:
+    """Engine outputs -> layers in the document's depth and byte order, named after what was done.
+
+    Variants keep the engine's order (#1 first); KritaHost stacks them with #1 on top.
+    """
+    outs = link.ordered_outputs(outputs)
+    if not outs:
         raise link.LinkError("internal", "the engine returned no image")
-    multi = len(names) > 1
+    multi = len(outs) > 1
     layers = []
-    for i, key in enumerate(names):
-        arr = outputs[key]
+    for i, (_, arr) in enumerate(outs):
         data = to_layer_bytes(arr, plan.dtype)
-        name = layer_name(plan.ui, plan.params, meta, i if multi else None)
+        name = link.layer_name(plan.ui, plan.params, meta, i if multi else None)
         layers.append(ResultLayer(name, plan.box.x, plan.box.y, arr.width, arr.height, data))
-    first = outputs[names[0]]
-    return Entry(label=layer_name(plan.ui, plan.params, meta), op=plan.ui.key, dtype=plan.dtype, layers=layers,
-                 group=group_name(plan.ui, plan.params, len(names)) if multi else None,
+    first = outs[0][1]
+    return Entry(label=link.layer_name(plan.ui, plan.params, meta), op=plan.ui.key, dtype=plan.dtype, layers=layers,
+                 group=link.group_name(plan.ui, plan.params, meta, len(outs)) if multi else None,
                  thumb=thumbnail(first, 64), meta=dict(meta),
                  new_image=(first.width, first.height) != (plan.box.w, plan.box.h))

@@ -14,7 +14,7 @@ from krita import DockWidget
 from . import runtime
 from .bootstrap import link
 from .controller import CONNECTING, ONLINE, Controller, Running
-from .ops import BY_KEY, OPS, engine_schema, shown_fields
+from .ops import BY_KEY, OPS, engine_schema
 from .qt import QtCore, QtGui, QtWidgets, Qt, enum
 from .widgets import ParamForm, StatusLight, wrap_label
 
@@ -256,7 +256,7 @@ class SfumatoDocker(DockWidget):
             self.form.build(ui.key, [])
             self.op_tip.setText(f"The connected engine does not offer {ui.engine_op}; update the engine.")
         else:
-            self.form.build(ui.key, shown_fields(ui, schema))
+            self.form.build(ui.key, link.shown_fields(ui, schema))
             self.op_tip.setText(ui.tip)
         self.style_row.setVisible(ui.style_input)
 

@@ -12,7 +12,6 @@ from typing import Any
 from .bootstrap import link
 from .convert import layer_format
 from .history import Entry, ResultLayer
-from .ops import UiOp
 from .qt import QtGui
 from .request import Plan, plan_job
 
@@ -71,7 +70,7 @@ def selection_box(doc: Any) -> Box | None:
     return None if box.empty else box
 
 
-def plan_for(ui: UiOp, params: dict[str, Any], style: Any = None, max_pixels: int | None = None,
+def plan_for(ui: link.Action, params: dict[str, Any], style: Any = None, max_pixels: int | None = None,
              target: Target | None = None) -> tuple[Plan, Target]:
     """Read the active layer (BGRA) and selection (soft 8-bit mask) into a request for `ui`."""
     target = target or active_source()

@@ -12,7 +12,7 @@ from krita import Extension
 
 from . import runtime
 from .bootstrap import link
-from .ops import OPS
+from .ops import OPS, action_id
 
 log = logging.getLogger("sfumato.krita")
 
@@ -34,7 +34,7 @@ class SfumatoExtension(Extension):
 
     def createActions(self, window: Any) -> None:  # noqa: N802 (Krita's name)
         for op in OPS:
-            action = window.createAction(op.action_id, f"Sfumato: {op.label}", MENU)
+            action = window.createAction(action_id(op), f"Sfumato: {op.label}", MENU)
             action.setToolTip(op.tip)
             action.triggered.connect(lambda _checked=False, key=op.key: self.trigger(key))
             self.actions[op.key] = action

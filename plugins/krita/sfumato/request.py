@@ -12,7 +12,6 @@ from typing import Any, Callable
 
 from .bootstrap import link
 from .convert import layer_to_rgba
-from .ops import UiOp
 
 Box = link.Box
 PixelReader = Callable[[Box], bytes]  # BGRA bytes of the layer inside a canvas box
@@ -23,7 +22,7 @@ MaskReader = Callable[[Box], bytes]  # 8-bit coverage of the selection inside a 
 class Plan:
     """Everything needed to submit one job and to place its result."""
 
-    ui: UiOp
+    ui: link.Action
     params: dict[str, Any]
     box: Box  # canvas box the result covers (crop, or the generated area)
     dtype: str  # the document's wire dtype; results are converted back to it
@@ -35,11 +34,7 @@ class Plan:
         return self.ui.engine_op
 
 
-def context_pixels(ui: UiOp, selection: Box) -> int:
-    return link.default_context(selection, fraction=ui.context, maximum=max(256, int(512 * ui.context)))
-
-
-def plan_job(ui: UiOp, params: dict[str, Any], canvas: Box, dtype: str, read_pixels: PixelReader,
+def plan_job(ui: link.Action, params: dict[str, Any], canvas: Box, dtype: str, read_pixels: PixelReader,
              selection: Box | None = None, read_mask: MaskReader | None = None,
              style: Any = None, max_pixels: int | None = None) -> Plan:
     """Build the request for `ui` on a layer; raises LinkError with a sentence for the panel."""
@@ -49,14 +44,13 @@ def plan_job(ui: UiOp, params: dict[str, Any], canvas: Box, dtype: str, read_pix
         raise link.LinkError("bad_selection", "The selection lies outside the canvas: select an area on the image.")
     if ui.selection == "required" and selection is None:
         # no selection: fill the layer's transparent pixels (outpainting), if it has any
-        selection, read_mask = transparent_area(read_pixels(canvas), canvas, dtype)
+        selection, alpha_mask = link.transparent_area(read_pixels(canvas), canvas, dtype)
         if selection is None:
-            raise link.LinkError("bad_selection", f"{ui.label} needs a selection: select the area to "
-                                 f"{'remove' if ui.key == 'remove' else 'fill'} (for example with the freehand or "
-                                 f"rectangle selection tool), or leave transparent pixels to fill, then run again.")
+            raise link.needs_selection(ui)
+        read_mask = _canvas_mask_reader(alpha_mask, canvas)
     if ui.selection == "size":
         return _plan_generate(ui, params, canvas, dtype, selection, max_pixels)
-    ctx = context_pixels(ui, selection.intersect(canvas)) if selection is not None else 0
+    ctx = link.context_pixels(ui, selection.intersect(canvas)) if selection is not None else 0
     box = link.crop_box(selection, canvas, ctx)
     _check_size(box, max_pixels)
     image = link.Array((box.h, box.w, 4), dtype, layer_to_rgba(read_pixels(box), dtype))
@@ -79,24 +73,15 @@ def plan_job(ui: UiOp, params: dict[str, Any], canvas: Box, dtype: str, read_pix
     return Plan(ui, dict(params), box, dtype, inputs, selection)
 
 
-_INVERT = bytes(255 - i for i in range(256))
+def _canvas_mask_reader(mask: bytes, canvas: Box) -> MaskReader:
+    """A mask over the whole canvas, read box by box like a selection."""
+    def read(box: Box) -> bytes:
+        return link.crop_bytes(mask, canvas.w, box.relative_to(canvas), 1)
+
+    return read
 
 
-def transparent_area(layer: bytes, canvas: Box, dtype: str) -> tuple[Box | None, MaskReader | None]:
-    """Where a BGRA layer is not opaque, as a soft mask (255 = fully transparent) and its bounds."""
-    step = 4 * {"u8": 1, "u16": 2}[dtype]
-    alpha = bytes(layer[step - 1::step]).translate(_INVERT)  # u16: the high byte of the little-endian alpha
-    bbox = link.mask_bbox(alpha, canvas.w, canvas.h)
-    if bbox is None:
-        return None, None
-
-    def read_mask(box: Box) -> bytes:
-        return link.crop_bytes(alpha, canvas.w, box.relative_to(canvas), 1)
-
-    return bbox.translate(canvas.x, canvas.y), read_mask
-
-
-def _plan_generate(ui: UiOp, params: dict[str, Any], canvas: Box, dtype: str, selection: Box | None,
+def _plan_generate(ui: link.Action, params: dict[str, Any], canvas: Box, dtype: str, selection: Box | None,
                    max_pixels: int | None) -> Plan:
     box = selection.intersect(canvas) if selection is not None else canvas
     _check_size(box, max_pixels)
@@ -108,13 +93,6 @@ def _check_size(box: Box, max_pixels: int | None) -> None:
     if max_pixels and box.w * box.h > max_pixels:
         raise link.LinkError("too_large", f"{box.w}x{box.h} pixels is more than the engine accepts "
                              f"({max_pixels} pixels): select a smaller area.")
-
-
-def fit_params(plan: Plan, schema: dict[str, Any]) -> None:
-    """Drop size parameters the engine does not declare (e.g. generate without width/height)."""
-    for name in ("width", "height"):
-        if name in plan.params and name not in schema:
-            plan.params.pop(name)
 
 
 def max_pixels_from(welcome: dict[str, Any] | None) -> int | None:

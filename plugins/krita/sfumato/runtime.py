@@ -12,7 +12,7 @@ from typing import Any, Callable
 from .bootstrap import link
 from .controller import ONLINE, Controller, Running
 from .document import KritaHost, krita, load_style_image, plan_for
-from .ops import BY_KEY, build_params, engine_schema, shown_fields
+from .ops import BY_KEY, engine_schema
 from .qt import QtCore, QTimer
 from .request import max_pixels_from
 
@@ -93,7 +93,7 @@ def reconnect(address: str | None = None) -> None:
 def default_values(key: str) -> dict[str, Any]:
     ui = BY_KEY[key]
     schema = engine_schema(ui, controller().welcome) or {}
-    return {name: spec.get("default") for name, spec in shown_fields(ui, schema)}
+    return {name: spec.get("default") for name, spec in link.shown_fields(ui, schema)}
 
 
 def run_op(key: str, values: dict[str, Any] | None = None, style_path: str = "") -> Running:
@@ -108,7 +108,7 @@ def run_op(key: str, values: dict[str, Any] | None = None, style_path: str = "")
     if values is None:
         values, style_path = value_source(key) if value_source is not None else (default_values(key), "")
     try:
-        params = build_params(ui, values, schema)
+        params = link.build_params(ui, values, schema)
     except ValueError as exc:
         raise link.LinkError("bad_param", str(exc)) from None
     style = None

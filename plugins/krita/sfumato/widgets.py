@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .ops import PARAM_LABELS, RESTORE_TASKS
+from .bootstrap import link
 from .qt import QtWidgets, enum, Qt
 
 NULL_TEXT = {"seed": "random"}  # what the lowest value of a nullable number shows; "auto" otherwise
@@ -41,7 +41,7 @@ class ParamForm(QtWidgets.QWidget):
             tip = spec.get("doc") or ""
             if tip:
                 widget.setToolTip(tip)
-            self._layout.addRow(PARAM_LABELS.get(name, name.replace("_", " ").capitalize()), widget)
+            self._layout.addRow(link.label(name), widget)
             self._widgets[name] = (widget, spec)
 
     def _make(self, name: str, spec: dict[str, Any]) -> QtWidgets.QWidget:
@@ -69,20 +69,19 @@ class ParamForm(QtWidgets.QWidget):
                 box.setSpecialValueText(NULL_TEXT.get(name, "auto"))
             return box
         combo = QtWidgets.QComboBox()
-        if kind == "enum":
-            for choice in spec.get("choices") or []:
-                combo.addItem(str(choice), choice)
+        if link.schema.choices(spec):
+            for value, text in link.options(name, spec):
+                combo.addItem(text, value)
         else:  # free text with suggestions
             combo.setEditable(True)
-            options: list[str] = []
-            if name == "task":
-                options = list(RESTORE_TASKS)
-            elif name == "style_model":
-                options = [""] + self.style_models
+            if name == "style_model":
+                options = [("", "(use reference image)")] + [(m, m) for m in self.style_models]
             elif name == "model":
-                options = self.model_names or [str(spec.get("default") or "")]
-            for option in options:
-                combo.addItem(option or "(use reference image)", option)
+                options = [(m, m) for m in self.model_names or [str(spec.get("default") or "")]]
+            else:  # typed over, so the values themselves
+                options = [(value, str(value)) for value, _ in link.options(name, spec)]
+            for value, text in options:
+                combo.addItem(text, value)
         return combo
 
     @staticmethod

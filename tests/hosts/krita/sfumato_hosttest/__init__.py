@@ -292,7 +292,7 @@ class HostTest(Extension):
 
         self.info["python"] = sys.version.split()[0]
         from sfumato.controller import DOWN, ONLINE
-        from sfumato.ops import OPS
+        from sfumato.ops import OPS, action_id
         from sfumato.qt import BINDING, QtWidgets
 
         self.info["qt_binding"] = BINDING
@@ -310,13 +310,13 @@ class HostTest(Extension):
         self.info["transport"] = ctrl.transport_kind
 
         # actions under Tools > Scripts
-        missing = [op.action_id for op in OPS if app.action(op.action_id) is None]
-        self.check("an action per operation", not missing, missing or [op.action_id for op in OPS])
+        missing = [action_id(op) for op in OPS if app.action(action_id(op)) is None]
+        self.check("an action per operation", not missing, missing or [action_id(op) for op in OPS])
         tools = [a for a in qwin.menuBar().actions() if a.text().replace("&", "") == "Tools"]
         scripts = [a for a in (tools[0].menu().actions() if tools else []) if a.menu() is not None
                    and a.text().replace("&", "") == "Scripts"]
         in_menu = {a.objectName() for a in scripts[0].menu().actions()} if scripts else set()
-        self.check("actions are in Tools > Scripts", all(op.action_id in in_menu for op in OPS), sorted(in_menu))
+        self.check("actions are in Tools > Scripts", all(action_id(op) in in_menu for op in OPS), sorted(in_menu))
 
         real = self.cfg["address"]
         yield (lambda: ctrl.state == ONLINE, 60.0, "the docker to connect")

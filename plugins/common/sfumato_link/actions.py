@@ -1,0 +1,122 @@
+"""The artist-facing operations both editors offer, and how a form's values become `params`.
+
+Five actions map onto the engine's four ops: "Remove" is `inpaint` at full strength with
+a wider context. Which engine parameters each action shows is listed here once; their
+types, ranges and defaults come from the schema (the snapshot, or the connected engine's
+`welcome`), never from the editors. GIMP turns the fields into procedure arguments, Krita
+into its panel's form.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from .geometry import Box, default_context
+from .schema import choices, coerce
+
+
+@dataclass(frozen=True)
+class Action:
+    """One entry of an editor's menu or operation picker."""
+
+    key: str
+    label: str
+    engine_op: str
+    fields: tuple[str, ...]  # engine parameters shown to the artist, in order
+    fixed: Mapping[str, Any] = field(default_factory=dict)  # always sent, never shown
+    defaults: Mapping[str, Any] = field(default_factory=dict)  # the action's own starting values
+    selection: str = "optional"  # "required": needs a selection (or transparent pixels); "optional"; "size"
+    context: float = 0.25  # surroundings sent around the selection, as a fraction of its larger side
+    context_max: int = 256  # ... and at most this many pixels
+    style_input: bool = False  # takes a reference image (stylize)
+    name_keys: tuple[str, ...] = ()  # parameters shown in a result's layer name (the seed always is)
+    tip: str = ""
+
+
+ACTIONS: tuple[Action, ...] = (
+    Action("inpaint", "Inpaint", "inpaint", ("strength", "steps", "seed", "variants", "method", "model"),
+           selection="required", name_keys=("strength",),
+           tip="Fill the selection so that it matches its surroundings."),
+    Action("remove", "Remove", "inpaint", ("steps", "seed", "variants"), fixed={"strength": 1.0},
+           selection="required", context=0.5, context_max=384,
+           tip="Remove the selected object: inpaint at full strength with a wide context."),
+    Action("restore", "Restore", "restore", ("task", "scale", "sigma", "quality", "steps", "seed", "model"),
+           name_keys=("task",),
+           tip="Denoise, remove JPEG artefacts, upscale, deblur or repair the selection or layer."),
+    Action("stylize", "Stylize", "stylize", ("style_model", "strength", "structure", "guidance", "palette", "steps",
+                                             "seed", "model"),
+           style_input=True, name_keys=("style_model", "strength"),
+           tip="Re-render the selection or layer in the style of a reference image or model."),
+    Action("pattern", "Generate pattern", "generate", ("tileable", "steps", "seed", "variants", "model"),
+           defaults={"tileable": True}, selection="size", name_keys=("tileable",),
+           tip="Generate a new (seamless) pattern the size of the selection or canvas."),
+)
+BY_KEY = {action.key: action for action in ACTIONS}
+
+PARAM_LABELS = {"strength": "Strength", "steps": "Steps", "seed": "Seed", "variants": "Variants",
+                "method": "Method", "task": "Task", "scale": "Scale", "style_model": "Style model",
+                "structure": "Structure", "tileable": "Tileable", "model": "Model", "sigma": "Noise level",
+                "quality": "JPEG quality", "guidance": "Style force", "palette": "Palette",
+                "width": "Width", "height": "Height"}
+
+# What a free-text parameter is usually set to (offered in a list); an enum's own choices win.
+SUGGESTIONS = {"task": ("auto", "denoise", "jpeg", "upscale", "deblur", "repair", "denoise,jpeg", "deblur,denoise")}
+CHOICE_LABELS = {
+    "task": {"auto": "Auto (estimate the damage)", "denoise": "Denoise", "jpeg": "Remove JPEG artefacts",
+             "upscale": "Upscale", "deblur": "Deblur", "repair": "Repair scratches and dust",
+             "denoise,jpeg": "Denoise and remove JPEG artefacts", "deblur,denoise": "Denoise and deblur"},
+    "method": {"diffusion": "Diffusion", "patch": "Patch (fast, copies nearby texture)"},
+}
+
+
+def label(name: str) -> str:
+    return PARAM_LABELS.get(name, name.replace("_", " ").capitalize())
+
+
+def options(name: str, spec: Mapping[str, Any]) -> list[tuple[Any, str]]:
+    """(value, label) pairs to offer for a parameter: an enum's choices, else the usual values, else []."""
+    values = choices(spec) or list(SUGGESTIONS.get(name, ()))
+    labels = CHOICE_LABELS.get(name, {})
+    return [(value, labels.get(str(value), str(value))) for value in values]
+
+
+def shown_fields(action: Action, schema: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """(name, spec) of the parameters to show: the action's fields the schema declares, not fixed ones,
+    with the action's own defaults in place of the engine's."""
+    shown = []
+    for name in action.fields:
+        if name in schema and name not in action.fixed:
+            spec = dict(schema[name])
+            if name in action.defaults:
+                spec["default"] = action.defaults[name]
+            shown.append((name, spec))
+    return shown
+
+
+def build_params(action: Action, values: Mapping[str, Any], schema: Mapping[str, Any]) -> dict[str, Any]:
+    """Parameters to send: shown values coerced, fixed ones added, anything the schema lacks dropped.
+
+    Raises ValueError("Strength: must be at most 1") naming the field, for the editor to show.
+    """
+    params: dict[str, Any] = {}
+    for name, spec in shown_fields(action, schema):
+        if name not in values:
+            continue
+        try:
+            value = coerce(values[name], spec)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{label(name)}: {exc}") from None
+        if value is None and not spec.get("nullable"):
+            continue
+        params[name] = value
+    for name, value in action.fixed.items():
+        if name in schema:
+            params[name] = value
+    if action.engine_op == "restore" and "task" in params and "upscale" not in str(params["task"]):
+        params.pop("scale", None)  # the factor only matters for upscaling
+    return params
+
+
+def context_pixels(action: Action, selection: Box) -> int:
+    """Pixels of surroundings to send around `selection` for `action`."""
+    return default_context(selection, fraction=action.context, maximum=action.context_max)
