@@ -36,7 +36,8 @@ def add_engine_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("engine")
     g.add_argument("--engine", metavar="ADDR", help="a running engine (e.g. tcp://127.0.0.1:5555); "
                    "default: start one in this process")
-    g.add_argument("--models", metavar="DIR", help="models folder for the in-process engine (default: models/)")
+    g.add_argument("--models", metavar="DIR", help="models folder for the in-process engine "
+                   "(default: the models shipped with sfumato)")
     g.add_argument("--device", default="auto", help="device of the in-process engine: auto, cpu or cuda")
     g.add_argument("--timeout", type=float, default=30.0, help="seconds without any answer before giving up")
 
@@ -309,7 +310,7 @@ def add_serve(sub: Any) -> None:
     p = sub.add_parser("serve", help="run the engine")
     p.add_argument("--bind", default=DEFAULT_BIND, help=f"address to serve on (default {DEFAULT_BIND}; "
                    "ipc:///path also works)")
-    p.add_argument("--models", metavar="DIR", help="models folder (default: models/ of this checkout)")
+    p.add_argument("--models", metavar="DIR", help="models folder (default: the models shipped with sfumato, see docs/models.md)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--insecure", action="store_true", help="allow a non-loopback bind without authentication")
     p.add_argument("--max-pixels", type=int, help="pixel cap per array")
