@@ -90,7 +90,7 @@ def test_wheel_holds_the_engine_and_the_builtin_model_only(wheel):
 
 def test_installed_serve_finds_the_builtin_model(venv, tmp_path):
     """`sfumato serve` with no --models, run elsewhere, serves the built-in model from the wheel."""
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"OMP_NUM_THREADS": "1"}
     bindir = venv / ("Scripts" if os.name == "nt" else "bin")
     where = subprocess.run([str(bindir / "python"), "-c", "import engine; print(engine.__file__)"], cwd=tmp_path,
                            env=env, capture_output=True, text=True, check=True).stdout
