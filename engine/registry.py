@@ -18,7 +18,20 @@ from .diffusion.modelfile import CARD, WEIGHTS, ModelFileError, load_model, read
 from .errors import BAD_PARAM, MODEL_MISSING, EngineError
 
 DEFAULT_MODEL = "builtin"
-PACKAGE_MODELS = Path(__file__).resolve().parent.parent / "models"
+
+
+def package_models() -> Path:
+    """The models folder that ships with Sfumato, the default when none is given.
+
+    An installed wheel carries it inside the package (engine/models, see setup.py); a
+    checkout keeps the same folder at the repository root (models/, beside engine/).
+    """
+    engine_dir = Path(__file__).resolve().parent
+    inside = engine_dir / "models"
+    return inside if inside.is_dir() else engine_dir.parent / "models"
+
+
+PACKAGE_MODELS = package_models()
 
 
 def resolve_device(name: str) -> str:

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -35,17 +37,27 @@ def tiny_models_dir(tmp_path_factory) -> Path:
     cfg = TrainConfig(folders=[], out=str(root / "builtin"), steps=60, patch=32, batch=8, lr=1e-3,
                       warmup=10, synthetic="dead-leaves", sample_every=0, checkpoint_every=60,
                       architecture=dict(TINY_ARCH), seed=0)
-    train(cfg, log=lambda *_: None)
+    with single_thread():
+        train(cfg, log=lambda *_: None)
     return root
+
+
+@contextmanager
+def single_thread() -> Iterator[None]:
+    """Tiny networks run fastest on one thread, and spin-waiting threads crawl on a busy CPU."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
 def one_torch_thread():
-    """Tiny networks run fastest on one thread, and spin-waiting threads crawl on a busy CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    """single_thread() for a whole module of tiny-network tests."""
+    with single_thread():
+        yield
 
 
 @pytest.fixture(scope="session")

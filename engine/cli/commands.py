@@ -19,7 +19,7 @@ def add_serve(sub: Any) -> None:
     p = sub.add_parser("serve", help="run the engine")
     p.add_argument("--bind", default=DEFAULT_BIND, help=f"address to serve on (default {DEFAULT_BIND}; "
                    "ipc:///path also works)")
-    p.add_argument("--models", metavar="DIR", help="models folder (default: models/ of this checkout)")
+    p.add_argument("--models", metavar="DIR", help="models folder (default: the models shipped with sfumato, see docs/models.md)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--insecure", action="store_true", help="allow a non-loopback bind without authentication")
     p.add_argument("--max-pixels", type=int, help="pixel cap per array")

@@ -23,7 +23,8 @@ def add_engine_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("engine")
     g.add_argument("--engine", metavar="ADDR", help="a running engine (e.g. tcp://127.0.0.1:5555); "
                    "default: start one in this process")
-    g.add_argument("--models", metavar="DIR", help="models folder for the in-process engine (default: models/)")
+    g.add_argument("--models", metavar="DIR", help="models folder for the in-process engine "
+                   "(default: the models shipped with sfumato)")
     g.add_argument("--device", default="auto", help="device of the in-process engine: auto, cpu or cuda")
     g.add_argument("--timeout", type=float, default=30.0, help="seconds without any answer before giving up")
 
