@@ -61,25 +61,28 @@ def vote(src_img: torch.Tensor, src_wrap: bool, field: Field, weight: torch.Tens
     if t.wrap:  # targets near one edge also cover pixels across the other
         wmap = F.pad(wmap[r:h + r, r:w + r][None, None], (r, r, r, r), mode="circular")[0, 0]
         smap = F.pad(smap[r:h + r, r:w + r][None, None].float(), (r, r, r, r), mode="circular")[0, 0].long()
-    sy_map, sx_map = smap.div(ws, rounding_mode="floor"), smap % ws
+    if src_wrap:
+        sy_map, sx_map = smap.div(ws, rounding_mode="floor"), smap % ws
     acc = torch.zeros((bh * bw, c), device=rows.device)
     wsum = torch.zeros((bh, bw), device=rows.device)
+    best = torch.zeros((bh, bw), dtype=torch.long, device=rows.device)
     for oy in range(-r, r + 1):
         for ox in range(-r, r + 1):
             win = (slice(y0 + r - oy, y1 + r - oy), slice(x0 + r - ox, x1 + r - ox))
             wt = wmap[win]
-            qy, qx = sy_map[win] + oy, sx_map[win] + ox
             if src_wrap:
-                qy, qx = qy % hs, qx % ws
-            q = (qy.clamp(0, hs - 1) * ws + qx.clamp(0, ws - 1)).reshape(-1)
-            vals = rows.index_select(0, q)
-            if sharp:
-                better = (wt > wsum).reshape(-1, 1)
-                acc = torch.where(better, vals, acc)
+                q = ((sy_map[win] + oy) % hs) * ws + (sx_map[win] + ox) % ws
+            else:  # a valid source patch lies inside the source: no bounds to check
+                q = smap[win] + (oy * ws + ox)
+            if sharp:  # remember the best proposal's source; one gather at the end
+                better = wt > wsum
+                best = torch.where(better, q, best)
                 wsum = torch.maximum(wsum, wt)
             else:
-                acc.addcmul_(vals, wt.reshape(-1, 1))
+                acc.addcmul_(rows.index_select(0, q.clamp(0, hs * ws - 1).reshape(-1)), wt.reshape(-1, 1))
                 wsum += wt
+    if sharp:
+        acc = rows.index_select(0, best.clamp(0, hs * ws - 1).reshape(-1))
     upd = t.update[y0:y1, x0:x1] & (wsum > 0)
     out = t.est.clone()
     box = out[:, y0:y1, x0:x1]

@@ -59,15 +59,26 @@ def basis(channels: int, guides: int, p: int, guide_weight: float) -> torch.Tens
     return torch.stack(kernels).contiguous()
 
 
+BAND_PIXELS = 1 << 18  # feature maps are computed in row bands of about this many pixels (peak memory)
+
+
 def feature_map(x: torch.Tensor, kernels: torch.Tensor, wrap: bool) -> torch.Tensor:
     """Descriptors of the patch around every pixel of x (c, h, w): (h * w, dims).
 
-    Outside the image the patch wraps around (wrap) or repeats the edge pixels.
+    Outside the image the patch wraps around (wrap) or repeats the edge pixels. Computed in
+    row bands straight into the result, so a large image needs no second full-size copy.
     """
+    c, h, w = x.shape
     r = kernels.shape[-1] // 2
+    k = kernels.to(x.device)
     xp = F.pad(x[None], (r, r, r, r), mode="circular" if wrap else "replicate")
-    f = F.conv2d(xp, kernels.to(x.device))[0]
-    return f.reshape(f.shape[0], -1).T.contiguous()
+    out = torch.empty((h * w, k.shape[0]), device=x.device)
+    rows = max(1, BAND_PIXELS // max(w, 1))
+    for y in range(0, h, rows):
+        y1 = min(h, y + rows)
+        f = F.conv2d(xp[:, :, y:y1 + 2 * r], k)[0]
+        out[y * w:y1 * w] = f.reshape(f.shape[0], -1).T
+    return out
 
 
 def features_at(x: torch.Tensor, kernels: torch.Tensor, ty: torch.Tensor, tx: torch.Tensor, wrap: bool) -> torch.Tensor:

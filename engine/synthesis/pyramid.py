@@ -46,13 +46,24 @@ def erode(m: torch.Tensor, r: int, wrap: bool = False, outside: bool = False) ->
 
 def depth(hole: torch.Tensor, cap: int, wrap: bool = False) -> torch.Tensor:
     """Chessboard distance (h, w) from each hole pixel to the nearest known pixel, capped at `cap`;
-    0 on known pixels."""
+    0 on known pixels. Beyond the image edge counts as hole (unless it wraps).
+
+    Without wrap-around only the hole's box (plus one known ring, which stops the erosion
+    where the box is inside the image) is eroded, so the cost follows the hole.
+    """
     d = torch.zeros(hole.shape, device=hole.device)
-    reach = hole.clone()
+    if not bool(hole.any()):
+        return d
+    box = (slice(None), slice(None))
+    if not wrap:
+        ys, xs = torch.nonzero(hole, as_tuple=True)
+        box = (slice(max(0, int(ys.min()) - 1), int(ys.max()) + 2), slice(max(0, int(xs.min()) - 1), int(xs.max()) + 2))
+    reach = hole[box].clone()
+    sub = d[box]
     for _ in range(cap):
         if not bool(reach.any()):
             break
-        d += reach.float()
+        sub += reach.float()
         reach = erode(reach, 1, wrap, outside=True)
     return d
 

@@ -2,8 +2,7 @@
 
 Pipeline (each stage reports progress under its name):
   prefill    holes deeper than the thin-hole path takes are completed by exemplar synthesis
-             at full resolution (inpaint_large; the `patch` method stops here), and the
-             diffusion stage then only harmonises the band along the hole's border;
+             at full resolution (inpaint_large, for both methods; no diffusion pass there);
   diffusion  otherwise the work area (selection + context, capped resolution) is sampled with the
              known pixels as conditioning channels and re-imposed on every denoised
              estimate (data consistency); strength < 1 starts from the noised original
@@ -30,7 +29,7 @@ from ..errors import BAD_PARAM, TOO_LARGE, EngineError
 from .base import InputSpec, JobContext, Operation, ParamSpec
 from .jobtools import (Stages, check_image_and_mask, make_generator, model_fn, randn, resolve_seed,
                        sample_with_progress, schedule, strength_sigma, variant_outputs)
-from ..fills import THIN_DEPTH, harmonic_fill, hole_extent, share_within, smooth_fill, tension_fill
+from ..fills import THIN_DEPTH, hole_extent, share_within, smooth_fill, tension_fill
 from . import inpaint_large as large
 
 MAX_VARIANTS = 8
@@ -38,8 +37,8 @@ THIN_SIGMA = 0.05  # noise level the denoiser is told when it refines a thin hol
 HAIRLINE_SIGMA = 0.02  # the same for hairlines (3 in 4 hole pixels within HAIRLINE px of the border)
 HAIRLINE = 2  # px: a hole is a hairline when 3 in 4 of its pixels lie this close to a known pixel
 THIN_MAX_AREA = 4  # thin holes run at full resolution up to this many times the capped area
-PREFILL_SIGMA, PREFILL_STEPS = 0.25, 0.5  # deeper holes: start noise over the pre-fill, fraction of steps
-PATCH_RADIUS = 40  # holes deeper than this (work pixels) are pre-filled by PatchMatch, not harmonically
+BLOB_RADIUS = 8  # px: holes at most this deep (hairlines, narrow strokes) always take the thin path
+BLOB_SHAPE = 40  # compact holes (area < BLOB_SHAPE * radius^2) are objects, not strokes
 DETAIL_SIGMA = 0.25  # noise level of the full-resolution detail pass
 DETAIL_STEPS = 3
 DETAIL_MARGIN = 16  # pixels of context around the hole in the detail pass
@@ -148,7 +147,7 @@ class Plan:
     """How one diffusion inpaint runs; chosen from the hole's shape and the strength."""
 
     work: tuple[int, int]  # sampler resolution
-    start: str  # "noise", "original" (SDEdit), or the pre-fill: "patch", "harmonic", "tension", "smooth"
+    start: str  # "noise", "original" (SDEdit), "synthesis" (exemplar completion), or the pre-fill: "tension", "smooth"
     sigma_start: float
     steps: int
     detail: bool  # full-resolution pass after a downscaled one
@@ -156,7 +155,7 @@ class Plan:
 
 
 def plan(h: int, w: int, radius: int, depth: float, strength: float, steps: int, cap: int, stride: int,
-         known_any: bool = True, hairline: bool = False, spread: int = 0) -> Plan:
+         known_any: bool = True, hairline: bool = False, spread: int = 0, blob: bool = False) -> Plan:
     """Choose resolution, starting point and noise level for one inpaint.
 
     - strength < 1: SDEdit from the noised original, at the capped resolution.
@@ -176,9 +175,11 @@ def plan(h: int, w: int, radius: int, depth: float, strength: float, steps: int,
       The denoiser is told a noise level that grows with the fill's likely error: the spline
       is nearly right across a hairline (`hairline`: 1-3 px scratches), less so across a
       stroke (on training photos sigma 0.02 scored best on scratches, 0.05 on strokes).
-    - deeper holes: the capped work resolution, from a pre-fill (harmonic; PatchMatch for
-      very deep holes such as outpainting, where a smooth membrane would look smeared),
-      refined from a moderate noise level; a detail pass follows when downscaled.
+    - a compact hole (`blob`: an object's shape, see `is_blob`) is never thin, however shallow
+      most of it is: a 60 x 40 px ellipse has 3 in 4 pixels within 16 px of its border, but
+      the spline across it is a smear; it is synthesised (inpaint_large).
+    - deeper holes (objects, outpainting): "synthesis", exemplar completion at full
+      resolution (inpaint_large); the sampler is not run over them.
     - nothing known at all: plain generation from noise.
     The noise levels are tuned on held-in training photos for PSNR inside the hole (see
     docs/performance.md): the shipped model loses PSNR when started from higher noise.
@@ -188,11 +189,16 @@ def plan(h: int, w: int, radius: int, depth: float, strength: float, steps: int,
         return Plan(work, "original", strength_sigma(strength), max(1, round(steps * strength)), work != (h, w))
     if not known_any:
         return Plan(work, "noise", 80.0, steps, work != (h, w))
-    if depth * min(1.0, cap / max(spread, 1)) <= THIN_DEPTH and h * w <= THIN_MAX_AREA * cap * cap:
+    if depth * min(1.0, cap / max(spread, 1)) <= THIN_DEPTH and h * w <= THIN_MAX_AREA * cap * cap and not blob:
         return Plan((h, w), "tension", HAIRLINE_SIGMA if hairline else THIN_SIGMA, 1, False, noise=False)
-    deep = radius * work[0] / h > PATCH_RADIUS
-    return Plan(work, "patch" if deep else "harmonic", PREFILL_SIGMA, max(1, round(steps * PREFILL_STEPS)),
-                work != (h, w))
+    return Plan((h, w), "synthesis", 0.0, 0, False, noise=False)
+
+
+def is_blob(hole: np.ndarray, radius: int) -> bool:
+    """An object-shaped hole, not strokes: wider than BLOB_RADIUS and compact, with an area
+    under BLOB_SHAPE times its radius squared (an ellipse: about 3 to 12; a stroke of length
+    L and width W: 4 L / W, and strokes across a photo run far above 40)."""
+    return radius > BLOB_RADIUS and float(hole.sum()) < BLOB_SHAPE * radius * radius
 
 
 def _diffuse(den, device: str, rgb: np.ndarray, regen: np.ndarray, params: dict[str, Any], seed: int, n_var: int,
@@ -203,9 +209,9 @@ def _diffuse(den, device: str, rgb: np.ndarray, regen: np.ndarray, params: dict[
     bbox = images.mask_bbox(regen)
     pl = plan(h, w, radius, depth, params["strength"], params["steps"], images.work_cap(device), den.stride,
               known_any=not regen.all(), hairline=depth <= THIN_DEPTH and share_within(regen, HAIRLINE) >= 0.75,
-              spread=max(bbox.h, bbox.w) if bbox else 0)
-    if pl.start in ("patch", "harmonic"):  # deeper than thin: exemplar synthesis, diffusion on the seam only
-        return _large(den, device, rgb, regen, params, seed, n_var, ctx, meta, source)
+              spread=max(bbox.h, bbox.w) if bbox else 0, blob=is_blob(regen, radius))
+    if pl.start == "synthesis":
+        return _large(rgb, regen, seed, n_var, ctx, meta, source)
     prefill = pl.start in ("smooth", "tension")
     stages = Stages(ctx, {"prefill": 1 if prefill else 0, "diffusion": pl.steps,
                           "detail": DETAIL_STEPS if pl.detail else 0, "composite": n_var})
@@ -220,8 +226,7 @@ def _diffuse(den, device: str, rgb: np.ndarray, regen: np.ndarray, params: dict[
     start = known_w
     if prefill:
         small = images.from_model(known_w)[0]
-        fill = {"patch": lambda a, b: patch_fill(a, b, seed=seed), "harmonic": harmonic_fill, "smooth": smooth_fill,
-                "tension": tension_fill}
+        fill = {"smooth": smooth_fill, "tension": tension_fill}
         filled = fill[pl.start](small, hole_w)
         start = images.to_model(filled, device)
         stages.report("prefill", 1)
@@ -243,16 +248,14 @@ def _diffuse(den, device: str, rgb: np.ndarray, regen: np.ndarray, params: dict[
     return list(images.from_model(x))
 
 
-def _large(den, device: str, rgb: np.ndarray, regen: np.ndarray, params: dict[str, Any], seed: int, n_var: int,
-           ctx: JobContext, meta: dict, source: np.ndarray | None) -> list[np.ndarray]:
-    steps = large.band_steps(params["steps"])
-    stages = Stages(ctx, {"prefill": 10, "diffusion": steps, "composite": n_var})
+def _large(rgb: np.ndarray, regen: np.ndarray, seed: int, n_var: int, ctx: JobContext, meta: dict,
+           source: np.ndarray | None) -> list[np.ndarray]:
+    stages = Stages(ctx, {"prefill": 10, "composite": n_var})
     meta["_stages"] = stages
-    meta.update(work_size=list(regen.shape), start="synthesis", sigma_start=large.BAND_SIGMA)
-    fills = large.synthesize(rgb, regen, source, seed, n_var, device, lambda i, n: stages.report("prefill", round(10 * i / n)))
+    meta.update(work_size=list(regen.shape), start="synthesis")
+    fills = large.synthesize(rgb, regen, source, seed, n_var, ctx.device,
+                             lambda i, n: stages.report("prefill", round(10 * i / n)))
     stages.done("prefill")
-    fills = large.harmonise(den, device, fills, regen, params["sampler"], params["steps"], seed, stages)
-    stages.done("diffusion")
     return fills
 
 
@@ -301,9 +304,9 @@ OPERATION = Operation(
         ParamSpec("variants", "int", 1, "number of different fills, from one batched run (in thin holes they "
                   "differ only slightly)", min=1, max=MAX_VARIANTS,
                   limit_code=TOO_LARGE),
-        ParamSpec("method", "enum", "diffusion", "diffusion (model) or patch (exemplar synthesis alone: "
-                  "multi-scale PatchMatch completion, no model); large holes are synthesised either way, "
-                  "diffusion then harmonises their border", choices=("diffusion", "patch")),
+        ParamSpec("method", "enum", "diffusion", "diffusion (model) or patch (exemplar synthesis: "
+                  "multi-scale PatchMatch completion, no model); holes deeper than thin strokes are "
+                  "synthesised either way", choices=("diffusion", "patch")),
         ParamSpec("remove", "bool", False, "object removal: grow the mask by a few pixels (the object's fringe "
                   "and shadow edge go too) and never copy texture from the object or a ring around it"),
         ParamSpec("sampler", "enum", "dpmpp_2m", "diffusion sampler", choices=tuple(SAMPLERS)),
