@@ -111,7 +111,7 @@ def test_calls_map_onto_the_declarations():
     if not {"inpaint", "restore", "generate", "stylize"} <= set(OPERATIONS):
         pytest.skip("needs inpaint, restore, generate and stylize")
     schemas = {name: op.schema(LIMITS) for name, op in OPERATIONS.items()}
-    assert positional(schemas["inpaint"]) == [("inputs", "image"), ("inputs", "mask")]
+    assert positional(schemas["inpaint"]) == [("inputs", "image"), ("inputs", "mask"), ("inputs", "source")]
     assert bind("generate", schemas["generate"], (64, 48), {"tileable": True}) == \
         ({}, {"width": 64, "height": 48, "tileable": True})
     assert bind("stylize", schemas["stylize"], ("img", "ref"), {"mask": None}) == \
