@@ -8,6 +8,9 @@ Vanished clients: the socket enables ZMQ heartbeats (a silent TCP peer is droppe
 HEARTBEAT_TIMEOUT) and ROUTER_MANDATORY (a send to a dropped peer fails with
 EHOSTUNREACH instead of being discarded silently). Every running job reports progress, so
 the next message to a vanished client fails and all of that client's jobs are cancelled.
+Jobs belong to a connection, not to a routing id (engine/peers.py): a closed connection's jobs
+are cancelled as soon as the ROUTER's monitor reports it, and nothing of theirs reaches a new
+socket that takes the same routing id.
 
 Shared memory (engine/shm.py): on a loopback or ipc bind the engine offers the same-host
 extension in `welcome`. It maps a client's segment when a message names it, and writes a
@@ -31,6 +34,7 @@ import zmq
 from . import PROTOCOL_VERSION, __version__
 from . import shm as shmem
 from .errors import INTERNAL, NOT_FOUND, EngineError
+from .peers import Peers
 from .protocol import CAPABILITIES, Limits, decode, encode, request_id_of
 from .registry import ModelRegistry, resolve_device
 from .scheduler import Job, Scheduler
@@ -93,6 +97,7 @@ class Engine:
         self.instance = secrets.token_hex(8)
         self._ctx: zmq.Context | None = None
         self._router: zmq.Socket | None = None
+        self._peers: Peers | None = None  # jobs belong to a connection (engine/peers.py)
         self._wake_tx: zmq.Socket | None = None
         self._wake_rx: zmq.Socket | None = None
         self._wake_lock = threading.Lock()
@@ -128,9 +133,11 @@ class Engine:
         router.setsockopt(zmq.LINGER, 2000)
         if "[" in self.bind:
             router.setsockopt(zmq.IPV6, 1)
+        self._peers = Peers(router)  # before bind: every connection is seen
         try:
             router.bind(self.bind)
         except zmq.ZMQError as exc:
+            self._peers.close()
             router.close(0)
             self._ctx.term()
             raise OSError(f"cannot bind {self.bind}: {exc}") from exc
@@ -264,6 +271,8 @@ class Engine:
                     if sock is not None:
                         sock.close(0)
                 self._wake_tx = self._wake_rx = None
+            if self._peers is not None:
+                self._peers.close()
             if self._router is not None:
                 self._router.close()  # LINGER lets the last replies go out
             if self._ctx is not None:
@@ -276,8 +285,10 @@ class Engine:
             log.info("engine stopped")
 
     def _flush(self) -> None:
-        router = self._router
-        assert router is not None
+        router, peers = self._router, self._peers
+        assert router is not None and peers is not None
+        for owner in peers.take_vanished():  # closed connections: cancel their jobs now
+            self._vanish(owner)
         now = time.monotonic()
         for _ in range(len(self._backlog)):
             client, frames, deadline = self._backlog.popleft()
@@ -295,8 +306,12 @@ class Engine:
                        deadline=now + SEND_RETRY_S, now=now)
 
     def _send(self, client: bytes, frames: list, final: bool, deadline: float, now: float) -> None:
+        route = self._peers.route(client)  # type: ignore[union-attr]
+        if route is None:  # its connection closed: never to a new connection that took the routing id
+            self._vanish(client)
+            return
         try:
-            self._router.send_multipart([client, *frames], zmq.NOBLOCK, copy=False)  # type: ignore[union-attr]
+            self._router.send_multipart([route, *frames], zmq.NOBLOCK, copy=False)  # type: ignore[union-attr]
         except zmq.Again:
             if final and now < deadline:
                 self._backlog.append((client, frames, deadline))  # client not reading: retry later
@@ -305,11 +320,16 @@ class Engine:
                             client.hex(), SEND_RETRY_S)
         except zmq.ZMQError as exc:
             if exc.errno == zmq.EHOSTUNREACH:
-                if self.scheduler is not None:
-                    self.scheduler.cancel_client(client)
-                self._forget_shm(client)
+                self._peers.forget(client)  # type: ignore[union-attr]
+                self._vanish(client)
             else:
                 log.error("send to %s failed: %s", client.hex(), exc)
+
+    def _vanish(self, client: bytes) -> None:
+        """A connection that is gone: cancel its jobs (silently), unmap its shared memory."""
+        if self.scheduler is not None:
+            self.scheduler.cancel_client(client)
+        self._forget_shm(client)
 
     def _forget_shm(self, client: bytes) -> None:
         """A vanished client: unmap its segment and drop the result regions of its jobs."""
@@ -322,7 +342,7 @@ class Engine:
     def _handle(self, frames: list) -> None:
         if len(frames) < 1:
             return
-        client = frames[0].bytes
+        client = self._peers.owner(frames[0].bytes, frames[-1])  # type: ignore[union-attr]
         rid: str | None = None
         try:
             access = self.shm.access(client) if self.shm is not None else None
