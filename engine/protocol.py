@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import asdict, dataclass
-from typing import Any, Iterable, Protocol, Sequence
+from typing import Any, Protocol, Sequence
 
 import msgpack
 import numpy as np
@@ -26,7 +26,7 @@ from .errors import BAD_MESSAGE, BAD_PARAM, TOO_LARGE, EngineError
 
 VERSION = 1
 DTYPES: dict[str, np.dtype] = {"u8": np.dtype("<u1"), "u16": np.dtype("<u2"), "f32": np.dtype("<f4")}
-DTYPE_NAMES: dict[str, str] = {"uint8": "u8", "uint16": "u16", "float32": "f32"}
+DTYPE_NAMES: dict[str, str] = {dt.name: name for name, dt in DTYPES.items()}  # numpy name -> wire name
 CHANNELS = (1, 3, 4)
 MAX_ID_LENGTH = 128
 MAX_HEADER_DEPTH = 32  # nesting of maps and lists in a header; deeper is refused before anything recurses
@@ -447,14 +447,3 @@ def _check_client_fields(header: dict, kind: str, rid: str | None) -> None:
     elif kind == "models":
         if "refresh" in header and not isinstance(header["refresh"], bool):
             raise _fail(BAD_MESSAGE, "refresh must be true or false", "refresh", rid)
-
-
-def iter_arrays(header: dict) -> Iterable[tuple[str, np.ndarray]]:
-    """(path, array) for every array in a decoded header, for logging and size checks."""
-    for key, value in header.items():
-        if isinstance(value, np.ndarray):
-            yield key, value
-        elif isinstance(value, dict):
-            for name, sub in value.items():
-                if isinstance(sub, np.ndarray):
-                    yield f"{key}.{name}", sub

@@ -64,7 +64,7 @@ def slow_free_run(inputs: dict, params: dict, ctx) -> tuple[dict, dict]:
 
 
 SLOW_FREE = Operation(name="slowfree", doc="test: outputs slow to free", inputs=(InputSpec("image"),), params=(),
-                      run=slow_free_run, test_only=True, needs_model=False)
+                      run=slow_free_run, test_only=True)
 
 
 def test_job_is_finished_when_its_result_arrives(tmp_path):

@@ -33,11 +33,6 @@ def randn(shape: tuple[int, ...], generator: torch.Generator, device: torch.devi
     return torch.randn(shape, generator=generator).to(device)
 
 
-def noise_fn(generator: torch.Generator) -> Callable[[torch.Tensor], torch.Tensor]:
-    """A `noise(like)` for samplers/guidance, drawing from the job's seeded generator."""
-    return lambda like: randn(tuple(like.shape), generator, like.device).to(like.dtype)
-
-
 class Stages:
     """Progress over several named stages as one monotonic step counter."""
 
