@@ -26,6 +26,7 @@ from typing import Any, Callable
 import numpy as np
 import zmq
 
+from . import DEFAULT_ADDRESS, HEARTBEAT_IVL_MS, HEARTBEAT_TIMEOUT_MS
 from . import shm as shmem
 from .arrays import as_array
 from .errors import BAD_MESSAGE, TOO_LARGE, UNKNOWN_OP
@@ -34,7 +35,6 @@ from .protocol import CAPABILITIES, decode, encode, request_id_of
 
 log = logging.getLogger("sfumato.client")
 
-DEFAULT_ADDRESS = "tcp://127.0.0.1:5555"
 DEFAULT_JOB_TIMEOUT = 3600.0  # run() and the one-call ops: longest wait for one job, in seconds
 ENGINE_RESTARTED = "engine_restarted"  # client-side error code: the engine that accepted a job is gone
 ProgressFn = Callable[[dict], None]
@@ -183,8 +183,8 @@ class Client:
         self._ctx = zmq.Context() if context is None else context
         self._sock = self._ctx.socket(zmq.DEALER)
         self._sock.setsockopt(zmq.LINGER, 0)
-        self._sock.setsockopt(zmq.HEARTBEAT_IVL, 2000)
-        self._sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, 6000)
+        self._sock.setsockopt(zmq.HEARTBEAT_IVL, HEARTBEAT_IVL_MS)
+        self._sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, HEARTBEAT_TIMEOUT_MS)
         if "[" in address:
             self._sock.setsockopt(zmq.IPV6, 1)
         self._sock.connect(address)

@@ -21,10 +21,9 @@ from typing import Any, Protocol, Sequence
 import msgpack
 import numpy as np
 
-from . import MAX_MESSAGE_BYTES
+from . import MAX_MESSAGE_BYTES, PROTOCOL_VERSION
 from .errors import BAD_MESSAGE, BAD_PARAM, TOO_LARGE, EngineError
 
-VERSION = 1
 DTYPES: dict[str, np.dtype] = {"u8": np.dtype("<u1"), "u16": np.dtype("<u2"), "f32": np.dtype("<f4")}
 DTYPE_NAMES: dict[str, str] = {dt.name: name for name, dt in DTYPES.items()}  # numpy name -> wire name
 CHANNELS = (1, 3, 4)
@@ -148,7 +147,7 @@ def encode(header: dict[str, Any]) -> list:
             return value.item()
         return value
 
-    out = {"v": VERSION}
+    out = {"v": PROTOCOL_VERSION}
     out.update(walk(header))
     return [msgpack.packb(out, use_bin_type=True), *buffers]
 
@@ -390,8 +389,8 @@ def decode(frames: Sequence[Any], limits: Limits | None = None, *, from_engine: 
     rid = _header_id(header)
     if "v" not in header:
         raise _fail(BAD_MESSAGE, "header lacks the protocol version field v", "v", rid)
-    if type(header["v"]) is not int or header["v"] != VERSION:  # the integer 1: not 1.0, not true
-        raise _fail(BAD_MESSAGE, f"unsupported protocol version {header['v']!r}; this side speaks v{VERSION}",
+    if type(header["v"]) is not int or header["v"] != PROTOCOL_VERSION:  # the integer 1: not 1.0, not true
+        raise _fail(BAD_MESSAGE, f"unsupported protocol version {header['v']!r}; this side speaks v{PROTOCOL_VERSION}",
                     "v", rid)
     kind = header.get("type")
     allowed = ENGINE_TYPES if from_engine else CLIENT_TYPES

@@ -113,18 +113,21 @@ def test_models_lists_a_real_model(tmp_path):
             assert "builtin" in [m["name"] for m in client.hello()["models"]]
 
 
+def save_untrained(folder) -> None:
+    """A tiny untrained model in the real file format."""
+    from engine.diffusion.denoiser import Denoiser
+    from engine.diffusion.modelfile import save_model
+
+    save_model(Denoiser.build("unet", {"channels": [8, 8, 8, 8], "groups": 4, "emb_dim": 16}), folder, {"steps": 0})
+
+
 @pytest.fixture()
 def model_engine(tmp_path):
     """An engine whose models folder holds an untrained model in the real file format."""
-    from engine.diffusion.denoiser import Denoiser
-    from engine.diffusion.modelfile import save_model
-    from engine.diffusion.network import UNetConfig
-
     models = tmp_path / "models"
-    tiny = UNetConfig.from_dict({"channels": [8, 8, 8, 8], "groups": 4, "emb_dim": 16})
-    save_model(Denoiser.from_config(tiny), models / "builtin", {"steps": 0})
+    save_untrained(models / "builtin")
     (tmp_path / "elsewhere").mkdir()
-    save_model(Denoiser.from_config(tiny), tmp_path / "elsewhere" / "mine", {"steps": 0})
+    save_untrained(tmp_path / "elsewhere" / "mine")
     with Engine(bind="tcp://127.0.0.1:*", models_dir=models, device="cpu").start() as eng:
         yield eng, models
 
@@ -158,13 +161,9 @@ def test_model_names_never_reach_outside_the_models_folder(model_engine, tmp_pat
 
 
 def test_one_cached_model_per_real_folder(tmp_path):
-    from engine.diffusion.denoiser import Denoiser
-    from engine.diffusion.modelfile import save_model
-    from engine.diffusion.network import UNetConfig
     from engine.registry import ModelRegistry
 
-    tiny = UNetConfig.from_dict({"channels": [8, 8, 8, 8], "groups": 4, "emb_dim": 16})
-    save_model(Denoiser.from_config(tiny), tmp_path / "builtin", {"steps": 0})
+    save_untrained(tmp_path / "builtin")
     (tmp_path / "alias").symlink_to(tmp_path / "builtin", target_is_directory=True)
     reg = ModelRegistry(tmp_path, "cpu")
     assert reg.names() == ["alias", "builtin"]
