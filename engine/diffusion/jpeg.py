@@ -145,7 +145,6 @@ class JPEGConstraint(Operator):
         v = rgb_to_ycbcr(x.float()) - 128
         if ph or pw:
             v = F.pad(v, (0, pw, 0, ph), mode="replicate")
-        b = v.shape[0]
         y = v[:, 0]
         c = F.avg_pool2d(v[:, 1:], (self.fy, self.fx)) if (self.fy, self.fx) != (1, 1) else v[:, 1:]
         return [y, c[:, 0], c[:, 1]], (ph, pw)
