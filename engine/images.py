@@ -22,10 +22,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .devices import work_side
 from .numerics import gaussian_taps
 
 SCALES = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
-WORK_CAP = {"cpu": 256, "cuda": 768}  # longest side of the work area the sampler sees, per device
 PREVIEW_SIDE = 128
 
 
@@ -161,7 +161,7 @@ def work_cap(device: str, override: int | None = None) -> int:
     env = os.environ.get("SFUMATO_WORK_CAP")
     if env and env.isdigit() and int(env) > 0:
         return int(env)
-    return WORK_CAP["cuda" if str(device).startswith("cuda") else "cpu"]
+    return work_side("inpaint", device)
 
 
 def work_size(h: int, w: int, cap: int, stride: int) -> tuple[int, int]:

@@ -32,7 +32,8 @@ from . import DEFAULT_ADDRESS, HEARTBEAT_IVL_MS, HEARTBEAT_TIMEOUT_MS, PROTOCOL_
 from . import shm as shmem
 from .errors import INTERNAL, NOT_FOUND, EngineError
 from .protocol import CAPABILITIES, Limits, decode, encode, request_id_of
-from .registry import ModelRegistry, resolve_device
+from .devices import resolve_device
+from .registry import ModelRegistry
 from .scheduler import Job, Scheduler
 from .tasks import OPERATIONS
 from .tasks.base import Operation, check_submit

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from .. import images
+from ..devices import work_side
 from ..diffusion.denoiser import model_fn
 from ..diffusion.sampling import SAMPLERS
 from ..diffusion.schedule import DenoiseFn
@@ -38,7 +39,6 @@ from .base import InputSpec, JobContext, Operation, ParamSpec
 from .specs import DENOISERS, Require
 from .jobtools import Stages, make_generator, randn, resolve_seed, sample_with_progress
 
-WORK_SIDE = {"cpu": 384, "cuda": 1024}  # longest side the sampler sees, per device
 GUIDE_SIGMA_MIN = 0.02  # below this the prior alone finishes the details
 
 
@@ -142,7 +142,7 @@ def run(inputs: dict[str, np.ndarray], params: dict[str, Any], ctx: JobContext) 
     f = images.to_float(image[box.slices])
     rgb, _ = images.split_alpha(f)
     h, w = rgb.shape[:2]
-    side = params["resolution"] or WORK_SIDE["cuda" if str(device).startswith("cuda") else "cpu"]
+    side = params["resolution"] or work_side("stylize", device)
     wh, ww = images.work_size(h, w, side, model.stride)
     content = images.resize(images.to_model(rgb, device), (wh, ww)).clamp(-1, 1)
 
