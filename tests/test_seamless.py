@@ -1,4 +1,4 @@
-"""Circular padding makes generated samples tile seamlessly."""
+"""Seamless (tileable) generation: circular padding makes generated samples wrap around without a seam."""
 from __future__ import annotations
 
 
