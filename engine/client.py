@@ -67,22 +67,6 @@ class Result:
         return self.outputs["image"]
 
 
-def _output_estimate(arrays: dict[str, np.ndarray], params: dict) -> int:
-    """Bytes to set aside for a job's results: as much as its inputs (ops return arrays of
-    their input's size and dtype), times variants; width x height for generated images; a
-    result that does not fit the region simply comes back as a frame."""
-    total = sum(a.nbytes for a in arrays.values())
-    width, height = params.get("width"), params.get("height")
-    if isinstance(width, int) and isinstance(height, int) and width > 0 and height > 0:
-        itemsize = max((a.dtype.itemsize for a in arrays.values()), default=1)
-        total = max(total, width * height * 4 * itemsize)
-    task, scale = params.get("task"), params.get("scale")
-    if isinstance(task, str) and "upscale" in task and isinstance(scale, int) and scale > 1:
-        total *= scale * scale
-    variants = params.get("variants")
-    return total * (variants if isinstance(variants, int) and variants > 1 else 1)
-
-
 class _Pending:
     """Messages for one request id, filled by the I/O thread. A job without a progress
     callback is not woken for its progress messages (each wake-up of a waiting thread costs,
@@ -443,7 +427,7 @@ class Client:
         """Shared-memory descriptors for this submit, or None to send frames."""
         if not self._shm_wanted:
             return None
-        out_bytes = _output_estimate(arrays, params)
+        out_bytes = shmem.output_estimate(arrays, params)
         if out_bytes < shmem.MIN_BYTES and all(a.nbytes < shmem.MIN_BYTES for a in arrays.values()):
             return None
         if self._shm is None:
