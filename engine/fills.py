@@ -1,32 +1,21 @@
-"""Classical hole filling (no model needed): harmonic and smooth fills, and multi-scale
-PatchMatch with patch voting.
+"""Classical hole filling from the border (no model needed): harmonic, smooth and
+tension-spline fills, and the hole measures that choose between them.
 
-They serve the `patch` method of `inpaint` (fast, model-free, copies real texture from the
-image), the pre-fill that diffusion starts from, and the trainer, which shows the network
-the same harmonic fills it will be asked to refine. They sit below both ops and training.
-
-The algorithm follows Wexler et al. 2007 (space-time completion) with the randomized
-nearest-neighbour search of Barnes et al. 2009 (PatchMatch), vectorised with numpy:
-coarse to fine, each level alternates (1) PatchMatch propagation and random search for the
-best fully-known source patch of every patch touching the hole and (2) voting, where each
-hole pixel becomes the similarity-weighted mean of the pixels those patches propose.
-Patch distances are computed on a fixed low-frequency (DCT, opponent colour) projection of
-the patches, one convolution per iteration, which keeps a 512 x 512 hole to a few seconds
-on a laptop CPU.
+They serve the pre-fill that diffusion starts from in thin holes, and the trainer, which
+shows the network the same fills it will be asked to refine. They sit below both ops and
+training. Large holes are completed by exemplar synthesis instead (engine.synthesis).
 """
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .images import dilate
 from .numerics import conjugate_gradient
 
-PATCH = 7
-Progress = Callable[[int, int], None] | None
 
 
 def smooth_fill(img: np.ndarray, hole: np.ndarray) -> np.ndarray:
@@ -170,13 +159,6 @@ def _downscale(img: np.ndarray, hole: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return np.ascontiguousarray(small), small_hole
 
 
-def _dilate(mask: np.ndarray, r: int) -> np.ndarray:
-    if r <= 0:
-        return mask.copy()
-    t = torch.from_numpy(mask.astype(np.float32))[None, None]
-    return (F.max_pool2d(t, 2 * r + 1, stride=1, padding=r)[0, 0] > 0).numpy()
-
-
 def _depths(hole: np.ndarray) -> tuple[np.ndarray, int]:
     """Chessboard distance to the nearest known pixel, on a conservatively shrunk grid.
 
@@ -215,8 +197,7 @@ def share_within(hole: np.ndarray, distance: int) -> float:
     n = int(hole.sum())
     if n == 0:
         return 1.0
-    known = torch.from_numpy(~hole).float()[None, None]
-    near = F.max_pool2d(known, 2 * distance + 1, stride=1, padding=distance)[0, 0].numpy() > 0
+    near = dilate(~hole, distance)
     return float((near & hole).sum()) / n
 
 
@@ -228,221 +209,3 @@ def hole_radius(hole: np.ndarray) -> int:
 def hole_depth(hole: np.ndarray, quantile: float = 0.9) -> float:
     """How deep most of the hole is: this quantile of its pixels' distance to a known pixel."""
     return hole_extent(hole, quantile)[1]
-
-
-OPPONENT = np.array([[1, 1, 1], [1, -1, 0], [1, 1, -2]], np.float32) / np.array([[3 ** 0.5], [2 ** 0.5], [6 ** 0.5]], np.float32)
-REACH = (3, 1, 1)  # DCT functions with u + v <= reach, per opponent channel (luma, red-green, yellow-blue)
-
-
-@lru_cache(maxsize=4)
-def dct_filters(p: int) -> torch.Tensor:
-    """Orthonormal 1-D DCT-II filters of length p, (p, p), row k = frequency k."""
-    n = np.arange(p)
-    rows = [np.cos(np.pi * (n + 0.5) * k / p) * (np.sqrt(1 / p) if k == 0 else np.sqrt(2 / p)) for k in range(p)]
-    return torch.from_numpy(np.stack(rows).astype(np.float32))
-
-
-@lru_cache(maxsize=4)
-def patch_basis(p: int) -> torch.Tensor:
-    """Orthonormal low-frequency basis of p x p RGB patches, as (dims, 3, p, p) kernels.
-
-    2-D DCT functions in an opponent colour space: luma keeps u + v <= 3, each chroma
-    channel u + v <= 1. Natural-image patch PCA looks much like this, and a fixed basis
-    needs no per-image eigendecomposition. Orthonormal, so feature distances are
-    projections of the true patch distances.
-    """
-    dct = dct_filters(p)
-    kernels = []
-    for c, reach in enumerate(REACH):
-        colour = torch.from_numpy(OPPONENT[c])[:, None, None]
-        for u in range(reach + 1):
-            for v in range(reach + 1 - u):
-                kernels.append(colour * torch.outer(dct[u], dct[v])[None])
-    return torch.stack(kernels).contiguous()
-
-
-def patch_features(img: torch.Tensor, p: int) -> torch.Tensor:
-    """Basis coefficients of the p x p patch around every pixel of (1, 3, h, w): (dims, h, w).
-
-    One dense convolution (faster on CPU than the separable form with one-channel convs);
-    zero padding outside the image.
-    """
-    return F.conv2d(img, patch_basis(p), padding=p // 2)[0]
-
-
-class _Level:
-    """One pyramid level: patch features, valid sources, the target set and its nearest-neighbour field."""
-
-    def __init__(self, img: np.ndarray, hole: np.ndarray, patch: int, rng: np.random.Generator):
-        self.img, self.hole, self.p, self.r, self.rng = img, hole, patch, patch // 2, rng
-        h, w = hole.shape
-        self.h, self.w = h, w
-        r = self.r
-        valid = ~_dilate(hole, r)
-        valid[:r], valid[h - r:], valid[:, :r], valid[:, w - r:] = False, False, False, False
-        self.valid = valid
-        self.valid_idx = np.flatnonzero(valid.ravel())
-        self.target = _dilate(hole, r)
-        self.ty, self.tx = np.nonzero(self.target)
-        self.src_feat = np.empty((0, 0), np.float32)
-        self.tgt_feat = np.empty((0, 0), np.float32)
-
-    # -- features ------------------------------------------------------------------------
-    def _patches(self, img: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
-        r = self.r
-        padded = np.pad(img, ((r, r), (r, r), (0, 0)), mode="reflect" if min(self.h, self.w) > r else "edge")
-        view = np.lib.stride_tricks.sliding_window_view(padded, (self.p, self.p), axis=(0, 1))
-        return view[ys, xs].reshape(len(ys), -1)
-
-    def feature_map(self, img: np.ndarray, y0: int = 0, y1: int | None = None, x0: int = 0,
-                    x1: int | None = None) -> np.ndarray:
-        """Basis coefficients of the patch around every pixel of [y0:y1, x0:x1], (n, dims).
-
-        One convolution; outside the image the patch is zero-padded, which only touches
-        targets at the border (sources are at least r pixels inside by construction).
-        """
-        r, h, w = self.r, self.h, self.w
-        y1, x1 = h if y1 is None else y1, w if x1 is None else x1
-        cy0, cy1, cx0, cx1 = max(0, y0 - r), min(h, y1 + r), max(0, x0 - r), min(w, x1 + r)
-        t = torch.from_numpy(np.ascontiguousarray(img[cy0:cy1, cx0:cx1])).permute(2, 0, 1)[None]
-        out = patch_features(t, self.p)[:, y0 - cy0:y1 - cy0, x0 - cx0:x1 - cx0]
-        return np.ascontiguousarray(out.reshape(out.shape[0], -1).T.numpy())
-
-    def prepare_sources(self) -> None:
-        """The fixed features of the known (source) patches; invalid sources get far-away values."""
-        self.src_feat = self.feature_map(self.img)
-        self.src_feat[~self.valid.ravel()] = 1e3
-
-    def target_features(self) -> None:
-        y0, y1, x0, x1 = self.ty.min(), self.ty.max() + 1, self.tx.min(), self.tx.max() + 1
-        fmap = self.feature_map(self.img, y0, y1, x0, x1)
-        self.tgt_feat = fmap[(self.ty - y0) * (x1 - x0) + (self.tx - x0)]
-
-    # -- nearest-neighbour field -----------------------------------------------------------
-    def init_field(self, coarse: tuple[np.ndarray, np.ndarray] | None) -> None:
-        n = len(self.ty)
-        if coarse is not None:
-            cy, cx = coarse
-            sy = np.clip(cy[self.ty // 2, self.tx // 2] * 2 + self.ty % 2, 0, self.h - 1)
-            sx = np.clip(cx[self.ty // 2, self.tx // 2] * 2 + self.tx % 2, 0, self.w - 1)
-            idx = sy * self.w + sx
-            bad = ~self.valid.ravel()[idx]
-            idx[bad] = self.valid_idx[self.rng.integers(0, len(self.valid_idx), int(bad.sum()))]
-        else:
-            idx = self.valid_idx[self.rng.integers(0, len(self.valid_idx), n)]
-        self.idx = idx.astype(np.int64)
-        self.dist = np.full(n, np.inf, np.float32)
-        grid = np.arange(self.h * self.w, dtype=np.int64).reshape(self.h, self.w)
-        self.grid = grid  # source index per pixel; identity off the target set
-        self.grid[self.ty, self.tx] = self.idx
-
-    def _try(self, cand: np.ndarray, ok: np.ndarray) -> None:
-        ok = ok & self.valid.ravel()[np.where(ok, cand, 0)]
-        if not ok.any():
-            return
-        sel = np.flatnonzero(ok)
-        d = ((self.tgt_feat[sel] - self.src_feat[cand[sel]]) ** 2).sum(axis=1)
-        better = d < self.dist[sel]
-        sel = sel[better]
-        self.idx[sel] = cand[sel]
-        self.dist[sel] = d[better]
-
-    def patchmatch(self, iterations: int) -> None:
-        ty, tx, h, w = self.ty, self.tx, self.h, self.w
-        self.dist = ((self.tgt_feat - self.src_feat[self.idx]) ** 2).sum(axis=1)
-        for it in range(iterations):
-            jumps = [8, 4, 2, 1] if it % 2 == 0 else [1, 2, 4, 8]
-            for j in jumps:
-                for dy, dx in ((0, j), (0, -j), (j, 0), (-j, 0)):
-                    qy, qx = ty + dy, tx + dx
-                    inside = (qy >= 0) & (qy < h) & (qx >= 0) & (qx < w)
-                    q = self.grid[np.clip(qy, 0, h - 1), np.clip(qx, 0, w - 1)]
-                    sy, sx = q // w - dy, q % w - dx
-                    ok = inside & (sy >= 0) & (sy < h) & (sx >= 0) & (sx < w)
-                    self._try(np.clip(sy, 0, h - 1) * w + np.clip(sx, 0, w - 1), ok)
-                self.grid[ty, tx] = self.idx
-            radius = max(h, w) // 2
-            while radius >= 1:
-                sy, sx = self.idx // w, self.idx % w
-                ny = sy + self.rng.integers(-radius, radius + 1, len(sy))
-                nx = sx + self.rng.integers(-radius, radius + 1, len(sx))
-                ok = (ny >= 0) & (ny < h) & (nx >= 0) & (nx < w)
-                self._try(np.clip(ny, 0, h - 1) * w + np.clip(nx, 0, w - 1), ok)
-                radius //= 2
-            self.grid[ty, tx] = self.idx
-
-    def vote(self) -> None:
-        """Every hole pixel := weighted mean of what the overlapping patches' sources say."""
-        h, w, r = self.h, self.w, self.r
-        sigma2 = float(np.percentile(self.dist, 75)) + 1e-6
-        wt = np.exp(-self.dist / (2 * sigma2)).astype(np.float32)
-        acc = np.zeros((h, w, 3), np.float32)
-        wsum = np.zeros((h, w), np.float32)
-        sy, sx = self.idx // w, self.idx % w
-        for oy in range(-r, r + 1):
-            for ox in range(-r, r + 1):
-                py, px = self.ty + oy, self.tx + ox
-                ok = (py >= 0) & (py < h) & (px >= 0) & (px < w)
-                ok &= self.hole[np.clip(py, 0, h - 1), np.clip(px, 0, w - 1)]
-                if not ok.any():
-                    continue
-                py, px, ww = py[ok], px[ok], wt[ok]
-                vals = self.img[sy[ok] + oy, sx[ok] + ox]
-                acc[py, px] += vals * ww[:, None]
-                wsum[py, px] += ww
-        filled = wsum > 0
-        upd = self.hole & filled
-        self.img[upd] = acc[upd] / wsum[upd][:, None]
-
-
-def patch_fill(img: np.ndarray, hole: np.ndarray, seed: int = 0, patch: int = PATCH,
-               progress: Progress = None) -> np.ndarray:
-    """Fill `hole` (h, w bool) of `img` (h, w, 3 float32 in [0, 1]); known pixels stay exact."""
-    img = np.ascontiguousarray(img[..., :3], dtype=np.float32)
-    hole = np.asarray(hole, bool)
-    if not hole.any():
-        return img.copy()
-    if hole.all():
-        return np.full_like(img, 0.5)
-    rng = np.random.default_rng(seed)
-    r = patch // 2
-    # Coarse to fine: go down until the hole is a few patches across (or the image is small).
-    pyramid = [(img, hole)]
-    radius = hole_radius(hole)
-    while radius > 2 * r and min(pyramid[-1][1].shape) >= 4 * patch:
-        pyramid.append(_downscale(*pyramid[-1]))
-        radius = (radius + 1) // 2
-    n_levels = len(pyramid)
-    total = sum(max(2, 6 - i) for i in range(n_levels))
-    done = 0
-    cur = smooth_fill(*pyramid[-1])
-    coarse_field = None
-    for level in range(n_levels - 1, -1, -1):
-        base, lhole = pyramid[level]
-        if level < n_levels - 1:
-            t = torch.from_numpy(cur).permute(2, 0, 1)[None]
-            up = F.interpolate(t, size=lhole.shape, mode="bilinear", align_corners=False)[0].permute(1, 2, 0).numpy()
-            cur = base.copy()
-            cur[lhole] = up[lhole]
-        lv = _Level(cur.copy(), lhole, patch, rng)
-        em = max(2, 6 - (n_levels - 1 - level))
-        if len(lv.valid_idx) == 0:
-            cur = smooth_fill(base, lhole)
-            coarse_field = None
-            done += em
-            continue
-        lv.prepare_sources()
-        lv.init_field(coarse_field)
-        for it in range(em):
-            lv.target_features()
-            lv.patchmatch(2 if it == 0 else 1)
-            lv.vote()
-            done += 1
-            if progress is not None:
-                progress(done, total)
-        cur = lv.img
-        gy, gx = np.divmod(lv.grid, lv.w)
-        coarse_field = (gy, gx)
-    out = img.copy()
-    out[hole] = cur[hole]
-    return out

@@ -1,8 +1,9 @@
 """`inpaint`: fill, remove or refine the selected pixels so they match their surroundings.
 
 Pipeline (each stage reports progress under its name):
-  prefill    large holes get a PatchMatch fill first (and the `patch` method stops here);
-  diffusion  the work area (selection + context, capped resolution) is sampled with the
+  prefill    holes deeper than the thin-hole path takes are completed by exemplar synthesis
+             at full resolution (inpaint_large, for both methods; no diffusion pass there);
+  diffusion  otherwise the work area (selection + context, capped resolution) is sampled with the
              known pixels as conditioning channels and re-imposed on every denoised
              estimate (data consistency); strength < 1 starts from the noised original
              instead (SDEdit inside the mask);
@@ -28,22 +29,19 @@ from ..errors import TOO_LARGE
 from .base import InputSpec, JobContext, Operation, ParamSpec
 from .specs import DENOISERS
 from .jobtools import Sampling, Stages, make_generator, randn, resolve_seed, variant_outputs
-from ..fills import (THIN_DEPTH, harmonic_fill, hole_extent, patch_fill, share_within, smooth_fill,
-                     tension_fill)
+from ..fills import THIN_DEPTH, hole_extent, share_within, tension_fill
+from . import inpaint_large as large
 
-MAX_VARIANTS = 8
 THIN_SIGMA = 0.05  # noise level the denoiser is told when it refines a thin hole's fill (no noise is added)
 HAIRLINE_SIGMA = 0.02  # the same for hairlines (3 in 4 hole pixels within HAIRLINE px of the border)
 HAIRLINE = 2  # px: a hole is a hairline when 3 in 4 of its pixels lie this close to a known pixel
 THIN_MAX_AREA = 4  # thin holes run at full resolution up to this many times the capped area
-PREFILL_SIGMA, PREFILL_STEPS = 0.25, 0.5  # deeper holes: start noise over the pre-fill, fraction of steps
-PATCH_RADIUS = 40  # holes deeper than this (work pixels) are pre-filled by PatchMatch, not harmonically
+BLOB_RADIUS = 8  # px: holes at most this deep (hairlines, narrow strokes) always take the thin path
+BLOB_SHAPE = 40  # compact holes (area < BLOB_SHAPE * radius^2) are objects, not strokes
 PATCH_ALIGN = 8  # work-area alignment of the patch method, which needs no model (the others use the model's stride)
 DETAIL_SIGMA = 0.25  # noise level of the full-resolution detail pass
 DETAIL_STEPS = 3
 DETAIL_MARGIN = 16  # pixels of context around the hole in the detail pass
-
-
 
 
 def _hard_mask(m: np.ndarray, size: tuple[int, int], device: str) -> torch.Tensor:
@@ -58,6 +56,8 @@ def run(inputs: dict[str, np.ndarray], params: dict[str, Any], ctx: JobContext) 
     n_var, method, strength = params["variants"], params["method"], params["strength"]
     seed = resolve_seed(params["seed"])
     m = images.mask_to_float(mask)
+    if params["remove"]:  # object removal: take the object's soft fringe too
+        m = np.maximum(m, images.dilate(m > 0, large.removal_grow(m > 0)).astype(np.float32))
     meta: dict[str, Any] = {"seed": seed, "method": method, "variants": n_var, "strength": strength}
     stride = PATCH_ALIGN if method == "patch" else ctx.models.get(params["model"]).descriptor.stride
     box = images.work_area(m, params["context"], stride=stride)
@@ -73,20 +73,18 @@ def run(inputs: dict[str, np.ndarray], params: dict[str, Any], ctx: JobContext) 
     if alpha is not None:  # transparent pixels carry no information: never use them as context
         regen = regen | (alpha <= 0)
     device = ctx.device
-    fills: list[np.ndarray]
+    src = inputs.get("source")
+    source = large.source_region(regen, None if src is None else images.mask_to_float(src)[box.slices], params["remove"])
 
     if method == "patch":
         stages = Stages(ctx, {"prefill": 10, "composite": 1})
-        fills = []
-        for v in range(n_var):
-            fills.append(patch_fill(rgb, regen, seed=seed + v,
-                                    progress=lambda i, n, v=v: stages.report("prefill", round(10 * (v + i / n) / n_var))))
+        fills = large.synthesize(rgb, regen, source, seed, n_var, device,
+                                 lambda i, n: stages.report("prefill", round(10 * i / n)))
         stages.done("prefill")
         meta.update(work_area=[box.y0, box.x0, box.y1, box.x1])
     else:
         den = ctx.models.get(params["model"])
-        fills = _diffuse(den, device, rgb, regen, params, seed, n_var, ctx, meta)
-        stages = meta.pop("_stages")
+        fills, stages = _diffuse(den, device, rgb, regen, params, seed, n_var, ctx, meta, source)
         meta.update(model=params["model"], sampler=params["sampler"], steps=params["steps"],
                     work_area=[box.y0, box.x0, box.y1, box.x1])
 
@@ -111,7 +109,7 @@ class Plan:
     """How one diffusion inpaint runs; chosen from the hole's shape and the strength."""
 
     work: tuple[int, int]  # sampler resolution
-    start: str  # "noise", "original" (SDEdit), or the pre-fill: "patch", "harmonic", "tension", "smooth"
+    start: str  # "noise", "original" (SDEdit), "synthesis" (exemplar completion), or the pre-fill "tension"
     sigma_start: float
     steps: int
     detail: bool  # full-resolution pass after a downscaled one
@@ -119,7 +117,8 @@ class Plan:
 
 
 def plan(h: int, w: int, radius: int, depth: float, strength: float, steps: int, cap: int, stride: int,
-         sigmas: SigmaRange, known_any: bool = True, hairline: bool = False, spread: int = 0) -> Plan:
+         sigmas: SigmaRange, known_any: bool = True, hairline: bool = False, spread: int = 0,
+         blob: bool = False) -> Plan:
     """Choose resolution, starting point and noise level for one inpaint.
 
     - strength < 1: SDEdit from the noised original, at the capped resolution.
@@ -139,9 +138,11 @@ def plan(h: int, w: int, radius: int, depth: float, strength: float, steps: int,
       The denoiser is told a noise level that grows with the fill's likely error: the spline
       is nearly right across a hairline (`hairline`: 1-3 px scratches), less so across a
       stroke (on training photos sigma 0.02 scored best on scratches, 0.05 on strokes).
-    - deeper holes: the capped work resolution, from a pre-fill (harmonic; PatchMatch for
-      very deep holes such as outpainting, where a smooth membrane would look smeared),
-      refined from a moderate noise level; a detail pass follows when downscaled.
+    - a compact hole (`blob`: an object's shape, see `is_blob`) is never thin, however shallow
+      most of it is: a 60 x 40 px ellipse has 3 in 4 pixels within 16 px of its border, but
+      the spline across it is a smear; it is synthesised (inpaint_large).
+    - deeper holes (objects, outpainting): "synthesis", exemplar completion at full
+      resolution (inpaint_large); the sampler is not run over them.
     - nothing known at all: plain generation from noise.
     The noise levels are tuned on held-in training photos for PSNR inside the hole (see
     docs/performance.md): the shipped model loses PSNR when started from higher noise.
@@ -151,16 +152,22 @@ def plan(h: int, w: int, radius: int, depth: float, strength: float, steps: int,
         return Plan(work, "original", sigmas.at_strength(strength), max(1, round(steps * strength)), work != (h, w))
     if not known_any:
         return Plan(work, "noise", sigmas.sigma_max, steps, work != (h, w))
-    if depth * min(1.0, cap / max(spread, 1)) <= THIN_DEPTH and h * w <= THIN_MAX_AREA * cap * cap:
+    if depth * min(1.0, cap / max(spread, 1)) <= THIN_DEPTH and h * w <= THIN_MAX_AREA * cap * cap and not blob:
         return Plan((h, w), "tension", HAIRLINE_SIGMA if hairline else THIN_SIGMA, 1, False, noise=False)
-    deep = radius * work[0] / h > PATCH_RADIUS
-    return Plan(work, "patch" if deep else "harmonic", PREFILL_SIGMA, max(1, round(steps * PREFILL_STEPS)),
-                work != (h, w))
+    return Plan((h, w), "synthesis", 0.0, 0, False, noise=False)
+
+
+def is_blob(hole: np.ndarray, radius: int) -> bool:
+    """An object-shaped hole, not strokes: wider than BLOB_RADIUS and compact, with an area
+    under BLOB_SHAPE times its radius squared (an ellipse: about 3 to 12; a stroke of length
+    L and width W: 4 L / W, and strokes across a photo run far above 40)."""
+    return radius > BLOB_RADIUS and float(hole.sum()) < BLOB_SHAPE * radius * radius
 
 
 def _diffuse(den, device: str, rgb: np.ndarray, regen: np.ndarray, params: dict[str, Any], seed: int, n_var: int,
-             ctx: JobContext, meta: dict) -> list[np.ndarray]:
-    """Sample the work area; returns one (h, w, 3) float fill per variant at full resolution."""
+             ctx: JobContext, meta: dict, source: np.ndarray | None = None) -> tuple[list[np.ndarray], Stages]:
+    """Sample the work area (or synthesise a deep hole); returns one (h, w, 3) float fill per
+    variant at full resolution, and the stages, which the composite goes on to report."""
     h, w = regen.shape
     radius, depth = hole_extent(regen, 0.75)
     bbox = images.mask_bbox(regen)
@@ -168,11 +175,12 @@ def _diffuse(den, device: str, rgb: np.ndarray, regen: np.ndarray, params: dict[
     pl = plan(h, w, radius, depth, params["strength"], params["steps"], images.work_cap(device), model.stride,
               model.sigmas, known_any=not regen.all(),
               hairline=depth <= THIN_DEPTH and share_within(regen, HAIRLINE) >= 0.75,
-              spread=max(bbox.h, bbox.w) if bbox else 0)
-    prefill = pl.start in ("patch", "smooth", "harmonic", "tension")
+              spread=max(bbox.h, bbox.w) if bbox else 0, blob=is_blob(regen, radius))
+    if pl.start == "synthesis":
+        return _large(rgb, regen, seed, n_var, ctx, meta, source)
+    prefill = pl.start == "tension"
     stages = Stages(ctx, {"prefill": 1 if prefill else 0, "diffusion": pl.steps,
                           "detail": DETAIL_STEPS if pl.detail else 0, "composite": n_var})
-    meta["_stages"] = stages
     meta.update(work_size=list(pl.work), start=pl.start, sigma_start=round(pl.sigma_start, 4))
     gen = make_generator(seed)
     known_full = images.to_model(rgb, device)
@@ -182,11 +190,7 @@ def _diffuse(den, device: str, rgb: np.ndarray, regen: np.ndarray, params: dict[
 
     start = known_w
     if prefill:
-        small = images.from_model(known_w)[0]
-        fill = {"patch": lambda a, b: patch_fill(a, b, seed=seed), "harmonic": harmonic_fill, "smooth": smooth_fill,
-                "tension": tension_fill}
-        filled = fill[pl.start](small, hole_w)
-        start = images.to_model(filled, device)
+        start = images.to_model(tension_fill(images.from_model(known_w)[0], hole_w), device)
         stages.report("prefill", 1)
         stages.done("prefill")
     sigmas = model.sigmas.schedule(pl.steps, pl.sigma_start, device)
@@ -203,7 +207,17 @@ def _diffuse(den, device: str, rgb: np.ndarray, regen: np.ndarray, params: dict[
     if pl.detail:
         x = _detail_pass(den, device, known_full, regen, x, gen, params["sampler"], stages)
         stages.done("detail")
-    return list(images.from_model(x))
+    return list(images.from_model(x)), stages
+
+
+def _large(rgb: np.ndarray, regen: np.ndarray, seed: int, n_var: int, ctx: JobContext, meta: dict,
+           source: np.ndarray | None) -> tuple[list[np.ndarray], Stages]:
+    stages = Stages(ctx, {"prefill": 10, "composite": n_var})
+    meta.update(work_size=list(regen.shape), start="synthesis")
+    fills = large.synthesize(rgb, regen, source, seed, n_var, ctx.device,
+                             lambda i, n: stages.report("prefill", round(10 * i / n)))
+    stages.done("prefill")
+    return fills, stages
 
 
 def _detail_pass(den, device: str, known_full: torch.Tensor, regen: np.ndarray, x_small: torch.Tensor,
@@ -221,8 +235,6 @@ def _detail_pass(den, device: str, known_full: torch.Tensor, regen: np.ndarray, 
     x0, x1 = images.grow_to_multiple(max(0, box.x0 - margin), min(w, box.x1 + margin), w, den.descriptor.stride)
     sl = (slice(None), slice(None), slice(y0, y1), slice(x0, x1))
     sigmas = den.descriptor.sigmas.schedule(DETAIL_STEPS, DETAIL_SIGMA, device)
-    if DETAIL_STEPS <= 0:
-        return base
     xs = base[sl] + randn(tuple(base[sl].shape), gen, device) * sigmas[0]
     sampling = Sampling(den, device, known[sl], hard[sl], gen, sampler, stages, "detail")
     out = base.clone()
@@ -237,6 +249,8 @@ OPERATION = Operation(
     inputs=(
         InputSpec("image", doc="the layer (or a crop of it with context), RGB or RGBA"),
         InputSpec("mask", channels=(1,), same_size_as="image", dtypes=("u8",), doc="selection, 255 = regenerate, soft edges allowed"),
+        InputSpec("source", required=False, channels=(1,), same_size_as="image", dtypes=("u8",),
+                  doc="optional: where large fills may copy texture from (255 = may copy); other pixels are never copied"),
     ),
     params=(
         ParamSpec("strength", "float", 1.0, "1 replaces the selection; below 1 refines what is there "
@@ -247,10 +261,13 @@ OPERATION = Operation(
         ParamSpec("seed", "int", None, "random seed; null = random (the one used is returned in meta)",
                   min=0, max=2**31 - 1, nullable=True),
         ParamSpec("variants", "int", 1, "number of different fills, from one batched run (in thin holes they "
-                  "differ only slightly)", min=1, max=MAX_VARIANTS,
+                  "differ only slightly)", min=1,
                   limit_code=TOO_LARGE, cap="max_variants"),
-        ParamSpec("method", "enum", "diffusion", "diffusion (model) or patch (fast classical PatchMatch fill)",
-                  choices=("diffusion", "patch")),
+        ParamSpec("method", "enum", "diffusion", "diffusion (model) or patch (exemplar synthesis: "
+                  "multi-scale PatchMatch completion, no model); holes deeper than thin strokes are "
+                  "synthesised either way", choices=("diffusion", "patch")),
+        ParamSpec("remove", "bool", False, "object removal: grow the mask by a few pixels (the object's fringe "
+                  "and shadow edge go too) and never copy texture from the object or a ring around it"),
         ParamSpec("sampler", "enum", "dpmpp_2m", "diffusion sampler", choices=tuple(SAMPLERS)),
         ParamSpec("model", "model", "builtin", "installed model name (`sfumato models` lists them)",
                   model_kinds=DENOISERS),
