@@ -32,13 +32,6 @@ def engine(tmp_path):
     eng.stop()
 
 
-@pytest.fixture()
-def raw(engine):
-    r = Raw(engine.address)
-    yield r
-    r.close()
-
-
 def echo_submit(rid: str, **params) -> tuple[dict, bytes]:
     img = np.zeros((2, 2, 3), np.uint8)
     return ({"type": "submit", "id": rid, "op": "echo",

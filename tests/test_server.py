@@ -37,13 +37,6 @@ def engine(tmp_path):
     eng.stop()
 
 
-@pytest.fixture()
-def raw(engine):
-    r = Raw(engine.address)
-    yield r
-    r.close()
-
-
 def test_welcome(raw):
     raw.send({"type": "hello", "id": "h", "client": "test"})
     msg, frames = raw.recv()
