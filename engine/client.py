@@ -26,6 +26,7 @@ from typing import Any, Callable
 import numpy as np
 import zmq
 
+from . import DEFAULT_ADDRESS, HEARTBEAT_IVL_MS, HEARTBEAT_TIMEOUT_MS
 from . import shm as shmem
 from .arrays import as_array
 from .errors import BAD_MESSAGE, TOO_LARGE, UNKNOWN_OP
@@ -34,7 +35,6 @@ from .protocol import CAPABILITIES, decode, encode, request_id_of
 
 log = logging.getLogger("sfumato.client")
 
-DEFAULT_ADDRESS = "tcp://127.0.0.1:5555"
 DEFAULT_JOB_TIMEOUT = 3600.0  # run() and the one-call ops: longest wait for one job, in seconds
 ENGINE_RESTARTED = "engine_restarted"  # client-side error code: the engine that accepted a job is gone
 ProgressFn = Callable[[dict], None]
@@ -65,22 +65,6 @@ class Result:
     @property
     def image(self) -> np.ndarray:
         return self.outputs["image"]
-
-
-def _output_estimate(arrays: dict[str, np.ndarray], params: dict) -> int:
-    """Bytes to set aside for a job's results: as much as its inputs (ops return arrays of
-    their input's size and dtype), times variants; width x height for generated images; a
-    result that does not fit the region simply comes back as a frame."""
-    total = sum(a.nbytes for a in arrays.values())
-    width, height = params.get("width"), params.get("height")
-    if isinstance(width, int) and isinstance(height, int) and width > 0 and height > 0:
-        itemsize = max((a.dtype.itemsize for a in arrays.values()), default=1)
-        total = max(total, width * height * 4 * itemsize)
-    task, scale = params.get("task"), params.get("scale")
-    if isinstance(task, str) and "upscale" in task and isinstance(scale, int) and scale > 1:
-        total *= scale * scale
-    variants = params.get("variants")
-    return total * (variants if isinstance(variants, int) and variants > 1 else 1)
 
 
 class _Pending:
@@ -183,8 +167,8 @@ class Client:
         self._ctx = zmq.Context() if context is None else context
         self._sock = self._ctx.socket(zmq.DEALER)
         self._sock.setsockopt(zmq.LINGER, 0)
-        self._sock.setsockopt(zmq.HEARTBEAT_IVL, 2000)
-        self._sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, 6000)
+        self._sock.setsockopt(zmq.HEARTBEAT_IVL, HEARTBEAT_IVL_MS)
+        self._sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, HEARTBEAT_TIMEOUT_MS)
         if "[" in address:
             self._sock.setsockopt(zmq.IPV6, 1)
         self._sock.connect(address)
@@ -443,7 +427,7 @@ class Client:
         """Shared-memory descriptors for this submit, or None to send frames."""
         if not self._shm_wanted:
             return None
-        out_bytes = _output_estimate(arrays, params)
+        out_bytes = shmem.output_estimate(arrays, params)
         if out_bytes < shmem.MIN_BYTES and all(a.nbytes < shmem.MIN_BYTES for a in arrays.values()):
             return None
         if self._shm is None:

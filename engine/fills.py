@@ -13,6 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .images import dilate
 from .numerics import conjugate_gradient
 
 
@@ -158,13 +159,6 @@ def _downscale(img: np.ndarray, hole: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return np.ascontiguousarray(small), small_hole
 
 
-def _dilate(mask: np.ndarray, r: int) -> np.ndarray:
-    if r <= 0:
-        return mask.copy()
-    t = torch.from_numpy(mask.astype(np.float32))[None, None]
-    return (F.max_pool2d(t, 2 * r + 1, stride=1, padding=r)[0, 0] > 0).numpy()
-
-
 def _depths(hole: np.ndarray) -> tuple[np.ndarray, int]:
     """Chessboard distance to the nearest known pixel, on a conservatively shrunk grid.
 
@@ -203,8 +197,7 @@ def share_within(hole: np.ndarray, distance: int) -> float:
     n = int(hole.sum())
     if n == 0:
         return 1.0
-    known = torch.from_numpy(~hole).float()[None, None]
-    near = F.max_pool2d(known, 2 * distance + 1, stride=1, padding=distance)[0, 0].numpy() > 0
+    near = dilate(~hole, distance)
     return float((near & hole).sum()) / n
 
 

@@ -22,8 +22,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .devices import work_side
+from .numerics import gaussian_taps
+
 SCALES = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
-WORK_CAP = {"cpu": 256, "cuda": 768}  # longest side of the work area the sampler sees, per device
 PREVIEW_SIDE = 128
 
 
@@ -159,7 +161,7 @@ def work_cap(device: str, override: int | None = None) -> int:
     env = os.environ.get("SFUMATO_WORK_CAP")
     if env and env.isdigit() and int(env) > 0:
         return int(env)
-    return WORK_CAP["cuda" if str(device).startswith("cuda") else "cpu"]
+    return work_side("inpaint", device)
 
 
 def work_size(h: int, w: int, cap: int, stride: int) -> tuple[int, int]:
@@ -193,12 +195,20 @@ def auto_feather(mask: np.ndarray) -> float:
     return float(np.clip(math.sqrt(area) / 16, 1.0, 12.0))
 
 
+def max_filter(x: torch.Tensor, r: int) -> torch.Tensor:
+    """Grey dilation of (B, C, H, W) by a (2r+1) square, separably (a 2-D pool is slow on CPU)."""
+    if r <= 0:
+        return x
+    x = F.max_pool2d(F.pad(x, (r, r, 0, 0), mode="replicate"), (1, 2 * r + 1), stride=1)
+    return F.max_pool2d(F.pad(x, (0, 0, r, r), mode="replicate"), (2 * r + 1, 1), stride=1)
+
+
 def dilate(mask: np.ndarray, r: int) -> np.ndarray:
     """Binary dilation of a (h, w) mask by a (2r+1) square."""
     if r <= 0:
         return mask.astype(bool)
     t = torch.from_numpy(np.ascontiguousarray(mask, dtype=np.float32))[None, None]
-    return (F.max_pool2d(t, 2 * r + 1, stride=1, padding=r)[0, 0] > 0).numpy()
+    return (max_filter(t, r)[0, 0] > 0).numpy()
 
 
 def feather_mask(mask: np.ndarray, width: float) -> np.ndarray:
@@ -223,14 +233,18 @@ def feather_mask(mask: np.ndarray, width: float) -> np.ndarray:
     return np.maximum(m, ramp[0, 0].numpy()).astype(np.float32)
 
 
-def _gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+def gaussian_blur(x: torch.Tensor, sigma: float, edge: str = "replicate") -> torch.Tensor:
+    """Separable Gaussian low-pass of (B, C, H, W). edge 'replicate' repeats the border (zeros
+    when the radius reaches across the image); 'reflect' mirrors it, the radius clipped to fit."""
     if sigma <= 0:
         return x
-    r = max(1, int(math.ceil(3 * sigma)))
-    g = torch.exp(-(torch.arange(-r, r + 1, dtype=torch.float32) ** 2) / (2 * sigma**2))
-    g = (g / g.sum()).to(x.dtype)
+    r = max(1, math.ceil(3 * sigma))
+    if edge == "reflect":
+        r, mode = min(r, x.shape[-1] - 1, x.shape[-2] - 1), "reflect"
+    else:
+        mode = "replicate" if r < min(x.shape[-2:]) else "constant"
+    g = gaussian_taps(sigma, r).to(x)
     c = x.shape[1]
-    mode = "replicate" if r < min(x.shape[-2:]) else "constant"
     x = F.conv2d(F.pad(x, (r, r, 0, 0), mode=mode), g.view(1, 1, 1, -1).expand(c, 1, 1, -1).contiguous(), groups=c)
     return F.conv2d(F.pad(x, (0, 0, r, r), mode=mode), g.view(1, 1, -1, 1).expand(c, 1, -1, 1).contiguous(), groups=c)
 
@@ -261,7 +275,7 @@ def seam_correction(original: np.ndarray, generated: np.ndarray, mask: np.ndarra
     small = F.adaptive_avg_pool2d(num, (hs, ws)) if factor > 1 else num
     box = mask_bbox(m)
     sigma = max(1.0, (box.h + box.w) / 8 / factor) if box else 1.0
-    blurred = _gaussian_blur(small, sigma)
+    blurred = gaussian_blur(small, sigma)
     weight = blurred[:, 3:]
     offset = blurred[:, :3] / weight.clamp_min(1e-6)
     mean = small[:, :3].sum(dim=(2, 3), keepdim=True) / small[:, 3:].sum(dim=(2, 3), keepdim=True).clamp_min(1e-6)

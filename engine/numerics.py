@@ -1,6 +1,8 @@
-"""Numerical solvers shared by the classical fills and the restoration operators."""
+"""Numerics shared by the classical fills, the image helpers and the restoration operators:
+a conjugate-gradient solver and Gaussian taps."""
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import torch
@@ -31,3 +33,13 @@ def conjugate_gradient(apply_a: Callable[[torch.Tensor], torch.Tensor], b: torch
         p = z + (rz_new / rz.clamp_min(1e-30)) * p
         rz = rz_new
     return x
+
+
+def gaussian_taps(sigma: float, radius: int | None = None, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Normalised 1-D Gaussian taps, 2 * radius + 1 of them; the radius is ceil(3 sigma) unless
+    given. Every Gaussian in the engine (blurs, the deblurring PSF) is built from these."""
+    sigma = max(float(sigma), 1e-3)
+    r = max(1, math.ceil(3 * sigma)) if radius is None else radius
+    t = torch.arange(-r, r + 1, dtype=dtype)
+    g = torch.exp(-t**2 / (2 * sigma**2))
+    return g / g.sum()

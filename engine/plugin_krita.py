@@ -37,14 +37,6 @@ def default_dest() -> Path:
     return base / "krita" / "pykrita"
 
 
-def kritarc_path() -> Path:
-    if sys.platform == "win32":
-        return Path(os.environ.get("LOCALAPPDATA", Path.home() / "AppData" / "Local")) / "kritarc"
-    if sys.platform == "darwin":
-        return Path.home() / "Library" / "Preferences" / "kritarc"
-    return Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "kritarc"
-
-
 def _sources() -> tuple[Path, Path, Path]:
     package, desktop = PLUGIN_DIR / NAME, PLUGIN_DIR / f"{NAME}.desktop"
     for path in (package, desktop, COMMON_DIR):
@@ -70,31 +62,6 @@ def install_krita(dest: str | os.PathLike | None = None) -> list[Path]:
     if (target / "_vendor").is_dir():
         paths.append(target / "_vendor")
     return paths
-
-
-def enable(kritarc: str | os.PathLike | None = None) -> Path:
-    """Set `enable_sfumato=true` under [python] in kritarc (Krita must not be running)."""
-    path = Path(kritarc) if kritarc else kritarc_path()
-    lines = path.read_text(encoding="utf-8").splitlines() if path.is_file() else []
-    key = f"enable_{NAME}=true"
-    out, in_python, done = [], False, False
-    for line in lines:
-        stripped = line.strip()
-        if stripped.startswith("[") and stripped.endswith("]"):
-            if in_python and not done:
-                out.append(key)
-                done = True
-            in_python = stripped == "[python]"
-        elif in_python and stripped.split("=", 1)[0].strip() == f"enable_{NAME}":
-            line, done = key, True
-        out.append(line)
-    if not done:
-        if not in_python:
-            out += ["", "[python]"] if out else ["[python]"]
-        out.append(key)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(out) + "\n", encoding="utf-8")
-    return path
 
 
 def _zip_tree(zf: zipfile.ZipFile, src: Path, arc: str) -> None:

@@ -16,17 +16,16 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import asdict, dataclass
-from typing import Any, Iterable, Protocol, Sequence
+from typing import Any, Protocol, Sequence
 
 import msgpack
 import numpy as np
 
-from . import MAX_MESSAGE_BYTES
+from . import MAX_MESSAGE_BYTES, PROTOCOL_VERSION
 from .errors import BAD_MESSAGE, BAD_PARAM, TOO_LARGE, EngineError
 
-VERSION = 1
 DTYPES: dict[str, np.dtype] = {"u8": np.dtype("<u1"), "u16": np.dtype("<u2"), "f32": np.dtype("<f4")}
-DTYPE_NAMES: dict[str, str] = {"uint8": "u8", "uint16": "u16", "float32": "f32"}
+DTYPE_NAMES: dict[str, str] = {dt.name: name for name, dt in DTYPES.items()}  # numpy name -> wire name
 CHANNELS = (1, 3, 4)
 MAX_ID_LENGTH = 128
 MAX_HEADER_DEPTH = 32  # nesting of maps and lists in a header; deeper is refused before anything recurses
@@ -148,7 +147,7 @@ def encode(header: dict[str, Any]) -> list:
             return value.item()
         return value
 
-    out = {"v": VERSION}
+    out = {"v": PROTOCOL_VERSION}
     out.update(walk(header))
     return [msgpack.packb(out, use_bin_type=True), *buffers]
 
@@ -390,8 +389,8 @@ def decode(frames: Sequence[Any], limits: Limits | None = None, *, from_engine: 
     rid = _header_id(header)
     if "v" not in header:
         raise _fail(BAD_MESSAGE, "header lacks the protocol version field v", "v", rid)
-    if type(header["v"]) is not int or header["v"] != VERSION:  # the integer 1: not 1.0, not true
-        raise _fail(BAD_MESSAGE, f"unsupported protocol version {header['v']!r}; this side speaks v{VERSION}",
+    if type(header["v"]) is not int or header["v"] != PROTOCOL_VERSION:  # the integer 1: not 1.0, not true
+        raise _fail(BAD_MESSAGE, f"unsupported protocol version {header['v']!r}; this side speaks v{PROTOCOL_VERSION}",
                     "v", rid)
     kind = header.get("type")
     allowed = ENGINE_TYPES if from_engine else CLIENT_TYPES
@@ -447,14 +446,3 @@ def _check_client_fields(header: dict, kind: str, rid: str | None) -> None:
     elif kind == "models":
         if "refresh" in header and not isinstance(header["refresh"], bool):
             raise _fail(BAD_MESSAGE, "refresh must be true or false", "refresh", rid)
-
-
-def iter_arrays(header: dict) -> Iterable[tuple[str, np.ndarray]]:
-    """(path, array) for every array in a decoded header, for logging and size checks."""
-    for key, value in header.items():
-        if isinstance(value, np.ndarray):
-            yield key, value
-        elif isinstance(value, dict):
-            for name, sub in value.items():
-                if isinstance(sub, np.ndarray):
-                    yield f"{key}.{name}", sub

@@ -34,17 +34,6 @@ def package_models() -> Path:
 PACKAGE_MODELS = package_models()
 
 
-def resolve_device(name: str) -> str:
-    """'auto' picks CUDA when present; an unavailable device is a clear error."""
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError("--device cuda was asked for but PyTorch sees no CUDA GPU; use --device cpu")
-    if name not in ("cpu",) and not name.startswith("cuda"):
-        raise ValueError(f"unknown device {name!r}; use auto, cpu or cuda")
-    return name
-
-
 class ModelRegistry:
     """Maps model names (the folders in the models folder) to loaded denoisers, one per real folder."""
 

@@ -25,7 +25,7 @@ from typing import Any, BinaryIO, Sequence
 import msgpack
 import zmq
 
-from . import MAX_MESSAGE_BYTES, PROTOCOL_VERSION
+from . import DEFAULT_ADDRESS, MAX_MESSAGE_BYTES, PROTOCOL_VERSION
 
 MAX_FRAMES = 64
 _FINAL = ("result", "error", "cancelled")
@@ -174,7 +174,7 @@ class Relay:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m engine.relay", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--address", default="tcp://127.0.0.1:5555", help="the engine's ROUTER address")
+    parser.add_argument("--address", default=DEFAULT_ADDRESS, help="the engine's ROUTER address")
     args = parser.parse_args(argv)
     return Relay(args.address, sys.stdin.buffer, sys.stdout.buffer).run()
 

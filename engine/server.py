@@ -31,21 +31,19 @@ from typing import Any, Callable
 
 import zmq
 
-from . import PROTOCOL_VERSION, __version__
+from . import DEFAULT_ADDRESS, HEARTBEAT_IVL_MS, HEARTBEAT_TIMEOUT_MS, PROTOCOL_VERSION, __version__
 from . import shm as shmem
 from .errors import INTERNAL, NOT_FOUND, EngineError
 from .peers import Peers
 from .protocol import CAPABILITIES, Limits, decode, encode, request_id_of
-from .registry import ModelRegistry, resolve_device
+from .devices import resolve_device
+from .registry import ModelRegistry
 from .scheduler import Job, Scheduler
 from .tasks import OPERATIONS
 from .tasks.base import Operation, check_submit
 
 log = logging.getLogger("sfumato.server")
 
-DEFAULT_BIND = "tcp://127.0.0.1:5555"
-HEARTBEAT_IVL_MS = 2000
-HEARTBEAT_TIMEOUT_MS = 6000
 POLL_MS = 100  # how often the loop looks at the stop flag (signals) when idle
 SHM_SWEEP_S = 1.0  # how often idle shared-memory attachments are looked at
 SEND_RETRY_S = 30.0  # how long a result waits for a client whose receive queue is full
@@ -76,7 +74,7 @@ def check_bind(address: str, insecure: bool) -> None:
 class Engine:
     """A serving engine. `start()` runs it on a background thread; `serve_forever()` in this one."""
 
-    def __init__(self, bind: str = DEFAULT_BIND, models_dir: str | Path | None = None, device: str = "auto",
+    def __init__(self, bind: str = DEFAULT_ADDRESS, models_dir: str | Path | None = None, device: str = "auto",
                  insecure: bool = False, limits: Limits | None = None,
                  operations: dict[str, Operation] | None = None, shm: bool | None = None,
                  shm_idle_s: float = shmem.DEFAULT_IDLE_S):

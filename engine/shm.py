@@ -353,6 +353,22 @@ class Packed:
     fresh: bool  # the arena was created for this submit
 
 
+def output_estimate(arrays: dict[str, np.ndarray], params: dict) -> int:
+    """Bytes to set aside for a job's results: as much as its inputs (ops return arrays of
+    their input's size and dtype), times variants; width x height for generated images; a
+    result that does not fit the region simply comes back as a frame."""
+    total = sum(a.nbytes for a in arrays.values())
+    width, height = params.get("width"), params.get("height")
+    if isinstance(width, int) and isinstance(height, int) and width > 0 and height > 0:
+        itemsize = max((a.dtype.itemsize for a in arrays.values()), default=1)
+        total = max(total, width * height * 4 * itemsize)
+    task, scale = params.get("task"), params.get("scale")
+    if isinstance(task, str) and "upscale" in task and isinstance(scale, int) and scale > 1:
+        total *= scale * scale
+    variants = params.get("variants")
+    return total * (variants if isinstance(variants, int) and variants > 1 else 1)
+
+
 class ClientShm:
     """The client's shared-memory state: one arena, and a lease per job in flight."""
 

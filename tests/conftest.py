@@ -65,3 +65,13 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"shared data folder not found at {SHARED_DATA}")
     return SHARED_DATA
+
+
+@pytest.fixture()
+def raw(engine):
+    """A raw DEALER connection (tests/rawclient.py) to the module's `engine` fixture."""
+    from rawclient import Raw
+
+    r = Raw(engine.address)
+    yield r
+    r.close()

@@ -32,13 +32,6 @@ def engine(tmp_path):
     eng.stop()
 
 
-@pytest.fixture()
-def raw(engine):
-    r = Raw(engine.address)
-    yield r
-    r.close()
-
-
 def echo_submit(rid: str, **params) -> tuple[dict, bytes]:
     img = np.zeros((2, 2, 3), np.uint8)
     return ({"type": "submit", "id": rid, "op": "echo",
@@ -64,7 +57,7 @@ def slow_free_run(inputs: dict, params: dict, ctx) -> tuple[dict, dict]:
 
 
 SLOW_FREE = Operation(name="slowfree", doc="test: outputs slow to free", inputs=(InputSpec("image"),), params=(),
-                      run=slow_free_run, test_only=True, needs_model=False)
+                      run=slow_free_run, test_only=True)
 
 
 def test_job_is_finished_when_its_result_arrives(tmp_path):

@@ -470,20 +470,6 @@ def test_install_into_a_folder(tmp_path):
     assert out.startswith(str(pkg / "sfumato_link"))
 
 
-def test_enable_in_kritarc(tmp_path):
-    rc = tmp_path / "kritarc"
-    rc.write_text("[General]\nfoo=1\n\n[python]\nenable_other=true\n\n[Zed]\nx=2\n")
-    plugin_krita.enable(rc)
-    plugin_krita.enable(rc)
-    cp = configparser.ConfigParser()
-    cp.read(rc)
-    assert cp["python"]["enable_sfumato"] == "true" and cp["python"]["enable_other"] == "true"
-    assert cp["Zed"]["x"] == "2" and rc.read_text().count("enable_sfumato") == 1
-    fresh = tmp_path / "new" / "kritarc"
-    plugin_krita.enable(fresh)
-    assert "[python]\nenable_sfumato=true" in fresh.read_text()
-
-
 def test_zip_for_krita_importer(tmp_path):
     from engine.cli import main
 

@@ -3,11 +3,12 @@ and the style loss."""
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from PIL import Image
+from PIL import Image, JpegImagePlugin
 
 from engine.diffusion import jpeg as J
 from engine.diffusion import operators as O
@@ -126,11 +127,30 @@ def _jpeg_roundtrip(img: torch.Tensor, quality: int, subsampling: int) -> tuple[
     return dec, jpg
 
 
+def jpeg_info(path_or_image) -> dict:
+    """Quantisation tables and chroma subsampling of a JPEG file (or open PIL JPEG image), as
+    PIL reads them: what the engine's tables must equal.
+
+    Returns {"tables": (luma 8x8, chroma 8x8) tensors, "subsampling": "4:2:0"|"4:2:2"|"4:4:4"|None}.
+    PIL exposes the tables in natural (row-major) order as `im.quantization`.
+    """
+    im = Image.open(path_or_image) if isinstance(path_or_image, (str, Path)) else path_or_image
+    q = getattr(im, "quantization", None)
+    if not q:
+        raise ValueError("not a JPEG image (no quantisation tables)")
+    luma = torch.tensor(list(q[0]), dtype=torch.float32).view(8, 8)
+    chroma = torch.tensor(list(q.get(1, q[0])), dtype=torch.float32).view(8, 8)
+    code = JpegImagePlugin.get_sampling(im)
+    sub = {0: "4:4:4", 1: "4:2:2", 2: "4:2:0"}.get(code)
+    return {"tables": (luma, chroma), "subsampling": sub}
+
+
+
 @pytest.mark.parametrize("quality,sub,name", [(20, 2, "4:2:0"), (50, 0, "4:4:4"), (85, 1, "4:2:2")])
 def test_jpeg_projection_lands_in_intervals(quality: int, sub: int, name: str) -> None:
     clean = _smooth_image(48, 64)
     dec, jpg = _jpeg_roundtrip(clean, quality, sub)
-    info = J.jpeg_info(jpg)
+    info = jpeg_info(jpg)
     assert info["subsampling"] == name
     luma, chroma = J.quality_tables(quality)
     assert torch.equal(info["tables"][0], luma) and torch.equal(info["tables"][1], chroma)
@@ -153,8 +173,8 @@ def test_quality_tables_match_libjpeg() -> None:
     for q in (5, 10, 30, 50, 75, 95, 100):
         _, jpg = _jpeg_roundtrip(img, q, 2)
         luma, chroma = J.quality_tables(q)
-        assert torch.equal(J.jpeg_info(jpg)["tables"][0], luma), q
-        assert torch.equal(J.jpeg_info(jpg)["tables"][1], chroma), q
+        assert torch.equal(jpeg_info(jpg)["tables"][0], luma), q
+        assert torch.equal(jpeg_info(jpg)["tables"][1], chroma), q
 
 
 def test_ycbcr_roundtrip() -> None:

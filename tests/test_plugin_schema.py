@@ -59,6 +59,14 @@ def test_snapshot_is_what_the_engine_publishes(engine):
         pytest.fail(f"the plug-ins' schema snapshot is out of date: {REGENERATE}\n{diff}")
 
 
+def test_plugins_speak_the_engines_version_at_its_default_address():
+    """The plug-ins ship without the engine, so they keep their own copy of these two facts."""
+    import engine
+
+    assert link.DEFAULT_ADDRESS == engine.DEFAULT_ADDRESS
+    assert link.wire.VERSION == engine.PROTOCOL_VERSION
+
+
 def test_make_schema_script_checks_and_writes_the_same_text(engine, capsys):
     spec = importlib.util.spec_from_file_location("ops_schema_tool", ROOT / "tools" / "ops_schema.py")
     tool = importlib.util.module_from_spec(spec)

@@ -254,13 +254,6 @@ def segments():
     assert not [n for n in os.listdir(shmem.SHM_DIR) if n.startswith(f"sfumato-t{os.getpid():x}-")]
 
 
-@pytest.fixture()
-def raw(engine):
-    r = Raw(engine.address)
-    yield r
-    r.close()
-
-
 def test_doc_client_round_trip(raw, segments):
     arr = image(64, 48, 4, np.uint8)
     name = segments(arr.tobytes(), size=2 * 16384)

@@ -7,17 +7,15 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from .. import __version__
+from .. import DEFAULT_ADDRESS, __version__
 from .common import add_engine_options, command, connect, fail
 
 
 # ---- engine commands --------------------------------------------------------------------
 @command
 def add_serve(sub: Any) -> None:
-    from ..client import DEFAULT_ADDRESS as DEFAULT_BIND
-
     p = sub.add_parser("serve", help="run the engine")
-    p.add_argument("--bind", default=DEFAULT_BIND, help=f"address to serve on (default {DEFAULT_BIND}; "
+    p.add_argument("--bind", default=DEFAULT_ADDRESS, help=f"address to serve on (default {DEFAULT_ADDRESS}; "
                    "ipc:///path also works)")
     p.add_argument("--models", metavar="DIR", help="models folder (default: the models shipped with sfumato, see docs/models.md)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")

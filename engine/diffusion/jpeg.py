@@ -6,7 +6,6 @@ colour transform follow libjpeg (ITU-T T.81), so the constraint matches real fil
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -35,25 +34,6 @@ def quality_tables(quality: int) -> tuple[torch.Tensor, torch.Tensor]:
     def sc(t: torch.Tensor) -> torch.Tensor:
         return torch.clamp(torch.floor((t * scale + 50) / 100), 1, 255)
     return sc(LUMA_TABLE), sc(CHROMA_TABLE)
-
-
-def jpeg_info(path_or_image) -> dict:
-    """Quantisation tables and chroma subsampling of a JPEG file (or open PIL JPEG image).
-
-    Returns {"tables": (luma 8x8, chroma 8x8) tensors, "subsampling": "4:2:0"|"4:2:2"|"4:4:4"|None}.
-    PIL exposes the tables in natural (row-major) order as `im.quantization`.
-    """
-    from PIL import Image, JpegImagePlugin
-
-    im = Image.open(path_or_image) if isinstance(path_or_image, (str, Path)) else path_or_image
-    q = getattr(im, "quantization", None)
-    if not q:
-        raise ValueError("not a JPEG image (no quantisation tables)")
-    luma = torch.tensor(list(q[0]), dtype=torch.float32).view(8, 8)
-    chroma = torch.tensor(list(q.get(1, q[0])), dtype=torch.float32).view(8, 8)
-    code = JpegImagePlugin.get_sampling(im)
-    sub = {0: "4:4:4", 1: "4:2:2", 2: "4:2:0"}.get(code)
-    return {"tables": (luma, chroma), "subsampling": sub}
 
 
 _DCT8 = torch.tensor([[(math.sqrt(1 / 8) if u == 0 else math.sqrt(2 / 8)) * math.cos((2 * x + 1) * u * math.pi / 16)
@@ -145,7 +125,6 @@ class JPEGConstraint(Operator):
         v = rgb_to_ycbcr(x.float()) - 128
         if ph or pw:
             v = F.pad(v, (0, pw, 0, ph), mode="replicate")
-        b = v.shape[0]
         y = v[:, 0]
         c = F.avg_pool2d(v[:, 1:], (self.fy, self.fx)) if (self.fy, self.fx) != (1, 1) else v[:, 1:]
         return [y, c[:, 0], c[:, 1]], (ph, pw)

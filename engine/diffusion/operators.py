@@ -19,7 +19,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from ..numerics import conjugate_gradient
+from ..numerics import conjugate_gradient, gaussian_taps
 
 
 def _symmetric_index(n: int, pad_lo: int, pad_hi: int, device: torch.device) -> torch.Tensor:
@@ -234,12 +234,8 @@ class _SeparableBlur(_Separable):
 
 def gaussian_kernel(sigma: float, size: int | None = None) -> torch.Tensor:
     """Normalised 2-D Gaussian PSF, odd size (default 2*ceil(3 sigma)+1)."""
-    sigma = max(float(sigma), 1e-3)
-    size = size or 2 * math.ceil(3 * sigma) + 1
-    t = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
-    g = torch.exp(-(t**2) / (2 * sigma**2))
-    k = g[:, None] * g[None, :]
-    return (k / k.sum()).float()
+    g = gaussian_taps(sigma, None if size is None else (size - 1) // 2, torch.float64)
+    return (g[:, None] * g[None, :]).float()
 
 
 def motion_kernel(length: float, angle_deg: float, supersample: int = 8) -> torch.Tensor:

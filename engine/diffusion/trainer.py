@@ -25,6 +25,7 @@ from .masks import DEFAULT_WEIGHTS, random_mask
 from .modelfile import CARD, WEIGHTS, load_model, save_model, write_tensors
 from .plots import image_grid, line_plot
 from .sampling import sample_heun
+from ..devices import resolve_device
 from ..fills import border_fill
 
 STATE_DIR = "train_state"
@@ -74,12 +75,6 @@ class TrainConfig:
     mask_weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
     architecture: dict = field(default_factory=dict)
     max_side: int | None = None  # shrink larger training images to this long side first
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -165,7 +160,7 @@ class BatchStream(torch.utils.data.IterableDataset):
 class Trainer:
     def __init__(self, cfg: TrainConfig, log: Callable[[str], None] = print):
         self.cfg, self.log = cfg, log
-        self.device = resolve_device(cfg.device)
+        self.device = torch.device(resolve_device(cfg.device))
         torch.manual_seed(cfg.seed)
         self.out = Path(cfg.out)
         self.state_dir = self.out / STATE_DIR

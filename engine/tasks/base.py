@@ -73,7 +73,6 @@ class Operation:
     run: Callable[[dict[str, np.ndarray], dict[str, Any], JobContext], tuple[dict[str, np.ndarray], dict]]
     rules: tuple[Rule, ...] = ()
     test_only: bool = False
-    needs_model: bool = True
 
     def schema(self, limits: Any) -> dict:
         """The op as `welcome.ops` publishes it, with the engine's limits folded in."""

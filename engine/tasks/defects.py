@@ -20,7 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..images import luma
+from ..images import luma, max_filter
 
 
 @dataclass(frozen=True)
@@ -40,14 +40,6 @@ class DefectParams:
 
 def _pad(x: torch.Tensor, p: int) -> torch.Tensor:
     return F.pad(x, (p, p, p, p), mode="replicate")
-
-
-def _dilate(x: torch.Tensor, r: int) -> torch.Tensor:
-    """Grey dilation by a (2r+1) square, separably (a 2-D pool is slow on CPU)."""
-    if r <= 0:
-        return x
-    x = F.max_pool2d(F.pad(x, (r, r, 0, 0), mode="replicate"), (1, 2 * r + 1), stride=1)
-    return F.max_pool2d(F.pad(x, (0, 0, r, r), mode="replicate"), (2 * r + 1, 1), stride=1)
 
 
 def _box(x: torch.Tensor, r: int) -> torch.Tensor:
@@ -114,7 +106,7 @@ def _continued(along: torch.Tensor, steps: list[tuple[int, int]], reach: int) ->
         return along
     # Orientations are 180/n degrees apart, so a line drifts across the sampled direction:
     # take the further segments' evidence from a small neighbourhood.
-    loose = _dilate(along, 2)
+    loose = max_filter(along, 2)
     shifted = {j: along if j == 0 else _shift_along(loose, steps, j) for j in range(-reach, reach + 1)}
     best = None
     for start in range(-reach, 1):
@@ -130,7 +122,7 @@ def _hysteresis(strong: torch.Tensor, weak: torch.Tensor, iterations: int = 5) -
     most: seeds lie all along a mark, so long growth is never needed."""
     grown = strong
     for _ in range(iterations):
-        nxt = (_dilate(grown.float(), 1) > 0.5) & weak | strong
+        nxt = (max_filter(grown.float(), 1) > 0.5) & weak | strong
         if torch.equal(nxt, grown):
             break
         grown = nxt
@@ -185,10 +177,10 @@ def detect_defects(image: np.ndarray | torch.Tensor, params: DefectParams = Defe
                                  torch.minimum(sign * s1, sign * s2).amin(dim=1, keepdim=True))
             strong |= (spot > 2.4 * k_pix * energy) & (spot > 1.5 * floor)
         # grow into pixels with at least a third of the contrast of the seeds next to them
-        seed_level = _dilate(torch.where(strong, peak, torch.zeros_like(peak)), 2)
+        seed_level = max_filter(torch.where(strong, peak, torch.zeros_like(peak)), 2)
         weak = (peak > 0.35 * seed_level) & (peak > 0.5 * floor)
         mask |= _hysteresis(strong, weak)
-    mask = _dilate(mask.float(), params.dilate) > 0.5
+    mask = max_filter(mask.float(), params.dilate) > 0.5
     out = mask[0, 0].cpu().numpy()
     if region is not None:
         out &= np.asarray(region).reshape(out.shape) > 0

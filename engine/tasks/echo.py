@@ -51,5 +51,4 @@ OPERATION = Operation(
     ),
     run=run,
     test_only=True,
-    needs_model=False,
 )

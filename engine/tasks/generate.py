@@ -145,7 +145,7 @@ OPERATION = Operation(
                   min=0, max=2**31 - 1, nullable=True),
         ParamSpec("steps", "int", 24, "sampler steps (cost grows linearly)", min=1, max=200, limit_code=TOO_LARGE,
                   cap="max_steps"),
-        ParamSpec("variants", "int", 1, "number of different images, from one batched run", min=1, max=8,
+        ParamSpec("variants", "int", 1, "number of different images, from one batched run", min=1,
                   limit_code=TOO_LARGE, cap="max_variants"),
         ParamSpec("sampler", "enum", "dpmpp_2m", "diffusion sampler", choices=tuple(SAMPLERS)),
         ParamSpec("guidance", "float", 1.0, "how strongly to follow the reference's texture statistics "

@@ -29,17 +29,16 @@ from ..errors import TOO_LARGE
 from .base import InputSpec, JobContext, Operation, ParamSpec
 from .specs import DENOISERS
 from .jobtools import Sampling, Stages, make_generator, randn, resolve_seed, variant_outputs
-from ..fills import THIN_DEPTH, hole_extent, share_within, smooth_fill, tension_fill
+from ..fills import THIN_DEPTH, hole_extent, share_within, tension_fill
 from . import inpaint_large as large
 
-MAX_VARIANTS = 8
 THIN_SIGMA = 0.05  # noise level the denoiser is told when it refines a thin hole's fill (no noise is added)
 HAIRLINE_SIGMA = 0.02  # the same for hairlines (3 in 4 hole pixels within HAIRLINE px of the border)
 HAIRLINE = 2  # px: a hole is a hairline when 3 in 4 of its pixels lie this close to a known pixel
 THIN_MAX_AREA = 4  # thin holes run at full resolution up to this many times the capped area
-PATCH_ALIGN = 8  # work-area alignment of the patch method, which needs no model (the others use the model's stride)
 BLOB_RADIUS = 8  # px: holes at most this deep (hairlines, narrow strokes) always take the thin path
 BLOB_SHAPE = 40  # compact holes (area < BLOB_SHAPE * radius^2) are objects, not strokes
+PATCH_ALIGN = 8  # work-area alignment of the patch method, which needs no model (the others use the model's stride)
 DETAIL_SIGMA = 0.25  # noise level of the full-resolution detail pass
 DETAIL_STEPS = 3
 DETAIL_MARGIN = 16  # pixels of context around the hole in the detail pass
@@ -74,7 +73,6 @@ def run(inputs: dict[str, np.ndarray], params: dict[str, Any], ctx: JobContext) 
     if alpha is not None:  # transparent pixels carry no information: never use them as context
         regen = regen | (alpha <= 0)
     device = ctx.device
-    fills: list[np.ndarray]
     src = inputs.get("source")
     source = large.source_region(regen, None if src is None else images.mask_to_float(src)[box.slices], params["remove"])
 
@@ -86,8 +84,7 @@ def run(inputs: dict[str, np.ndarray], params: dict[str, Any], ctx: JobContext) 
         meta.update(work_area=[box.y0, box.x0, box.y1, box.x1])
     else:
         den = ctx.models.get(params["model"])
-        fills = _diffuse(den, device, rgb, regen, params, seed, n_var, ctx, meta, source)
-        stages = meta.pop("_stages")
+        fills, stages = _diffuse(den, device, rgb, regen, params, seed, n_var, ctx, meta, source)
         meta.update(model=params["model"], sampler=params["sampler"], steps=params["steps"],
                     work_area=[box.y0, box.x0, box.y1, box.x1])
 
@@ -112,7 +109,7 @@ class Plan:
     """How one diffusion inpaint runs; chosen from the hole's shape and the strength."""
 
     work: tuple[int, int]  # sampler resolution
-    start: str  # "noise", "original" (SDEdit), "synthesis" (exemplar completion), or the pre-fill: "tension", "smooth"
+    start: str  # "noise", "original" (SDEdit), "synthesis" (exemplar completion), or the pre-fill "tension"
     sigma_start: float
     steps: int
     detail: bool  # full-resolution pass after a downscaled one
@@ -168,8 +165,9 @@ def is_blob(hole: np.ndarray, radius: int) -> bool:
 
 
 def _diffuse(den, device: str, rgb: np.ndarray, regen: np.ndarray, params: dict[str, Any], seed: int, n_var: int,
-             ctx: JobContext, meta: dict, source: np.ndarray | None = None) -> list[np.ndarray]:
-    """Sample the work area; returns one (h, w, 3) float fill per variant at full resolution."""
+             ctx: JobContext, meta: dict, source: np.ndarray | None = None) -> tuple[list[np.ndarray], Stages]:
+    """Sample the work area (or synthesise a deep hole); returns one (h, w, 3) float fill per
+    variant at full resolution, and the stages, which the composite goes on to report."""
     h, w = regen.shape
     radius, depth = hole_extent(regen, 0.75)
     bbox = images.mask_bbox(regen)
@@ -180,10 +178,9 @@ def _diffuse(den, device: str, rgb: np.ndarray, regen: np.ndarray, params: dict[
               spread=max(bbox.h, bbox.w) if bbox else 0, blob=is_blob(regen, radius))
     if pl.start == "synthesis":
         return _large(rgb, regen, seed, n_var, ctx, meta, source)
-    prefill = pl.start in ("smooth", "tension")
+    prefill = pl.start == "tension"
     stages = Stages(ctx, {"prefill": 1 if prefill else 0, "diffusion": pl.steps,
                           "detail": DETAIL_STEPS if pl.detail else 0, "composite": n_var})
-    meta["_stages"] = stages
     meta.update(work_size=list(pl.work), start=pl.start, sigma_start=round(pl.sigma_start, 4))
     gen = make_generator(seed)
     known_full = images.to_model(rgb, device)
@@ -193,10 +190,7 @@ def _diffuse(den, device: str, rgb: np.ndarray, regen: np.ndarray, params: dict[
 
     start = known_w
     if prefill:
-        small = images.from_model(known_w)[0]
-        fill = {"smooth": smooth_fill, "tension": tension_fill}
-        filled = fill[pl.start](small, hole_w)
-        start = images.to_model(filled, device)
+        start = images.to_model(tension_fill(images.from_model(known_w)[0], hole_w), device)
         stages.report("prefill", 1)
         stages.done("prefill")
     sigmas = model.sigmas.schedule(pl.steps, pl.sigma_start, device)
@@ -213,18 +207,17 @@ def _diffuse(den, device: str, rgb: np.ndarray, regen: np.ndarray, params: dict[
     if pl.detail:
         x = _detail_pass(den, device, known_full, regen, x, gen, params["sampler"], stages)
         stages.done("detail")
-    return list(images.from_model(x))
+    return list(images.from_model(x)), stages
 
 
 def _large(rgb: np.ndarray, regen: np.ndarray, seed: int, n_var: int, ctx: JobContext, meta: dict,
-           source: np.ndarray | None) -> list[np.ndarray]:
+           source: np.ndarray | None) -> tuple[list[np.ndarray], Stages]:
     stages = Stages(ctx, {"prefill": 10, "composite": n_var})
-    meta["_stages"] = stages
     meta.update(work_size=list(regen.shape), start="synthesis")
     fills = large.synthesize(rgb, regen, source, seed, n_var, ctx.device,
                              lambda i, n: stages.report("prefill", round(10 * i / n)))
     stages.done("prefill")
-    return fills
+    return fills, stages
 
 
 def _detail_pass(den, device: str, known_full: torch.Tensor, regen: np.ndarray, x_small: torch.Tensor,
@@ -242,8 +235,6 @@ def _detail_pass(den, device: str, known_full: torch.Tensor, regen: np.ndarray, 
     x0, x1 = images.grow_to_multiple(max(0, box.x0 - margin), min(w, box.x1 + margin), w, den.descriptor.stride)
     sl = (slice(None), slice(None), slice(y0, y1), slice(x0, x1))
     sigmas = den.descriptor.sigmas.schedule(DETAIL_STEPS, DETAIL_SIGMA, device)
-    if DETAIL_STEPS <= 0:
-        return base
     xs = base[sl] + randn(tuple(base[sl].shape), gen, device) * sigmas[0]
     sampling = Sampling(den, device, known[sl], hard[sl], gen, sampler, stages, "detail")
     out = base.clone()
@@ -270,7 +261,7 @@ OPERATION = Operation(
         ParamSpec("seed", "int", None, "random seed; null = random (the one used is returned in meta)",
                   min=0, max=2**31 - 1, nullable=True),
         ParamSpec("variants", "int", 1, "number of different fills, from one batched run (in thin holes they "
-                  "differ only slightly)", min=1, max=MAX_VARIANTS,
+                  "differ only slightly)", min=1,
                   limit_code=TOO_LARGE, cap="max_variants"),
         ParamSpec("method", "enum", "diffusion", "diffusion (model) or patch (exemplar synthesis: "
                   "multi-scale PatchMatch completion, no model); holes deeper than thin strokes are "

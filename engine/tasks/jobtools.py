@@ -33,11 +33,6 @@ def randn(shape: tuple[int, ...], generator: torch.Generator, device: torch.devi
     return torch.randn(shape, generator=generator).to(device)
 
 
-def noise_fn(generator: torch.Generator) -> Callable[[torch.Tensor], torch.Tensor]:
-    """A `noise(like)` for samplers/guidance, drawing from the job's seeded generator."""
-    return lambda like: randn(tuple(like.shape), generator, like.device).to(like.dtype)
-
-
 class Stages:
     """Progress over several named stages as one monotonic step counter."""
 
@@ -61,12 +56,14 @@ class Stages:
         self.ctx.progress(global_step, self.total, stage, frame)
 
     def done(self, stage: str) -> None:
-        """Close a stage: record its wall time and report its last step."""
+        """Close a stage: record its wall time since the previous stage closed (for `timings`).
+        Its steps were reported by `report` as they ran; this sends nothing."""
         now = time.perf_counter()
         self.times[stage] = round(now - self._t0, 3)
         self._t0 = now
 
     def timings(self) -> dict[str, float]:
+        """Each closed stage's wall time in seconds, and their total (the result's meta)."""
         return {**self.times, "total": round(sum(self.times.values()), 3)}
 
 

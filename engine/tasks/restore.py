@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from .. import images
+from ..devices import work_side
 from ..diffusion import pnp
 from ..diffusion.denoiser import Denoiser, model_fn
 from ..diffusion.jpeg import JPEGConstraint
@@ -43,8 +44,6 @@ TASKS = ORDER + ("auto",)
 # Steps per task when `steps` is null. Denoise is a single network call (the 2 s budget for
 # 512x512 on a laptop CPU); the others are plug-and-play loops (pnp.PNP_DEFAULTS).
 DEFAULT_STEPS = {"denoise": 1, "jpeg": 4, "deblur": 8, "upscale": 6, "repair": 4}
-TILE = {"cpu": 576, "cuda": 1088}  # output-resolution tile side per device: a power-of-two
-# side plus room for the overlap, so a 1024 (2048) image is 2x2 tiles rather than 3x3
 OVERLAP = 32
 REPAIR_SIGMA = 0.3  # repair starts sampling here over a smooth pre-fill: thin holes need little
 AUTO_MIN_SIGMA = 2.5  # auto denoises only above this measured sigma (0..255 units)
@@ -75,7 +74,7 @@ class _Job:
     def __init__(self, den: Denoiser, ctx: JobContext, params: dict[str, Any], seed: int):
         self.den, self.ctx, self.params, self.seed = den, ctx, params, seed
         self.device = ctx.device
-        self.tile = params["tile"] or TILE["cuda" if str(self.device).startswith("cuda") else "cpu"]
+        self.tile = params["tile"] or work_side("restore", self.device)
         self.stages: Stages | None = None
 
     def denoise_fn(self) -> DenoiseFn:

@@ -27,9 +27,9 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from .. import images
+from ..devices import work_side
 from ..diffusion.denoiser import model_fn
 from ..diffusion.sampling import SAMPLERS
 from ..diffusion.schedule import DenoiseFn
@@ -39,7 +39,6 @@ from .base import InputSpec, JobContext, Operation, ParamSpec
 from .specs import DENOISERS, Require
 from .jobtools import Stages, make_generator, randn, resolve_seed, sample_with_progress
 
-WORK_SIDE = {"cpu": 384, "cuda": 1024}  # longest side the sampler sees, per device
 GUIDE_SIGMA_MIN = 0.02  # below this the prior alone finishes the details
 
 
@@ -81,20 +80,6 @@ def match_colours(x: torch.Tensor, ref: torch.Tensor, amount: float = 1.0) -> to
 # ---------------------------------------------------------------- layout
 
 
-def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian low-pass with reflected edges."""
-    if sigma <= 0:
-        return x
-    r = max(1, int(math.ceil(3 * sigma)))
-    r = min(r, x.shape[-1] - 1, x.shape[-2] - 1)
-    t = torch.arange(-r, r + 1, dtype=x.dtype, device=x.device)
-    g = torch.exp(-t**2 / (2 * sigma**2))
-    g = g / g.sum()
-    c = x.shape[1]
-    x = F.conv2d(F.pad(x, (r, r, 0, 0), mode="reflect"), g.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
-    return F.conv2d(F.pad(x, (0, 0, r, r), mode="reflect"), g.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
-
-
 def layout_sigma(structure: float, side: int) -> float:
     """Width of the low-pass that counts as layout: from 1/16 of the side (structure 0) down to
     ~1 pixel (structure 1), geometric in between."""
@@ -109,11 +94,11 @@ def structure_kept(fn: DenoiseFn, target: torch.Tensor, structure: float, side: 
         return fn
     sigma = layout_sigma(structure, side)
     weight = min(1.0, 0.5 + structure)
-    low_target = gaussian_blur(target, sigma)
+    low_target = images.gaussian_blur(target, sigma, "reflect")
 
     def wrapped(x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
         d = fn(x, s)
-        return d + weight * (low_target - gaussian_blur(d, sigma))
+        return d + weight * (low_target - images.gaussian_blur(d, sigma, "reflect"))
     return wrapped
 
 
@@ -157,7 +142,7 @@ def run(inputs: dict[str, np.ndarray], params: dict[str, Any], ctx: JobContext) 
     f = images.to_float(image[box.slices])
     rgb, _ = images.split_alpha(f)
     h, w = rgb.shape[:2]
-    side = params["resolution"] or WORK_SIDE["cuda" if str(device).startswith("cuda") else "cpu"]
+    side = params["resolution"] or work_side("stylize", device)
     wh, ww = images.work_size(h, w, side, model.stride)
     content = images.resize(images.to_model(rgb, device), (wh, ww)).clamp(-1, 1)
 

@@ -79,10 +79,9 @@ ADDRESS="tcp://127.0.0.1:$PORT"
 
 # install exactly as a user would: `sfumato plugins install krita`, then enable in kritarc
 py -m engine.cli plugins install krita --dest "$HOME/.local/share/krita/pykrita" || { echo "FAIL: plug-in install"; exit 1; }
-py -c "from engine.plugin_krita import enable; enable('$HOME/.config/kritarc')"
 cp "$ROOT/tests/hosts/krita/sfumato_hosttest.desktop" "$HOME/.local/share/krita/pykrita/"
 cp -r "$ROOT/tests/hosts/krita/sfumato_hosttest" "$HOME/.local/share/krita/pykrita/"
-printf 'enable_sfumato_hosttest=true\n' >> "$HOME/.config/kritarc"
+printf '[python]\nenable_sfumato=true\nenable_sfumato_hosttest=true\n' > "$HOME/.config/kritarc"  # a fresh profile
 
 MODELS_ARG=()
 [ -n "${KRITA_TEST_MODELS:-}" ] && MODELS_ARG=(--models "$KRITA_TEST_MODELS")

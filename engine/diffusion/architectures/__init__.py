@@ -14,6 +14,7 @@ from typing import Callable
 import torch
 from torch import nn
 
+from ...devices import device_kind
 from ..schedule import SigmaRange
 
 COND_CHANNELS = 4  # the conditioning the engine supplies: known RGB pixels (masked) + the mask
@@ -35,7 +36,7 @@ class ModelDescriptor:
     def autocast_dtype(self, device: torch.device | str) -> torch.dtype | None:
         """The reduced precision to run in: none on a CPU (float32); on a GPU the first of
         bfloat16, float16 the model supports, or none."""
-        if not str(device).startswith("cuda"):
+        if device_kind(device) != "cuda":
             return None
         for name in ("bfloat16", "float16"):
             if name in self.precisions:

@@ -39,6 +39,7 @@ Selections and pixels
     clear_outside_mask(data, mask, dtype, channels=4)   # unselected pixels -> transparent
     crop_bytes(data, width, box, bytes_per_pixel)
     swap_red_blue / bgra_to_rgba / rgba_to_bgra(data, dtype="u8", channels=4)
+    typed_values(data, "u16"|"f32") -> array of numbers, wire_bytes(array) -> little-endian bytes
     dtype_for_gimp_precision(nick), gimp_babl_format(dtype, channels), dtype_for_krita_depth(depth)
     image_array(data, w, h, dtype, channels=4), mask_array(mask, w, h), output_scale(crop, out)
 
@@ -67,7 +68,8 @@ from .errors import ENGINE_UNREACHABLE, RELAY_FAILED, LinkError, describe
 from .geometry import Box, crop_box, default_context, layer_box
 from .pixels import (bgra_to_rgba, bytes_per_pixel, clear_outside_mask, crop_bytes, dtype_for_gimp_precision, dtype_for_krita_depth,
                      full_mask, gimp_babl_format, image_array, mask_array, mask_bbox, mask_is_empty, mask_is_full,
-                     mask_to_u8, output_scale, rgba_to_bgra, swap_red_blue, transparency_mask)
+                     mask_to_u8, output_scale, rgba_to_bgra, swap_red_blue, transparency_mask, typed_values,
+                     wire_bytes)
 from .results import group_name, layer_name, ordered_outputs, used_seed
 from .session import Event, Job, Session
 from .settings import DEFAULT_ADDRESS, Settings
@@ -86,5 +88,5 @@ __all__ = [
     "bytes_per_pixel", "clear_outside_mask", "crop_box", "crop_bytes", "default_context", "describe", "dtype_for_gimp_precision",
     "dtype_for_krita_depth", "full_mask", "gimp_babl_format", "image_array", "layer_box", "load_settings",
     "mask_array", "mask_bbox", "mask_is_empty", "mask_is_full", "mask_to_u8", "output_scale", "rgba_to_bgra",
-    "swap_red_blue", "zmq_available",
+    "swap_red_blue", "typed_values", "wire_bytes", "zmq_available",
 ]

@@ -5,6 +5,8 @@ failures that happen before the engine can answer (not running, relay did not st
 """
 from __future__ import annotations
 
+from .settings import DEFAULT_ADDRESS
+
 # client-side codes (the engine never sends these)
 ENGINE_UNREACHABLE = "engine_unreachable"
 RELAY_FAILED = "relay_failed"
@@ -47,7 +49,7 @@ def describe(code: str, message: str = "", field: str | None = None, *,
     where = f" at {address}" if address else ""
     if code == ENGINE_UNREACHABLE:
         return (f"The Sfumato engine is not answering{where}. {START_HINT} To use an engine elsewhere, "
-                f"set SFUMATO_ENGINE (for example tcp://127.0.0.1:5555) or the address in Engine Status.")
+                f"set SFUMATO_ENGINE (for example {DEFAULT_ADDRESS}) or the address in Engine Status.")
     if code == RELAY_FAILED:
         return (f"Could not start the Sfumato relay (the engine's own Python, used because this editor's "
                 f"Python lacks pyzmq or msgpack): {message or 'no details'}. Set SFUMATO_PYTHON to the Python "

@@ -72,16 +72,20 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def detached() -> dict[str, Any]:
+    """Popen arguments for a helper process that the editor's signals and console do not reach
+    (no window on Windows, a session of its own elsewhere): the guard and the relay."""
+    if sys.platform == "win32":
+        return {"creationflags": getattr(subprocess, "CREATE_NO_WINDOW", 0)
+                | getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0)}
+    return {"start_new_session": True}
+
+
 class Guard:
     """Parent side: start the watcher, report open/closed jobs, stop it on a clean exit."""
 
     def __init__(self, address: str, routing_id: bytes, python: str | None = None):
-        kwargs: dict[str, Any] = {}
-        if sys.platform == "win32":
-            kwargs["creationflags"] = (getattr(subprocess, "CREATE_NO_WINDOW", 0)
-                                       | getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0))
-        else:
-            kwargs["start_new_session"] = True
+        kwargs = detached()
         log_path = os.environ.get("SFUMATO_GUARD_LOG")  # for debugging: where the watcher reports
         err = open(log_path, "ab") if log_path else subprocess.DEVNULL
         self._proc = subprocess.Popen([python or sys.executable, os.path.abspath(__file__), address,

@@ -19,7 +19,8 @@ from .wire import ITEMSIZE, Array
 _ARRAY_CODE = {"u16": "H", "f32": "f"}
 
 
-def _typed(data: bytes | bytearray | memoryview, dtype: str) -> array:
+def typed_values(data: bytes | bytearray | memoryview, dtype: str) -> array:
+    """u16 or f32 wire bytes (little-endian) as an array of numbers in this machine's order."""
     values = array(_ARRAY_CODE[dtype])
     values.frombytes(bytes(data))
     if sys.byteorder != "little":  # the wire is little-endian
@@ -27,7 +28,8 @@ def _typed(data: bytes | bytearray | memoryview, dtype: str) -> array:
     return values
 
 
-def _to_bytes(values: array) -> bytes:
+def wire_bytes(values: array) -> bytes:
+    """An array of numbers as wire bytes (little-endian): the inverse of `typed_values`."""
     if sys.byteorder != "little":
         values = array(values.typecode, values)
         values.byteswap()
@@ -42,9 +44,9 @@ def swap_red_blue(data: bytes | bytearray | memoryview, dtype: str = "u8", chann
         out = bytearray(data)
         out[0::channels], out[2::channels] = out[2::channels], out[0::channels]
         return bytes(out)
-    values = _typed(data, dtype)
+    values = typed_values(data, dtype)
     values[0::channels], values[2::channels] = values[2::channels], values[0::channels]
-    return _to_bytes(values)
+    return wire_bytes(values)
 
 
 bgra_to_rgba = swap_red_blue
@@ -59,7 +61,7 @@ def mask_to_u8(data: bytes | bytearray | memoryview, dtype: str = "u8") -> bytes
         raw = bytes(data)
         return raw[1::2]  # the high byte of each little-endian value: 65535 -> 255, 0 -> 0
     if dtype == "f32":
-        values = _typed(data, "f32")
+        values = typed_values(data, "f32")
         return bytes(0 if not v > 0.0 else 255 if v >= 1.0 else int(v * 255.0 + 0.5) for v in values)
     raise ValueError(f"unknown mask dtype {dtype!r}")
 
@@ -77,7 +79,7 @@ def transparency_mask(data: bytes | bytearray | memoryview, dtype: str = "u8", c
     elif dtype == "u16":
         alpha = raw[7::8]  # the high byte of each little-endian alpha: 65535 -> 255
     elif dtype == "f32":
-        alpha = mask_to_u8(_to_bytes(_typed(raw, "f32")[3::4]), "f32")
+        alpha = mask_to_u8(wire_bytes(typed_values(raw, "f32")[3::4]), "f32")
     else:
         raise ValueError(f"unknown dtype {dtype!r}")
     return alpha.translate(_INVERT)

@@ -14,13 +14,13 @@ import collections
 import os
 import queue
 import subprocess
-import sys
 import threading
 import uuid
 from typing import Any, Sequence
 
 from . import framing
 from .errors import RELAY_FAILED, LinkError
+from .guard import detached
 
 
 class Transport:
@@ -116,12 +116,7 @@ class RelayTransport(Transport):
     def __init__(self, address: str, python: str, engine_root: str | None = None, start_timeout: float = 10.0):
         self.address, self.python = address, python
         cmd = [python, "-m", "engine.relay", "--address", address]
-        kwargs: dict[str, Any] = {}
-        if sys.platform == "win32":
-            kwargs["creationflags"] = (getattr(subprocess, "CREATE_NO_WINDOW", 0)
-                                       | getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0))
-        else:
-            kwargs["start_new_session"] = True
+        kwargs = detached()
         try:
             self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                           stderr=subprocess.PIPE, bufsize=0, env=_relay_env(engine_root),

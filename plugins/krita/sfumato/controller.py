@@ -133,7 +133,7 @@ class Controller:
         except Exception as exc:  # e.g. a malformed address rejected by zmq
             self.session = None
             self._set_state(DOWN, f"Cannot connect to {self.settings.address!r}: {exc}. Check the engine "
-                            f"address (for example tcp://127.0.0.1:5555).")
+                            f"address (for example {link.DEFAULT_ADDRESS}).")
             return
         self._send_hello()
         self._set_state(CONNECTING, f"Connecting to {self.settings.address}...")

@@ -6,14 +6,12 @@ into a layer passes through `to_layer_bytes`.
 """
 from __future__ import annotations
 
-import sys
 from array import array
 
 from .bootstrap import link
 
 # colorDepth() -> (wire dtype, Krita stores blue first)
 KRITA_DEPTHS = {"U8": ("u8", True), "U16": ("u16", True)}
-ITEMSIZE = {"u8": 1, "u16": 2, "f32": 4}
 
 
 def layer_format(color_model: str, color_depth: str) -> str:
@@ -35,21 +33,6 @@ def layer_to_rgba(data: bytes, dtype: str) -> bytes:
     return link.bgra_to_rgba(data, dtype, 4)
 
 
-def _typed(data: bytes, dtype: str) -> array:
-    values = array({"u16": "H", "f32": "f"}[dtype])
-    values.frombytes(bytes(data))
-    if sys.byteorder != "little":
-        values.byteswap()
-    return values
-
-
-def _untyped(values: array) -> bytes:
-    if sys.byteorder != "little":
-        values = array(values.typecode, values)
-        values.byteswap()
-    return values.tobytes()
-
-
 def change_depth(data: bytes, src: str, dst: str) -> bytes:
     """Convert sample values between u8, u16 and f32 (0..1), keeping the layout."""
     if src == dst:
@@ -59,31 +42,29 @@ def change_depth(data: bytes, src: str, dst: str) -> bytes:
     elif src == "u16":
         if dst == "u8":
             return bytes(data)[1::2]  # high byte: 65535 -> 255 exactly, and fast
-        floats = [v / 65535.0 for v in _typed(data, "u16")]
+        floats = [v / 65535.0 for v in link.typed_values(data, "u16")]
     else:
-        floats = [0.0 if not v > 0.0 else 1.0 if v >= 1.0 else v for v in _typed(data, "f32")]
+        floats = [0.0 if not v > 0.0 else 1.0 if v >= 1.0 else v for v in link.typed_values(data, "f32")]
     if dst == "u8":
         if src == "u8":
             return bytes(data)
         return bytes(int(v * 255.0 + 0.5) for v in floats)
     if dst == "u16":
         if src == "u8":
-            return _untyped(array("H", (v * 257 for v in bytes(data))))
-        return _untyped(array("H", (int(v * 65535.0 + 0.5) for v in floats)))
-    return _untyped(array("f", floats))
+            return link.wire_bytes(array("H", (v * 257 for v in bytes(data))))
+        return link.wire_bytes(array("H", (int(v * 65535.0 + 0.5) for v in floats)))
+    return link.wire_bytes(array("f", floats))
 
 
 def to_rgba(data: bytes, channels: int, dtype: str) -> bytes:
     """1, 3 or 4 channels -> 4 (opaque alpha added, grey spread to RGB)."""
     if channels == 4:
         return bytes(data)
-    size = ITEMSIZE[dtype]
+    size = link.wire.ITEMSIZE[dtype]
     raw = bytes(data)
     n = len(raw) // (channels * size)
     out = bytearray(n * 4 * size)
-    opaque = {"u8": b"\xff", "u16": b"\xff\xff", "f32": array("f", [1.0]).tobytes()}[dtype]
-    if dtype == "f32" and sys.byteorder != "little":
-        opaque = opaque[::-1]
+    opaque = {"u8": b"\xff", "u16": b"\xff\xff", "f32": link.wire_bytes(array("f", [1.0]))}[dtype]
     for b in range(size):
         for c in range(3):
             src = c if channels == 3 else 0
@@ -105,7 +86,7 @@ def downsample(arr: "link.Array", max_side: int) -> "link.Array":
     step = max(1, -(-max(h, w) // max_side))
     if step == 1:
         return arr
-    pixel = c * ITEMSIZE[arr.dtype]
+    pixel = c * link.wire.ITEMSIZE[arr.dtype]
     raw = memoryview(arr.tobytes())
     rows = []
     for y in range(0, h, step):
