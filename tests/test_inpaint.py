@@ -6,7 +6,6 @@ import pytest
 
 from engine import images
 from engine.client import Client, EngineClientError
-from engine.fills import patch_fill
 
 
 @pytest.fixture(scope="module")
@@ -88,12 +87,53 @@ def test_refine_strength_sets_how_far_the_result_departs(client):
     assert change[0] < 8  # a light refine keeps what is there
 
 
-def test_large_selection_is_downscaled_then_detailed(client, monkeypatch):
+def test_large_refine_is_downscaled_then_detailed(client, monkeypatch):
     monkeypatch.setenv("SFUMATO_WORK_CAP", "32")
     img, mask = scene(64, 96), box_mask(64, 96, (10, 54), (20, 80))
-    res = client.run("inpaint", {"image": img, "mask": mask}, {"steps": 3, "seed": 0})
+    res = client.run("inpaint", {"image": img, "mask": mask}, {"steps": 3, "seed": 0, "strength": 0.6})
     assert max(res.meta["work_size"]) <= 32 and res.meta["timings"]["detail"] >= 0
     assert res.image.shape == img.shape
+
+
+def texture(h=96, w=96):
+    """Stripes and a checkerboard: a large hole in it has one right answer that a smear misses."""
+    yy, xx = np.mgrid[:h, :w]
+    rgb = np.stack([(xx // 6 + yy // 6) % 2, 0.5 + 0.4 * np.sin(xx / 2.0), 0.3 + 0 * xx], -1)
+    return images.from_float(rgb.astype(np.float32), np.uint8)
+
+
+def test_large_hole_is_synthesised_at_full_resolution_with_texture(client, monkeypatch):
+    monkeypatch.setenv("SFUMATO_WORK_CAP", "32")
+    img, mask = texture(), box_mask(96, 96, (24, 72), (24, 72))
+    res = client.run("inpaint", {"image": img, "mask": mask}, {"steps": 4, "seed": 0, "variants": 2})
+    assert res.meta["start"] == "synthesis" and res.meta["work_size"] == [96, 96]
+    hole = mask[..., 0] > 0
+    for out in (res.outputs["image"], res.outputs["image_1"]):
+        err = np.abs(out[hole].astype(float) - img[hole]).mean()
+        assert err < 0.1 * np.abs(img[~hole].astype(float).mean(axis=0) - img[hole]).mean()
+        assert out[hole].astype(float).std() > 0.8 * img.astype(float)[hole].std()  # texture, not a smear
+
+
+def test_source_mask_and_remove_keep_patches_out_of_excluded_areas(client):
+    """Left: noise (every pixel unique); right: the checkerboard. With a source mask over the
+    right, the patch fill copies only the right's pixels."""
+    rng = np.random.default_rng(0)
+    img = texture(80, 96)
+    img[:, :40] = rng.integers(0, 256, (80, 40, 3), dtype=np.uint8)
+    mask = box_mask(80, 96, (25, 55), (30, 60))
+    source = np.zeros((80, 96, 1), np.uint8)
+    source[:, 62:] = 255
+    out = client.run("inpaint", {"image": img, "mask": mask, "source": source},
+                     {"method": "patch", "seed": 0, "feather": 0}).image
+    hole = mask[..., 0] > 0
+    allowed = {tuple(p) for p in img[source[..., 0] > 0]}
+    assert all(tuple(p) in allowed for p in out[hole])
+    res = client.run("inpaint", {"image": img, "mask": mask}, {"method": "patch", "seed": 0, "remove": True, "feather": 0})
+    grown = res.image[..., :3] != img  # removal takes a few pixels beyond the mask
+    assert grown.any(axis=2)[~hole].any()
+    with pytest.raises(EngineClientError) as info:
+        client.run("inpaint", {"image": img, "mask": mask, "source": source[:40]}, {"method": "patch"})
+    assert info.value.field == "inputs.source"
 
 
 def test_outpainting_fills_transparent_canvas(client):
@@ -123,19 +163,8 @@ def test_patch_method_needs_no_model_and_beats_the_mean_colour(client):
     assert err_patch < 0.5 * err_mean
 
 
-def test_patch_fill_copies_texture_exactly_where_it_can():
-    yy, xx = np.mgrid[:96, :96]
-    tex = np.stack([(xx // 6 + yy // 6) % 2, (xx // 6) % 2, 0.5 + 0 * xx], -1).astype(np.float32)  # checkerboard
-    hole = np.zeros((96, 96), bool)
-    hole[36:60, 30:66] = True
-    out = patch_fill(tex, hole, seed=0)
-    assert np.array_equal(out[~hole], tex[~hole])
-    err = np.abs(out[hole] - tex[hole]).mean()
-    assert err < 0.25 * np.abs(tex[~hole].mean(axis=0) - tex[hole]).mean()
-
-
 def test_cancel_mid_operation(client):
-    img, mask = scene(96, 128), box_mask(96, 128, (4, 92), (4, 124))  # deep: a long sampler run, not a thin fill
+    img, mask = scene(96, 128), box_mask(96, 128, (4, 92), (4, 124))  # a refine: a long sampler run
     jobs, stages = [], []
 
     def on_progress(event):  # runs in the thread waiting on the result
@@ -143,7 +172,7 @@ def test_cancel_mid_operation(client):
         if event["stage"] == "diffusion" and len(stages) < 100:
             jobs[0].cancel()
 
-    jobs.append(client.submit("inpaint", {"image": img, "mask": mask}, {"steps": 200, "seed": 0},
+    jobs.append(client.submit("inpaint", {"image": img, "mask": mask}, {"steps": 200, "seed": 0, "strength": 0.9},
                               on_progress=on_progress))
     with pytest.raises(EngineClientError) as info:
         jobs[0].result(60)
@@ -176,8 +205,8 @@ def test_bad_inputs_are_errors(client):
     assert info.value.code == "bad_param" and info.value.field == "inputs.mask"
 
 
-def test_plan_keeps_strokes_at_full_resolution_and_downscales_deep_holes():
-    """Thin holes are filled from their border at full size; deep ones at the capped size."""
+def test_plan_keeps_strokes_on_the_thin_path_and_synthesises_deep_holes():
+    """Thin holes are filled from their border at full size; deep and object-shaped ones by synthesis."""
     from engine.diffusion.schedule import EDM
     from engine.tasks.inpaint import THIN_DEPTH, plan
 
@@ -188,9 +217,11 @@ def test_plan_keeps_strokes_at_full_resolution_and_downscales_deep_holes():
     crossing = plan(320, 480, 45, THIN_DEPTH + 2, 1.0, 20, cap=256, stride=8, sigmas=EDM, spread=480)  # strokes over a photo
     assert crossing.work == (320, 480) and crossing.start == "tension"
     obj = plan(320, 320, 32, THIN_DEPTH + 2, 1.0, 20, cap=256, stride=8, sigmas=EDM, spread=64)  # an object, wide context
-    assert max(obj.work) <= 256 and obj.start == "harmonic"
+    assert obj.work == (320, 320) and obj.start == "synthesis"  # exemplar completion at full resolution
     deep = plan(320, 480, 60, 2 * THIN_DEPTH, 1.0, 20, cap=256, stride=8, sigmas=EDM)
-    assert max(deep.work) <= 256 and deep.detail and deep.sigma_start > stroke.sigma_start and deep.noise
-    box = plan(128, 128, 32, THIN_DEPTH + 0.25, 1.0, 20, cap=256, stride=8, sigmas=EDM)  # a 64 px box, not downscaled
-    assert box.work == (128, 128) and box.start == "harmonic"
+    assert deep.work == (320, 480) and deep.start == "synthesis"
+    box = plan(128, 128, 32, THIN_DEPTH + 0.25, 1.0, 20, cap=256, stride=8, sigmas=EDM)  # a 64 px box
+    assert box.start == "synthesis"
     assert plan(320, 480, 3, 2, 0.5, 20, cap=256, stride=8, sigmas=EDM).start == "original"  # refine: SDEdit
+    blob = plan(320, 480, 30, THIN_DEPTH - 4, 1.0, 20, cap=256, stride=8, sigmas=EDM, blob=True)  # an object-shaped hole
+    assert blob.start == "synthesis"  # not the thin path

@@ -1,8 +1,9 @@
 """`inpaint`: fill, remove or refine the selected pixels so they match their surroundings.
 
 Pipeline (each stage reports progress under its name):
-  prefill    large holes get a PatchMatch fill first (and the `patch` method stops here);
-  diffusion  the work area (selection + context, capped resolution) is sampled with the
+  prefill    holes deeper than the thin-hole path takes are completed by exemplar synthesis
+             at full resolution (inpaint_large, for both methods; no diffusion pass there);
+  diffusion  otherwise the work area (selection + context, capped resolution) is sampled with the
              known pixels as conditioning channels and re-imposed on every denoised
              estimate (data consistency); strength < 1 starts from the noised original
              instead (SDEdit inside the mask);
@@ -24,21 +25,21 @@ import torch
 from .. import images
 from ..diffusion.sampling import SAMPLERS
 from ..diffusion.schedule import SigmaRange
-from ..errors import TOO_LARGE
+from ..errors import BAD_PARAM, TOO_LARGE, EngineError
 from .base import InputSpec, JobContext, Operation, ParamSpec
 from .specs import DENOISERS
 from .jobtools import Sampling, Stages, make_generator, randn, resolve_seed, variant_outputs
-from ..fills import (THIN_DEPTH, harmonic_fill, hole_extent, patch_fill, share_within, smooth_fill,
-                     tension_fill)
+from ..fills import THIN_DEPTH, hole_extent, share_within, smooth_fill, tension_fill
+from . import inpaint_large as large
 
 MAX_VARIANTS = 8
 THIN_SIGMA = 0.05  # noise level the denoiser is told when it refines a thin hole's fill (no noise is added)
 HAIRLINE_SIGMA = 0.02  # the same for hairlines (3 in 4 hole pixels within HAIRLINE px of the border)
 HAIRLINE = 2  # px: a hole is a hairline when 3 in 4 of its pixels lie this close to a known pixel
 THIN_MAX_AREA = 4  # thin holes run at full resolution up to this many times the capped area
-PREFILL_SIGMA, PREFILL_STEPS = 0.25, 0.5  # deeper holes: start noise over the pre-fill, fraction of steps
-PATCH_RADIUS = 40  # holes deeper than this (work pixels) are pre-filled by PatchMatch, not harmonically
 PATCH_ALIGN = 8  # work-area alignment of the patch method, which needs no model (the others use the model's stride)
+BLOB_RADIUS = 8  # px: holes at most this deep (hairlines, narrow strokes) always take the thin path
+BLOB_SHAPE = 40  # compact holes (area < BLOB_SHAPE * radius^2) are objects, not strokes
 DETAIL_SIGMA = 0.25  # noise level of the full-resolution detail pass
 DETAIL_STEPS = 3
 DETAIL_MARGIN = 16  # pixels of context around the hole in the detail pass
@@ -58,6 +59,8 @@ def run(inputs: dict[str, np.ndarray], params: dict[str, Any], ctx: JobContext) 
     n_var, method, strength = params["variants"], params["method"], params["strength"]
     seed = resolve_seed(params["seed"])
     m = images.mask_to_float(mask)
+    if params["remove"]:  # object removal: take the object's soft fringe too
+        m = np.maximum(m, images.dilate(m > 0, large.removal_grow(m > 0)).astype(np.float32))
     meta: dict[str, Any] = {"seed": seed, "method": method, "variants": n_var, "strength": strength}
     stride = PATCH_ALIGN if method == "patch" else ctx.models.get(params["model"]).descriptor.stride
     box = images.work_area(m, params["context"], stride=stride)
@@ -74,18 +77,21 @@ def run(inputs: dict[str, np.ndarray], params: dict[str, Any], ctx: JobContext) 
         regen = regen | (alpha <= 0)
     device = ctx.device
     fills: list[np.ndarray]
+    src = inputs.get("source")
+    if src is not None and src.shape[:2] != image.shape[:2]:
+        raise EngineError(BAD_PARAM, f"source must be (h, w, 1) matching the image {image.shape[:2]}, got {src.shape}",
+                          "inputs.source")
+    source = large.source_region(regen, None if src is None else images.mask_to_float(src)[box.slices], params["remove"])
 
     if method == "patch":
         stages = Stages(ctx, {"prefill": 10, "composite": 1})
-        fills = []
-        for v in range(n_var):
-            fills.append(patch_fill(rgb, regen, seed=seed + v,
-                                    progress=lambda i, n, v=v: stages.report("prefill", round(10 * (v + i / n) / n_var))))
+        fills = large.synthesize(rgb, regen, source, seed, n_var, device,
+                                 lambda i, n: stages.report("prefill", round(10 * i / n)))
         stages.done("prefill")
         meta.update(work_area=[box.y0, box.x0, box.y1, box.x1])
     else:
         den = ctx.models.get(params["model"])
-        fills = _diffuse(den, device, rgb, regen, params, seed, n_var, ctx, meta)
+        fills = _diffuse(den, device, rgb, regen, params, seed, n_var, ctx, meta, source)
         stages = meta.pop("_stages")
         meta.update(model=params["model"], sampler=params["sampler"], steps=params["steps"],
                     work_area=[box.y0, box.x0, box.y1, box.x1])
@@ -111,7 +117,7 @@ class Plan:
     """How one diffusion inpaint runs; chosen from the hole's shape and the strength."""
 
     work: tuple[int, int]  # sampler resolution
-    start: str  # "noise", "original" (SDEdit), or the pre-fill: "patch", "harmonic", "tension", "smooth"
+    start: str  # "noise", "original" (SDEdit), "synthesis" (exemplar completion), or the pre-fill: "tension", "smooth"
     sigma_start: float
     steps: int
     detail: bool  # full-resolution pass after a downscaled one
@@ -119,7 +125,8 @@ class Plan:
 
 
 def plan(h: int, w: int, radius: int, depth: float, strength: float, steps: int, cap: int, stride: int,
-         sigmas: SigmaRange, known_any: bool = True, hairline: bool = False, spread: int = 0) -> Plan:
+         sigmas: SigmaRange, known_any: bool = True, hairline: bool = False, spread: int = 0,
+         blob: bool = False) -> Plan:
     """Choose resolution, starting point and noise level for one inpaint.
 
     - strength < 1: SDEdit from the noised original, at the capped resolution.
@@ -139,9 +146,11 @@ def plan(h: int, w: int, radius: int, depth: float, strength: float, steps: int,
       The denoiser is told a noise level that grows with the fill's likely error: the spline
       is nearly right across a hairline (`hairline`: 1-3 px scratches), less so across a
       stroke (on training photos sigma 0.02 scored best on scratches, 0.05 on strokes).
-    - deeper holes: the capped work resolution, from a pre-fill (harmonic; PatchMatch for
-      very deep holes such as outpainting, where a smooth membrane would look smeared),
-      refined from a moderate noise level; a detail pass follows when downscaled.
+    - a compact hole (`blob`: an object's shape, see `is_blob`) is never thin, however shallow
+      most of it is: a 60 x 40 px ellipse has 3 in 4 pixels within 16 px of its border, but
+      the spline across it is a smear; it is synthesised (inpaint_large).
+    - deeper holes (objects, outpainting): "synthesis", exemplar completion at full
+      resolution (inpaint_large); the sampler is not run over them.
     - nothing known at all: plain generation from noise.
     The noise levels are tuned on held-in training photos for PSNR inside the hole (see
     docs/performance.md): the shipped model loses PSNR when started from higher noise.
@@ -151,15 +160,20 @@ def plan(h: int, w: int, radius: int, depth: float, strength: float, steps: int,
         return Plan(work, "original", sigmas.at_strength(strength), max(1, round(steps * strength)), work != (h, w))
     if not known_any:
         return Plan(work, "noise", sigmas.sigma_max, steps, work != (h, w))
-    if depth * min(1.0, cap / max(spread, 1)) <= THIN_DEPTH and h * w <= THIN_MAX_AREA * cap * cap:
+    if depth * min(1.0, cap / max(spread, 1)) <= THIN_DEPTH and h * w <= THIN_MAX_AREA * cap * cap and not blob:
         return Plan((h, w), "tension", HAIRLINE_SIGMA if hairline else THIN_SIGMA, 1, False, noise=False)
-    deep = radius * work[0] / h > PATCH_RADIUS
-    return Plan(work, "patch" if deep else "harmonic", PREFILL_SIGMA, max(1, round(steps * PREFILL_STEPS)),
-                work != (h, w))
+    return Plan((h, w), "synthesis", 0.0, 0, False, noise=False)
+
+
+def is_blob(hole: np.ndarray, radius: int) -> bool:
+    """An object-shaped hole, not strokes: wider than BLOB_RADIUS and compact, with an area
+    under BLOB_SHAPE times its radius squared (an ellipse: about 3 to 12; a stroke of length
+    L and width W: 4 L / W, and strokes across a photo run far above 40)."""
+    return radius > BLOB_RADIUS and float(hole.sum()) < BLOB_SHAPE * radius * radius
 
 
 def _diffuse(den, device: str, rgb: np.ndarray, regen: np.ndarray, params: dict[str, Any], seed: int, n_var: int,
-             ctx: JobContext, meta: dict) -> list[np.ndarray]:
+             ctx: JobContext, meta: dict, source: np.ndarray | None = None) -> list[np.ndarray]:
     """Sample the work area; returns one (h, w, 3) float fill per variant at full resolution."""
     h, w = regen.shape
     radius, depth = hole_extent(regen, 0.75)
@@ -168,8 +182,10 @@ def _diffuse(den, device: str, rgb: np.ndarray, regen: np.ndarray, params: dict[
     pl = plan(h, w, radius, depth, params["strength"], params["steps"], images.work_cap(device), model.stride,
               model.sigmas, known_any=not regen.all(),
               hairline=depth <= THIN_DEPTH and share_within(regen, HAIRLINE) >= 0.75,
-              spread=max(bbox.h, bbox.w) if bbox else 0)
-    prefill = pl.start in ("patch", "smooth", "harmonic", "tension")
+              spread=max(bbox.h, bbox.w) if bbox else 0, blob=is_blob(regen, radius))
+    if pl.start == "synthesis":
+        return _large(rgb, regen, seed, n_var, ctx, meta, source)
+    prefill = pl.start in ("smooth", "tension")
     stages = Stages(ctx, {"prefill": 1 if prefill else 0, "diffusion": pl.steps,
                           "detail": DETAIL_STEPS if pl.detail else 0, "composite": n_var})
     meta["_stages"] = stages
@@ -183,8 +199,7 @@ def _diffuse(den, device: str, rgb: np.ndarray, regen: np.ndarray, params: dict[
     start = known_w
     if prefill:
         small = images.from_model(known_w)[0]
-        fill = {"patch": lambda a, b: patch_fill(a, b, seed=seed), "harmonic": harmonic_fill, "smooth": smooth_fill,
-                "tension": tension_fill}
+        fill = {"smooth": smooth_fill, "tension": tension_fill}
         filled = fill[pl.start](small, hole_w)
         start = images.to_model(filled, device)
         stages.report("prefill", 1)
@@ -204,6 +219,17 @@ def _diffuse(den, device: str, rgb: np.ndarray, regen: np.ndarray, params: dict[
         x = _detail_pass(den, device, known_full, regen, x, gen, params["sampler"], stages)
         stages.done("detail")
     return list(images.from_model(x))
+
+
+def _large(rgb: np.ndarray, regen: np.ndarray, seed: int, n_var: int, ctx: JobContext, meta: dict,
+           source: np.ndarray | None) -> list[np.ndarray]:
+    stages = Stages(ctx, {"prefill": 10, "composite": n_var})
+    meta["_stages"] = stages
+    meta.update(work_size=list(regen.shape), start="synthesis")
+    fills = large.synthesize(rgb, regen, source, seed, n_var, ctx.device,
+                             lambda i, n: stages.report("prefill", round(10 * i / n)))
+    stages.done("prefill")
+    return fills
 
 
 def _detail_pass(den, device: str, known_full: torch.Tensor, regen: np.ndarray, x_small: torch.Tensor,
@@ -237,6 +263,8 @@ OPERATION = Operation(
     inputs=(
         InputSpec("image", doc="the layer (or a crop of it with context), RGB or RGBA"),
         InputSpec("mask", channels=(1,), same_size_as="image", dtypes=("u8",), doc="selection, 255 = regenerate, soft edges allowed"),
+        InputSpec("source", required=False, channels=(1,), dtypes=("u8",),
+                  doc="optional: where large fills may copy texture from (255 = may copy); other pixels are never copied"),
     ),
     params=(
         ParamSpec("strength", "float", 1.0, "1 replaces the selection; below 1 refines what is there "
@@ -249,8 +277,11 @@ OPERATION = Operation(
         ParamSpec("variants", "int", 1, "number of different fills, from one batched run (in thin holes they "
                   "differ only slightly)", min=1, max=MAX_VARIANTS,
                   limit_code=TOO_LARGE, cap="max_variants"),
-        ParamSpec("method", "enum", "diffusion", "diffusion (model) or patch (fast classical PatchMatch fill)",
-                  choices=("diffusion", "patch")),
+        ParamSpec("method", "enum", "diffusion", "diffusion (model) or patch (exemplar synthesis: "
+                  "multi-scale PatchMatch completion, no model); holes deeper than thin strokes are "
+                  "synthesised either way", choices=("diffusion", "patch")),
+        ParamSpec("remove", "bool", False, "object removal: grow the mask by a few pixels (the object's fringe "
+                  "and shadow edge go too) and never copy texture from the object or a ring around it"),
         ParamSpec("sampler", "enum", "dpmpp_2m", "diffusion sampler", choices=tuple(SAMPLERS)),
         ParamSpec("model", "model", "builtin", "installed model name (`sfumato models` lists them)",
                   model_kinds=DENOISERS),

@@ -1,0 +1,54 @@
+"""Large holes (objects, outpainting): exemplar completion at full resolution.
+
+A hole too deep for the thin-hole path is filled at the crop's full resolution by the
+synthesis core (engine.synthesis.complete: coarse-to-fine PatchMatch and patch voting), which
+copies the picture's own texture and runs edges and horizons on from the border; the
+composite's colour match then removes a lighting offset at the border. The diffusion model is
+not run over the fill: measured on photos, a pass over the whole hole at strength 0.25 smooths
+the copied texture (a worse perceptual score than the synthesis alone), and a low-noise pass
+(sigma 0.1) over just a 6 px band inside the border left a visibly off-colour strip with the
+built-in model (outpainting a savanna photo), where the synthesis alone had no seam.
+Variants are completions from different seeds (different random fields, so visibly different).
+
+Object removal (`remove`): the mask grows by a few pixels (halos and soft edges of the object
+go too) and a further ring around it is kept out of the source, so no part of the object or
+its fringe is copied back. A `source` input restricts where patches come from.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from .. import images
+from ..synthesis import complete
+
+REMOVE_GROW = 0.02  # object removal grows the mask by this share of its mean side (at least 3 px) ...
+REMOVE_GROW_MIN = 3
+REMOVE_RING = 2  # ... and keeps this many times that width around it out of the source
+
+
+def removal_grow(regen: np.ndarray) -> int:
+    box = images.mask_bbox(regen.astype(np.float32))
+    return 0 if box is None else max(REMOVE_GROW_MIN, round(REMOVE_GROW * (box.h + box.w) / 2))
+
+
+def source_region(regen: np.ndarray, source: np.ndarray | None, remove: bool) -> np.ndarray | None:
+    """Where patches may come from (None: everywhere outside the hole)."""
+    allowed = None if source is None else source > 0.5
+    if remove:
+        keep_out = images.dilate(regen, REMOVE_RING * removal_grow(regen))
+        allowed = ~keep_out if allowed is None else allowed & ~keep_out
+    if allowed is not None and not allowed.any():
+        return None  # nothing left to copy from: the source restriction cannot be honoured
+    return allowed
+
+
+def synthesize(rgb: np.ndarray, regen: np.ndarray, source: np.ndarray | None, seed: int, n_var: int, device: str,
+               progress: Callable[[int, int], None]) -> list[np.ndarray]:
+    """One completion per variant (seeds seed, seed + 1, ...), at the crop's full resolution."""
+    fills = []
+    for v in range(n_var):
+        fills.append(complete(rgb, regen, source=source, seed=seed + v, device=device,
+                              progress=lambda i, n, v=v: progress(v * n + i, n_var * n)))
+    return fills
