@@ -45,9 +45,14 @@ Selections and pixels
 Operations, from one schema (actions.py, schema.py, results.py, areas.py, ops.py)
     schema.snapshot()                # the engine's welcome["ops"], shipped as ops_schema.json
     schema.op_params(op, welcome=None)   # welcome's param schemas, else the snapshot's
-    ACTIONS, BY_KEY["inpaint"|"remove"|"restore"|"stylize"|"pattern"] -> Action(key, label,
-        engine_op, fields, fixed, selection, context, ...): what both editors offer
+    ACTIONS, BY_KEY["inpaint"|"remove"|"extend"|"restore"|"stylize"|"pattern"] -> Action(key, label,
+        engine_op, fields, fixed, selection, context, own, source_input, ...): what both editors offer
     shown_fields(action, schema), build_params(action, values, schema), context_pixels(action, box)
+    own_fields(action), own_values(action, values)   # plug-in-only fields (Extend canvas's sides, amount)
+    source_array(mask, w, h) -> Array | None   # Remove's source mask; None when empty or full
+    source_crop(crop, mask, area), source_params(params, box)   # the crop and context a source needs
+    extend.plan_extension(w, h, sides, amount, unit) -> Extension; extend.request_box,
+        extend.padded_pixels, extend.added_mask      # Extend canvas's geometry and request
     options(name, spec), label(name)     # choices with labels, field labels
     used_seed(params, meta)          # seed policy: send null for random, name layers with meta's
     layer_name(action, params, meta, variant), group_name(...), ordered_outputs(outputs)
@@ -61,13 +66,15 @@ Errors
 from __future__ import annotations
 
 from . import ops, schema
-from .actions import ACTIONS, BY_KEY, Action, build_params, context_pixels, label, options, shown_fields
-from .areas import needs_selection, transparent_area
+from . import extend
+from .actions import (ACTIONS, BY_KEY, Action, build_params, context_pixels, label, options, own_fields, own_values,
+                      shown_fields)
+from .areas import needs_selection, source_array, source_crop, source_params, transparent_area
 from .errors import ENGINE_UNREACHABLE, RELAY_FAILED, LinkError, describe
 from .geometry import Box, crop_box, default_context, layer_box
 from .pixels import (bgra_to_rgba, bytes_per_pixel, clear_outside_mask, crop_bytes, dtype_for_gimp_precision, dtype_for_krita_depth,
                      full_mask, gimp_babl_format, image_array, mask_array, mask_bbox, mask_is_empty, mask_is_full,
-                     mask_to_u8, output_scale, rgba_to_bgra, swap_red_blue, transparency_mask)
+                     mask_to_u8, opacity_mask, output_scale, rgba_to_bgra, swap_red_blue, transparency_mask)
 from .results import group_name, layer_name, ordered_outputs, used_seed
 from .session import Event, Job, Session
 from .settings import DEFAULT_ADDRESS, Settings
@@ -79,12 +86,12 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ACTIONS", "Action", "BY_KEY", "build_params", "context_pixels", "group_name", "label", "layer_name",
-    "needs_selection", "ops", "options", "ordered_outputs", "schema", "shown_fields",
+    "extend", "needs_selection", "ops", "options", "own_fields", "own_values", "source_array", "source_crop", "source_params", "ordered_outputs", "schema", "shown_fields",
     "transparency_mask", "transparent_area", "used_seed",
     "Array", "Box", "DEFAULT_ADDRESS", "ENGINE_UNREACHABLE", "Event", "Job", "LinkError", "MSGPACK",
     "RELAY_FAILED", "RelayTransport", "Session", "Settings", "Transport", "ZmqTransport", "bgra_to_rgba",
     "bytes_per_pixel", "clear_outside_mask", "crop_box", "crop_bytes", "default_context", "describe", "dtype_for_gimp_precision",
     "dtype_for_krita_depth", "full_mask", "gimp_babl_format", "image_array", "layer_box", "load_settings",
-    "mask_array", "mask_bbox", "mask_is_empty", "mask_is_full", "mask_to_u8", "output_scale", "rgba_to_bgra",
+    "mask_array", "mask_bbox", "mask_is_empty", "mask_is_full", "mask_to_u8", "opacity_mask", "output_scale", "rgba_to_bgra",
     "swap_red_blue", "zmq_available",
 ]

@@ -83,6 +83,11 @@ def transparency_mask(data: bytes | bytearray | memoryview, dtype: str = "u8", c
     return alpha.translate(_INVERT)
 
 
+def opacity_mask(data: bytes | bytearray | memoryview, dtype: str = "u8", channels: int = 4) -> bytes:
+    """Alpha as a u8 mask (255 = opaque), from RGBA or BGRA pixels at any depth."""
+    return transparency_mask(data, dtype, channels).translate(_INVERT)
+
+
 def full_mask(width: int, height: int, value: int = 255) -> bytes:
     return bytes((value,)) * (width * height)
 
