@@ -107,6 +107,16 @@ def test_source_mask_empty_or_full_means_the_whole_image():
     assert link.opacity_mask(bgra) == b"\xff\0"
 
 
+def test_remove_results_keep_the_engines_grown_ring_only():
+    src = bytes([1, 2, 3, 255]) * 4
+    out = bytes([1, 2, 3, 255, 9, 9, 9, 255, 7, 7, 7, 255, 1, 2, 3, 255])  # pixel 1 changed outside the mask
+    mask = bytes([0, 0, 255, 0])
+    got = link.clear_unchanged_outside(out, src, mask)
+    assert got == bytes(4) + bytes([9, 9, 9, 255, 7, 7, 7, 255]) + bytes(4)
+    with pytest.raises(ValueError):
+        link.clear_unchanged_outside(out, src[:8], mask)
+
+
 # ---- the Krita request ---------------------------------------------------------------------
 
 def test_krita_extend_plan_and_result_clipping():

@@ -37,6 +37,7 @@ Selections and pixels
     default_context(selection_box)
     mask_to_u8(bytes, dtype), mask_bbox(mask, w, h), mask_is_empty, mask_is_full, full_mask
     clear_outside_mask(data, mask, dtype, channels=4)   # unselected pixels -> transparent
+    clear_unchanged_outside(data, source, mask, dtype, channels=4)   # ... unless the engine changed them
     crop_bytes(data, width, box, bytes_per_pixel)
     swap_red_blue / bgra_to_rgba / rgba_to_bgra(data, dtype="u8", channels=4)
     dtype_for_gimp_precision(nick), gimp_babl_format(dtype, channels), dtype_for_krita_depth(depth)
@@ -72,7 +73,7 @@ from .actions import (ACTIONS, BY_KEY, Action, build_params, context_pixels, lab
 from .areas import needs_selection, source_array, source_crop, source_params, transparent_area
 from .errors import ENGINE_UNREACHABLE, RELAY_FAILED, LinkError, describe
 from .geometry import Box, crop_box, default_context, layer_box
-from .pixels import (bgra_to_rgba, bytes_per_pixel, clear_outside_mask, crop_bytes, dtype_for_gimp_precision, dtype_for_krita_depth,
+from .pixels import (bgra_to_rgba, bytes_per_pixel, clear_outside_mask, clear_unchanged_outside, crop_bytes, dtype_for_gimp_precision, dtype_for_krita_depth,
                      full_mask, gimp_babl_format, image_array, mask_array, mask_bbox, mask_is_empty, mask_is_full,
                      mask_to_u8, opacity_mask, output_scale, rgba_to_bgra, swap_red_blue, transparency_mask)
 from .results import group_name, layer_name, ordered_outputs, used_seed
@@ -90,7 +91,7 @@ __all__ = [
     "transparency_mask", "transparent_area", "used_seed",
     "Array", "Box", "DEFAULT_ADDRESS", "ENGINE_UNREACHABLE", "Event", "Job", "LinkError", "MSGPACK",
     "RELAY_FAILED", "RelayTransport", "Session", "Settings", "Transport", "ZmqTransport", "bgra_to_rgba",
-    "bytes_per_pixel", "clear_outside_mask", "crop_box", "crop_bytes", "default_context", "describe", "dtype_for_gimp_precision",
+    "bytes_per_pixel", "clear_outside_mask", "clear_unchanged_outside", "crop_box", "crop_bytes", "default_context", "describe", "dtype_for_gimp_precision",
     "dtype_for_krita_depth", "full_mask", "gimp_babl_format", "image_array", "layer_box", "load_settings",
     "mask_array", "mask_bbox", "mask_is_empty", "mask_is_full", "mask_to_u8", "opacity_mask", "output_scale", "rgba_to_bgra",
     "swap_red_blue", "zmq_available",

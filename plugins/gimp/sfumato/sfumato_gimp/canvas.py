@@ -173,7 +173,8 @@ def paste_results(src: Source, action: link.Action, params: dict, job: link.Job,
     """The results above the source at the crop's offset; an upscale into a new or resized image.
 
     Pixels outside the selection are cleared in the result layers (they cover only what the
-    engine may change), so the image outside the selection stays exactly as it was.
+    engine may change), so the image outside the selection stays exactly as it was; Remove keeps
+    the few pixels around the selection that the engine changed (it grows the selection).
     """
     outputs = outputs_of(job)
     scale = link.output_scale(src.crop, outputs[0])
@@ -183,7 +184,11 @@ def paste_results(src: Source, action: link.Action, params: dict, job: link.Job,
                                               src.image.get_precision())
         x = y = 0
         above = None
-    if src.mask is not None and scale == 1.0:
+    if src.mask is not None and scale == 1.0 and params.get("remove"):  # the engine grew the selection: keep that
+        outputs = [link.Array(out.shape, out.dtype,
+                              link.clear_unchanged_outside(out.data, src.pixels, src.mask, out.dtype, out.channels))
+                   for out in outputs]
+    elif src.mask is not None and scale == 1.0:
         outputs = [link.Array(out.shape, out.dtype, link.clear_outside_mask(out.data, src.mask, out.dtype, out.channels))
                    for out in outputs]
     image.undo_group_start()  # a resize and the layers: one undo step

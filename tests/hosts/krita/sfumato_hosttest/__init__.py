@@ -17,6 +17,8 @@ from typing import Any, Callable, Iterator
 
 from krita import Extension, InfoObject, Krita, Selection
 
+from . import extend_checks
+
 CONFIG_PATH = os.environ.get("SFUMATO_KRITA_TEST", "")
 
 
@@ -415,6 +417,7 @@ class HostTest(Extension):
                                [group and group.name(), [k.name() for k in kids]])
                     yield from self.undo_removes(doc, names, "variants")
                 doc.setActiveNode(source)
+                yield from extend_checks.remove_with_source(self, doc, source, docker, mask_reader)
         else:
             docker.select_op("inpaint")
             docker.run_clicked()
@@ -576,6 +579,9 @@ class HostTest(Extension):
                 self.check_result_layer(doc16, layer16, "16-bit", lambda b: bytes(doc16.selection().pixelData(
                     b.x, b.y, b.w, b.h)), 8)
                 yield from self.undo_removes(doc16, names16, "16-bit")
+
+        if "inpaint" in ops:
+            yield from extend_checks.extend_canvas(self, window, docker)
 
         # another colour model: a clear message
         grey = app.createDocument(64, 64, "grey", "GRAYA", "U8", "", 72.0)
