@@ -19,6 +19,11 @@ OUT = CFG["out"]
 REPORT = {"checks": [], "gimp": Gimp.version(), "timings": {}}
 
 
+# share of selected pixels that must differ from the source: exemplar synthesis copies pixels
+# verbatim, so where a hole lies in a flat area many filled pixels equal the original ones
+CHANGED_MIN = 0.2
+
+
 def check(name, ok, detail=""):
     REPORT["checks"].append({"name": name, "ok": bool(ok), "detail": str(detail)[:500]})
 
@@ -167,7 +172,7 @@ def run_pixel_op(label, proc, image, layer, sel, op, grow=0, **args):
           composite_unchanged_outside(image, flat_before, flat(image), 4))
     if grow:
         image.select_rectangle(Gimp.ChannelOps.REPLACE, x, y, w, h)
-    check(f"{label}: pixels inside the selection changed", changed > 0.5, f"changed {changed:.2f}, mad {mad:.1f}")
+    check(f"{label}: pixels inside the selection changed", changed > CHANGED_MIN, f"changed {changed:.2f}, mad {mad:.1f}")
     REPORT.setdefault("changes", {})[label] = {"mean_abs_diff": round(mad, 2), "changed": round(changed, 3),
                                                 "layer": [nx, ny, nw, nh], "name": new.get_name()}
     return new
@@ -333,7 +338,7 @@ def main():
                 same, mad, changed = compare(read(src, nx, ny, nw, nh, fmt), read(new, nx, ny, nw, nh, fmt),
                                              selection_mask(deep, nx, ny, nw, nh), bpp)
                 check(f"{tag}: image precision kept", deep.get_precision() == prec, deep.get_precision())
-                check(f"{tag}: transparent outside the selection, changed inside", same and changed > 0.5,
+                check(f"{tag}: transparent outside the selection, changed inside", same and changed > CHANGED_MIN,
                       f"changed {changed:.2f}")
                 check(f"{tag}: the image outside the selection unchanged (bit for bit)",
                       composite_unchanged_outside(deep, deep_before, flat(deep, fmt), bpp))
