@@ -204,7 +204,6 @@ class HostTest(Extension):
         docker.select_op(key)
         for name, value in values.items():
             docker.form.set_value(name, value)
-        before = len(ctrl.history)
         docker.run_button.click()
         self.check(f"{label}: Run started a job", bool(ctrl.running), docker.message.text())
         if not ctrl.running:
@@ -216,7 +215,9 @@ class HostTest(Extension):
         seconds = time.monotonic() - t0
         gaps, self.watch = self.job_gaps, None
         self.info[f"{label}_seconds"] = round(seconds, 2)
-        self.check(f"{label}: job finished with a result", run.job.state == "done" and len(ctrl.history) > before,
+        # the history keeps the last 8 results: the newest entry must be this job's
+        self.check(f"{label}: job finished with a result", run.job.state == "done" and run.entry is not None
+                   and ctrl.history.entries[:1] == [run.entry],
                    f"{run.job.state}: {run.message}")
         on_engine = sum(gaps)  # until the result arrived; placing it in Krita is not counted
         self.check(f"{label}: event loop kept ticking during the job",

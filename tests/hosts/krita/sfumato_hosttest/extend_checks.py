@@ -22,8 +22,10 @@ def remove_with_source(test: Any, doc: Any, source: Any, docker: Any, mask_reade
     copy_from.setPixelData(row * h, 0, 0, w, h)
     copy_from.setVisible(False)
     source.parentNode().addChildNode(copy_from, source)
-    doc.setActiveNode(source)
     yield 0.5
+    doc.setActiveNode(source)  # Krita makes an added layer active: the run must read the source
+    yield (lambda: doc.activeNode() is not None and doc.activeNode().name() == source.name(), 10.0,
+           "the source layer to be active again")
     names = test.top_names(doc)
     docker.select_op("remove")
     test.check("remove: the docker offers a source picker", docker.source_row.isVisibleTo(docker)
