@@ -68,7 +68,7 @@ def crop(data: bytes, width: int, box: Box, bpp: int) -> bytes:
 # ---- operations and parameters ----------------------------------------------------------
 
 def test_every_op_has_an_action_and_a_known_engine_op():
-    assert [op.key for op in ops.OPS] == ["inpaint", "remove", "restore", "stylize", "pattern"]
+    assert [op.key for op in ops.OPS] == ["inpaint", "remove", "extend", "restore", "stylize", "pattern"]
     assert len({ops.action_id(op) for op in ops.OPS}) == len(ops.OPS)
     assert {op.engine_op for op in ops.OPS} == {"inpaint", "restore", "stylize", "generate"}
 

@@ -89,7 +89,7 @@ def test_gimp_arguments_take_ranges_and_defaults_from_the_schema():
     for action in link.ACTIONS:
         params = schema.op_params(action.engine_op)
         for arg in arguments.for_action(action, params):
-            spec = params[arg.param]
+            spec = action.own.get(arg.param) or params[arg.param]  # the plug-in's own fields, else the engine's
             if arg.name in ("width", "height"):  # 0 = the selection's size, up to the engine's maximum
                 assert (arg.min, arg.max, arg.default) == (0, spec["max"], 0)
                 continue

@@ -111,7 +111,7 @@ for _ in $(seq 1 100); do [ -s "$WORK/display" ] && break; kill -0 $XVFB_PID 2>/
 [ -s "$WORK/display" ] || { echo "FAIL: Xvfb did not start: $(tail -3 "$WORK/xvfb.log")"; exit 1; }
 DISPLAY_NUM=$(head -1 "$WORK/display")
 "${IN_ROOT[@]}" env DISPLAY=":$DISPLAY_NUM" SFUMATO_KRITA_TEST="$WORK/config.json" SFUMATO_ENGINE="$ADDRESS" \
-    timeout 600 krita --nosplash >"$WORK/krita.log" 2>&1
+    timeout 900 krita --nosplash >"$WORK/krita.log" 2>&1
 KRC=$?
 echo "Krita ran $(( $(date +%s) - K0 )) s (exit $KRC)"
 grep "\[krita-host-test\]" "$WORK/krita.log" | sed 's/^/  /' | grep -v " ok  " || true

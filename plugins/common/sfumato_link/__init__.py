@@ -37,6 +37,7 @@ Selections and pixels
     default_context(selection_box)
     mask_to_u8(bytes, dtype), mask_bbox(mask, w, h), mask_is_empty, mask_is_full, full_mask
     clear_outside_mask(data, mask, dtype, channels=4)   # unselected pixels -> transparent
+    clear_unchanged_outside(data, source, mask, dtype, channels=4)   # ... unless the engine changed them
     crop_bytes(data, width, box, bytes_per_pixel)
     swap_red_blue / bgra_to_rgba / rgba_to_bgra(data, dtype="u8", channels=4)
     typed_values(data, "u16"|"f32") -> array of numbers, wire_bytes(array) -> little-endian bytes
@@ -46,9 +47,14 @@ Selections and pixels
 Operations, from one schema (actions.py, schema.py, results.py, areas.py, ops.py)
     schema.snapshot()                # the engine's welcome["ops"], shipped as ops_schema.json
     schema.op_params(op, welcome=None)   # welcome's param schemas, else the snapshot's
-    ACTIONS, BY_KEY["inpaint"|"remove"|"restore"|"stylize"|"pattern"] -> Action(key, label,
-        engine_op, fields, fixed, selection, context, ...): what both editors offer
+    ACTIONS, BY_KEY["inpaint"|"remove"|"extend"|"restore"|"stylize"|"pattern"] -> Action(key, label,
+        engine_op, fields, fixed, selection, context, own, source_input, ...): what both editors offer
     shown_fields(action, schema), build_params(action, values, schema), context_pixels(action, box)
+    own_fields(action), own_values(action, values)   # plug-in-only fields (Extend canvas's sides, amount)
+    source_array(mask, w, h) -> Array | None   # Remove's source mask; None when empty or full
+    source_crop(crop, mask, area), source_params(params, box)   # the crop and context a source needs
+    extend.plan_extension(w, h, sides, amount, unit) -> Extension; extend.request_box,
+        extend.padded_pixels, extend.added_mask      # Extend canvas's geometry and request
     options(name, spec), label(name)     # choices with labels, field labels
     used_seed(params, meta)          # seed policy: send null for random, name layers with meta's
     layer_name(action, params, meta, variant), group_name(...), ordered_outputs(outputs)
@@ -62,13 +68,15 @@ Errors
 from __future__ import annotations
 
 from . import ops, schema
-from .actions import ACTIONS, BY_KEY, Action, build_params, context_pixels, label, options, shown_fields
-from .areas import needs_selection, transparent_area
+from . import extend
+from .actions import (ACTIONS, BY_KEY, Action, build_params, context_pixels, label, options, own_fields, own_values,
+                      shown_fields)
+from .areas import needs_selection, source_array, source_crop, source_params, transparent_area
 from .errors import ENGINE_UNREACHABLE, RELAY_FAILED, LinkError, describe
 from .geometry import Box, crop_box, default_context, layer_box
-from .pixels import (bgra_to_rgba, bytes_per_pixel, clear_outside_mask, crop_bytes, dtype_for_gimp_precision, dtype_for_krita_depth,
+from .pixels import (bgra_to_rgba, bytes_per_pixel, clear_outside_mask, clear_unchanged_outside, crop_bytes, dtype_for_gimp_precision, dtype_for_krita_depth,
                      full_mask, gimp_babl_format, image_array, mask_array, mask_bbox, mask_is_empty, mask_is_full,
-                     mask_to_u8, output_scale, rgba_to_bgra, swap_red_blue, transparency_mask, typed_values,
+                     mask_to_u8, opacity_mask, output_scale, rgba_to_bgra, swap_red_blue, transparency_mask, typed_values,
                      wire_bytes)
 from .results import group_name, layer_name, ordered_outputs, used_seed
 from .session import Event, Job, Session
@@ -81,12 +89,12 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ACTIONS", "Action", "BY_KEY", "build_params", "context_pixels", "group_name", "label", "layer_name",
-    "needs_selection", "ops", "options", "ordered_outputs", "schema", "shown_fields",
+    "extend", "needs_selection", "ops", "options", "own_fields", "own_values", "source_array", "source_crop", "source_params", "ordered_outputs", "schema", "shown_fields",
     "transparency_mask", "transparent_area", "used_seed",
     "Array", "Box", "DEFAULT_ADDRESS", "ENGINE_UNREACHABLE", "Event", "Job", "LinkError", "MSGPACK",
     "RELAY_FAILED", "RelayTransport", "Session", "Settings", "Transport", "ZmqTransport", "bgra_to_rgba",
-    "bytes_per_pixel", "clear_outside_mask", "crop_box", "crop_bytes", "default_context", "describe", "dtype_for_gimp_precision",
+    "bytes_per_pixel", "clear_outside_mask", "clear_unchanged_outside", "crop_box", "crop_bytes", "default_context", "describe", "dtype_for_gimp_precision",
     "dtype_for_krita_depth", "full_mask", "gimp_babl_format", "image_array", "layer_box", "load_settings",
-    "mask_array", "mask_bbox", "mask_is_empty", "mask_is_full", "mask_to_u8", "output_scale", "rgba_to_bgra",
+    "mask_array", "mask_bbox", "mask_is_empty", "mask_is_full", "mask_to_u8", "opacity_mask", "output_scale", "rgba_to_bgra",
     "swap_red_blue", "typed_values", "wire_bytes", "zmq_available",
 ]

@@ -1,7 +1,8 @@
 """The artist-facing operations both editors offer, and how a form's values become `params`.
 
-Five actions map onto the engine's four ops: "Remove" is `inpaint` at full strength with
-a wider context. Which engine parameters each action shows is listed here once; their
+Six actions map onto the engine's four ops: "Remove" is `inpaint` at full strength with
+a wider context and `remove` set (the mask grows, the object is never copied), optionally
+with a source mask; "Extend canvas" is `inpaint` over canvas added on chosen sides. Which engine parameters each action shows is listed here once; their
 types, ranges and defaults come from the schema (the snapshot, or the connected engine's
 `welcome`), never from the editors. GIMP turns the fields into procedure arguments, Krita
 into its panel's form.
@@ -11,8 +12,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from .extend import SIDE_LABELS, SIDES, UNITS
 from .geometry import Box, default_context
 from .schema import choices, coerce
+
+# The plug-in's own fields (never sent to the engine), declared like engine parameters so both
+# editors draw them with the same code.
+EXTEND_FIELDS: Mapping[str, Mapping[str, Any]] = {
+    "sides": {"type": "enum", "choices": list(SIDES), "default": "right", "doc": "which side(s) of the canvas grow"},
+    "amount": {"type": "int", "min": 1, "max": 100000, "default": 25,
+               "doc": "how much canvas each chosen side gets, in the unit below"},
+    "unit": {"type": "enum", "choices": list(UNITS), "default": "percent",
+             "doc": "percent of the image's width (left, right) or height (top, bottom), or pixels"},
+}
 
 
 @dataclass(frozen=True)
@@ -25,11 +37,14 @@ class Action:
     fields: tuple[str, ...]  # engine parameters shown to the artist, in order
     fixed: Mapping[str, Any] = field(default_factory=dict)  # always sent, never shown
     defaults: Mapping[str, Any] = field(default_factory=dict)  # the action's own starting values
-    selection: str = "optional"  # "required": needs a selection (or transparent pixels); "optional"; "size"
+    selection: str = "optional"  # "required": needs a selection (or transparent pixels); "optional"; "size";
+    # "extend": works on the whole canvas, which it enlarges
     context: float = 0.25  # surroundings sent around the selection, as a fraction of its larger side
     context_max: int = 256  # ... and at most this many pixels
     style_input: bool = False  # takes a reference image (stylize)
     name_keys: tuple[str, ...] = ()  # parameters shown in a result's layer name (the seed always is)
+    own: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # the plug-in's own fields, shown first
+    source_input: bool = False  # takes an optional source mask (where fills may copy from)
     tip: str = ""
 
 
@@ -37,9 +52,14 @@ ACTIONS: tuple[Action, ...] = (
     Action("inpaint", "Inpaint", "inpaint", ("strength", "steps", "seed", "variants", "method", "model"),
            selection="required", name_keys=("strength",),
            tip="Fill the selection so that it matches its surroundings."),
-    Action("remove", "Remove", "inpaint", ("steps", "seed", "variants"), fixed={"strength": 1.0},
-           selection="required", context=0.5, context_max=384,
-           tip="Remove the selected object: inpaint at full strength with a wide context."),
+    Action("remove", "Remove", "inpaint", ("steps", "seed", "variants"), fixed={"strength": 1.0, "remove": True},
+           selection="required", context=0.5, context_max=384, source_input=True,
+           tip="Remove the selected object: the selection grows a little (fringe, shadow edge) and is filled "
+               "from its surroundings, never from the object. A source mask limits where texture is copied from."),
+    Action("extend", "Extend canvas", "inpaint", ("steps", "seed", "variants", "method"),
+           fixed={"strength": 1.0, "feather": 0.0}, selection="extend", context=1.0, context_max=1024,
+           own=EXTEND_FIELDS,
+           tip="Enlarge the canvas on the chosen sides and fill the new area so that it continues the picture."),
     Action("restore", "Restore", "restore", ("task", "scale", "sigma", "quality", "steps", "seed", "model"),
            name_keys=("task",),
            tip="Denoise, remove JPEG artefacts, upscale, deblur or repair the selection or layer."),
@@ -57,7 +77,7 @@ PARAM_LABELS = {"strength": "Strength", "steps": "Steps", "seed": "Seed", "varia
                 "method": "Method", "task": "Task", "scale": "Scale", "style_model": "Style model",
                 "structure": "Structure", "tileable": "Tileable", "model": "Model", "sigma": "Noise level",
                 "quality": "JPEG quality", "guidance": "Style force", "palette": "Palette",
-                "width": "Width", "height": "Height"}
+                "width": "Width", "height": "Height", "sides": "Sides", "amount": "Amount", "unit": "Unit"}
 
 # What a free-text parameter is usually set to (offered in a list); an enum's own choices win.
 SUGGESTIONS = {"task": ("auto", "denoise", "jpeg", "upscale", "deblur", "repair", "denoise,jpeg", "deblur,denoise")}
@@ -66,6 +86,8 @@ CHOICE_LABELS = {
              "upscale": "Upscale", "deblur": "Deblur", "repair": "Repair scratches and dust",
              "denoise,jpeg": "Denoise and remove JPEG artefacts", "deblur,denoise": "Denoise and deblur"},
     "method": {"diffusion": "Diffusion", "patch": "Patch (fast, copies nearby texture)"},
+    "sides": SIDE_LABELS,
+    "unit": {"percent": "%", "px": "pixels"},
 }
 
 
@@ -91,6 +113,25 @@ def shown_fields(action: Action, schema: Mapping[str, Any]) -> list[tuple[str, d
                 spec["default"] = action.defaults[name]
             shown.append((name, spec))
     return shown
+
+
+def own_fields(action: Action) -> list[tuple[str, dict[str, Any]]]:
+    """(name, spec) of the plug-in's own fields of `action` (e.g. Extend canvas's sides and amount)."""
+    return [(name, dict(spec)) for name, spec in action.own.items()]
+
+
+def own_values(action: Action, values: Mapping[str, Any]) -> dict[str, Any]:
+    """The own fields' values, checked like parameters (defaults for missing ones).
+
+    Raises ValueError("Amount: must be at least 1") naming the field, for the editor to show.
+    """
+    out: dict[str, Any] = {}
+    for name, spec in own_fields(action):
+        try:
+            out[name] = coerce(values.get(name), spec)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{label(name)}: {exc}") from None
+    return out
 
 
 def build_params(action: Action, values: Mapping[str, Any], schema: Mapping[str, Any]) -> dict[str, Any]:

@@ -43,6 +43,11 @@ class Box:
         return Box.from_corners(max(self.x, other.x), max(self.y, other.y),
                                 min(self.x2, other.x2), min(self.y2, other.y2))
 
+    def union(self, other: "Box") -> "Box":
+        """The smallest box holding both."""
+        return Box.from_corners(min(self.x, other.x), min(self.y, other.y), max(self.x2, other.x2),
+                                max(self.y2, other.y2))
+
     def pad(self, n: int) -> "Box":
         return Box(self.x - n, self.y - n, self.w + 2 * n, self.h + 2 * n)
 

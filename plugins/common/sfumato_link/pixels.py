@@ -85,6 +85,11 @@ def transparency_mask(data: bytes | bytearray | memoryview, dtype: str = "u8", c
     return alpha.translate(_INVERT)
 
 
+def opacity_mask(data: bytes | bytearray | memoryview, dtype: str = "u8", channels: int = 4) -> bytes:
+    """Alpha as a u8 mask (255 = opaque), from RGBA or BGRA pixels at any depth."""
+    return transparency_mask(data, dtype, channels).translate(_INVERT)
+
+
 def full_mask(width: int, height: int, value: int = 255) -> bytes:
     return bytes((value,)) * (width * height)
 
@@ -140,6 +145,25 @@ def clear_outside_mask(data: bytes | bytearray | memoryview, mask: bytes | bytea
         spread[i::width] = keep
     kept = int.from_bytes(raw, "little") & int.from_bytes(spread, "little")
     return kept.to_bytes(len(raw), "little")
+
+
+def clear_unchanged_outside(data: bytes | bytearray | memoryview, source: bytes | bytearray | memoryview,
+                            mask: bytes | bytearray | memoryview, dtype: str = "u8", channels: int = 4) -> bytes:
+    """Like clear_outside_mask, but keep unselected pixels the engine changed (Remove grows the
+    selection by a few pixels to take the object's fringe): a pixel is cleared when it is
+    outside the mask and identical to `source`."""
+    width = ITEMSIZE[dtype] * channels
+    raw, src, m = bytes(data), bytes(source), bytes(mask)
+    if len(raw) != len(src) or len(raw) != len(m) * width:
+        raise ValueError(f"{len(raw)} bytes of pixels do not match {len(src)} source bytes and a {len(m)}-pixel mask")
+    out = bytearray(raw)
+    zero = bytes(width)
+    for i, value in enumerate(m):
+        if value == 0:
+            a = i * width
+            if raw[a:a + width] == src[a:a + width]:
+                out[a:a + width] = zero
+    return bytes(out)
 
 
 def crop_bytes(data: bytes | bytearray | memoryview, width: int, box: Box, bytes_per_pixel: int) -> bytes:

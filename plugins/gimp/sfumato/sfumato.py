@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Sfumato for GIMP 3: Filters > Sfumato > Inpaint, Remove Object, Restore, Stylize, Generate, Status.
+"""Sfumato for GIMP 3: Filters > Sfumato > Inpaint, Remove Object, Extend Canvas, Restore, Stylize,
+Generate, Status.
 
 A thin plug-in: it reads the active layer and the selection, sends the selection's bounding
 box plus some context to the Sfumato engine (a separate, long-lived process), follows its
@@ -99,7 +100,7 @@ class Sfumato(Gimp.PlugIn):
     # run functions: every failure becomes a readable message, never a traceback
     def run_image(self, procedure, run_mode, image, drawables, config, run_data):
         name = procedure.get_name()
-        if run_mode == Gimp.RunMode.INTERACTIVE and name != "sfumato-remove-object":
+        if run_mode == Gimp.RunMode.INTERACTIVE:
             if not show_dialog(procedure, config, self.PROCS[name].rstrip("…")):
                 return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
         try:
@@ -133,7 +134,12 @@ DOCS = {
                         "result as a new layer. With no selection, fills the transparent parts of the layer.",
                         None),
     "sfumato-remove-object": ("Remove what is selected and fill in the background (Sfumato engine)",
-                              "Inpainting at full strength with a wider context; the result is a new layer.", None),
+                              "Inpainting at full strength with a wider context; the selection grows a little and "
+                              "the object is never copied. An optional channel (white = may copy) limits where "
+                              "texture comes from. The result is a new layer.", None),
+    "sfumato-extend-canvas": ("Enlarge the canvas and fill the new area (Sfumato engine)",
+                              "Adds canvas on the chosen sides (pixels or percent), outpaints it from the active "
+                              "layer and adds the fill as a new layer; canvas and layer are one undo step.", None),
     "sfumato-restore": ("Denoise, remove JPEG artefacts, upscale, deblur or repair (Sfumato engine)",
                         "Works on the selection (plus context) or the whole layer; the result is a new layer, "
                         "or a new/resized image for upscaling.", None),

@@ -333,6 +333,8 @@ def make_entry(plan: Plan, outputs: dict[str, Any], meta: dict[str, Any]) -> Ent
     multi = len(outs) > 1
     layers = []
     for i, (_, arr) in enumerate(outs):
+        if plan.clip is not None:  # only what the mask covers (Extend canvas: the new strips)
+            arr = link.Array(arr.shape, arr.dtype, link.clear_outside_mask(arr.data, plan.clip, arr.dtype, arr.channels))
         data = to_layer_bytes(arr, plan.dtype)
         name = link.layer_name(plan.ui, plan.params, meta, i if multi else None)
         layers.append(ResultLayer(name, plan.box.x, plan.box.y, arr.width, arr.height, data))

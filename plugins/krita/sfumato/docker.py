@@ -16,7 +16,7 @@ from .bootstrap import link
 from .controller import CONNECTING, ONLINE, Controller, Running
 from .ops import BY_KEY, OPS, engine_schema
 from .qt import QtCore, QtGui, QtWidgets, Qt, enum
-from .widgets import ParamForm, StatusLight, wrap_label
+from .widgets import NodePicker, ParamForm, StatusLight, wrap_label
 
 log = logging.getLogger("sfumato.krita")
 
@@ -93,6 +93,15 @@ class SfumatoDocker(DockWidget):
         style_line.addWidget(self.style_path, 1)
         style_line.addWidget(browse)
         col.addWidget(self.style_row)
+        self.source_row = QtWidgets.QWidget()
+        source_line = QtWidgets.QHBoxLayout(self.source_row)
+        source_line.setContentsMargins(0, 0, 0, 0)
+        source_line.addWidget(QtWidgets.QLabel("Copy from"))
+        self.source_picker = NodePicker(runtime.source_candidates)
+        self.source_picker.setToolTip("Where the fill may copy texture from: a layer (its opaque pixels) or a "
+                                      "selection mask; Whole image = anywhere but the object")
+        source_line.addWidget(self.source_picker, 1)
+        col.addWidget(self.source_row)
 
         buttons = QtWidgets.QHBoxLayout()
         self.run_button = QtWidgets.QPushButton("Run")
@@ -158,14 +167,21 @@ class SfumatoDocker(DockWidget):
     def values_for(self, key: str) -> tuple[dict[str, Any], str]:
         """Parameter values for `key` (the form's when it shows `key`, else defaults)."""
         if key == self.op_key:
-            return self.form.values(), self.style_path.text().strip()
+            return self.current_values(), self.style_path.text().strip()
         return runtime.default_values(key), self.style_path.text().strip()
+
+    def current_values(self) -> dict[str, Any]:
+        """The form's values, with the node picked as the source (Remove)."""
+        values = self.form.values()
+        if BY_KEY[self.op_key].source_input:
+            values["source"] = self.source_picker.node()
+        return values
 
     def run_clicked(self) -> Running | None:
         """Run the picked operation on the active layer/selection (the Run button)."""
         self.show_message("")
         try:
-            run = runtime.run_op(self.op_key, self.form.values(), self.style_path.text().strip())
+            run = runtime.run_op(self.op_key, self.current_values(), self.style_path.text().strip())
         except link.LinkError as exc:
             self.show_message(str(exc), error=True)
             return None
@@ -256,9 +272,12 @@ class SfumatoDocker(DockWidget):
             self.form.build(ui.key, [])
             self.op_tip.setText(f"The connected engine does not offer {ui.engine_op}; update the engine.")
         else:
-            self.form.build(ui.key, link.shown_fields(ui, schema))
+            self.form.build(ui.key, link.own_fields(ui) + link.shown_fields(ui, schema))
             self.op_tip.setText(ui.tip)
         self.style_row.setVisible(ui.style_input)
+        self.source_row.setVisible(ui.source_input)
+        if ui.source_input:
+            self.source_picker.refresh()
 
     def _set_running(self, run: Running | None) -> None:
         self.cancel_button.setEnabled(run is not None)

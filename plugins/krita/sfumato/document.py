@@ -13,7 +13,7 @@ from .bootstrap import link
 from .convert import layer_format
 from .history import Entry, ResultLayer
 from .qt import QtGui
-from .request import Plan, plan_job
+from .request import Plan, plan_extend, plan_job
 
 Box = link.Box
 
@@ -30,6 +30,7 @@ class Target:
 
     doc: Any
     node: Any
+    extension: Any = None  # Extend canvas: grow the canvas (link.extend.Extension) before adding the result
 
 
 def _first_paint_layer(node: Any) -> Any:
@@ -71,8 +72,10 @@ def selection_box(doc: Any) -> Box | None:
 
 
 def plan_for(ui: link.Action, params: dict[str, Any], style: Any = None, max_pixels: int | None = None,
-             target: Target | None = None) -> tuple[Plan, Target]:
-    """Read the active layer (BGRA) and selection (soft 8-bit mask) into a request for `ui`."""
+             target: Target | None = None, own: dict[str, Any] | None = None,
+             source: Any = None) -> tuple[Plan, Target]:
+    """Read the active layer (BGRA) and selection (soft 8-bit mask) into a request for `ui`;
+    `source` is the layer or selection mask picked as Remove's source, `own` the plug-in's fields."""
     target = target or active_source()
     doc, node = target.doc, target.node
     dtype = layer_format(doc.colorModel(), doc.colorDepth())
@@ -84,9 +87,43 @@ def plan_for(ui: link.Action, params: dict[str, Any], style: Any = None, max_pix
     def read_mask(box: Box) -> bytes:
         return bytes(sel.pixelData(box.x, box.y, box.w, box.h))
 
+    if ui.selection == "extend":
+        plan = plan_extend(ui, params, own or link.own_values(ui, {}), canvas_box(doc), dtype, read_pixels,
+                           max_pixels)
+        return plan, Target(doc, node, plan.extension)
     plan = plan_job(ui, params, canvas_box(doc), dtype, read_pixels, selection_box(doc),
-                    read_mask if sel is not None else None, style, max_pixels)
+                    read_mask if sel is not None else None, style, max_pixels,
+                    source_reader(source) if source is not None else None)
     return plan, target
+
+
+MASK_NODES = ("selectionmask", "transparencymask")  # one byte per pixel; layers give their alpha
+
+
+def source_reader(node: Any) -> Any:
+    """Remove's source mask from a node: a selection or transparency mask as it is, a layer by its
+    opacity (opaque = may copy)."""
+    def read(box: Box) -> bytes:
+        data = bytes(node.pixelData(box.x, box.y, box.w, box.h))
+        if node.type() in MASK_NODES:
+            return data
+        return link.opacity_mask(data, layer_format(node.colorModel(), node.colorDepth()))
+
+    return read
+
+
+def source_candidates(doc: Any) -> list[Any]:
+    """Layers and selection masks that can serve as Remove's source, top first."""
+    found: list[Any] = []
+
+    def walk(node: Any) -> None:
+        for child in reversed(node.childNodes()):
+            if child.type() in ("paintlayer",) + MASK_NODES:
+                found.append(child)
+            walk(child)
+
+    walk(doc.rootNode())
+    return found
 
 
 def is_open(doc: Any) -> bool:
@@ -106,7 +143,18 @@ class KritaHost:
                                  "in the history list to add it to another image.")
         if entry.new_image:
             return [self.new_document(entry)]
+        if target.extension is not None:
+            self._extend(doc, target.extension)
         return self._add(doc, target.node, entry)
+
+    @staticmethod
+    def _extend(doc: Any, ext: Any) -> None:
+        """Grow the canvas by `ext` (one undo step of its own: Krita records a canvas resize apart)."""
+        if (doc.width(), doc.height()) != (ext.width, ext.height):
+            raise link.LinkError("bad_selection", "The canvas changed size while the engine worked; run Extend "
+                                 "canvas again.")
+        doc.resizeImage(-ext.left, -ext.top, ext.new_width, ext.new_height)
+        doc.waitForDone()
 
     def reinsert(self, entry: Entry) -> list[Any]:
         """Put a history entry back into the active image, above the active layer."""

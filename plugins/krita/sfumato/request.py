@@ -28,6 +28,8 @@ class Plan:
     dtype: str  # the document's wire dtype; results are converted back to it
     inputs: dict[str, Any] = field(default_factory=dict)  # name -> link.Array
     selection: Box | None = None  # the selection's bounds, if any
+    extension: Any = None  # Extend canvas: the link.extend.Extension to apply before placing the result
+    clip: bytes | None = None  # a u8 mask over `box`: result pixels where it is 0 are cleared
 
     @property
     def engine_op(self) -> str:
@@ -36,7 +38,7 @@ class Plan:
 
 def plan_job(ui: link.Action, params: dict[str, Any], canvas: Box, dtype: str, read_pixels: PixelReader,
              selection: Box | None = None, read_mask: MaskReader | None = None,
-             style: Any = None, max_pixels: int | None = None) -> Plan:
+             style: Any = None, max_pixels: int | None = None, read_source: MaskReader | None = None) -> Plan:
     """Build the request for `ui` on a layer; raises LinkError with a sentence for the panel."""
     if selection is not None and selection.empty:
         selection = None
@@ -52,6 +54,8 @@ def plan_job(ui: link.Action, params: dict[str, Any], canvas: Box, dtype: str, r
         return _plan_generate(ui, params, canvas, dtype, selection, max_pixels)
     ctx = link.context_pixels(ui, selection.intersect(canvas)) if selection is not None else 0
     box = link.crop_box(selection, canvas, ctx)
+    source = read_source(canvas) if ui.source_input and read_source is not None else None
+    box = link.source_crop(box, source, canvas)
     _check_size(box, max_pixels)
     image = link.Array((box.h, box.w, 4), dtype, layer_to_rgba(read_pixels(box), dtype))
     inputs: dict[str, Any] = {"image": image}
@@ -64,6 +68,11 @@ def plan_job(ui: link.Action, params: dict[str, Any], canvas: Box, dtype: str, r
                                  "area, then run again.")
         if ui.selection == "required" or not link.mask_is_full(mask):
             inputs["mask"] = link.mask_array(mask, box.w, box.h)
+    if source is not None:
+        source_in = link.source_array(link.crop_bytes(source, canvas.w, box.relative_to(canvas), 1), box.w, box.h)
+        if source_in is not None:
+            inputs["source"] = source_in
+            params = link.source_params(params, box)
     if ui.style_input:
         if style is not None:
             inputs["style"] = style
@@ -71,6 +80,23 @@ def plan_job(ui: link.Action, params: dict[str, Any], canvas: Box, dtype: str, r
             raise link.LinkError("bad_param", "Stylize needs a style: choose a reference image file or a style "
                                  "model in the panel.", "params.style_model")
     return Plan(ui, dict(params), box, dtype, inputs, selection)
+
+
+def plan_extend(ui: link.Action, params: dict[str, Any], own: dict[str, Any], canvas: Box, dtype: str,
+                read_pixels: PixelReader, max_pixels: int | None = None) -> Plan:
+    """Extend canvas: the layer over the old canvas, padded on the chosen sides, with a mask over
+    the added strips. The canvas grows only when the result is placed."""
+    try:
+        ext = link.extend.plan_extension(canvas.w, canvas.h, own["sides"], own["amount"], own["unit"])
+    except ValueError as exc:
+        raise link.LinkError("bad_param", str(exc)) from None
+    box = link.extend.request_box(ext, link.context_pixels(ui, ext.added_bbox))
+    _check_size(box, max_pixels)
+    rgba = layer_to_rgba(read_pixels(canvas), dtype)
+    mask = link.extend.added_mask(ext, box)
+    inputs = {"image": link.Array((box.h, box.w, 4), dtype, link.extend.padded_pixels(rgba, ext, box, dtype)),
+              "mask": link.mask_array(mask, box.w, box.h)}
+    return Plan(ui, dict(params), box, dtype, inputs, None, extension=ext, clip=mask)
 
 
 def _canvas_mask_reader(mask: bytes, canvas: Box) -> MaskReader:

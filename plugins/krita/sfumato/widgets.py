@@ -124,6 +124,49 @@ class ParamForm(QtWidgets.QWidget):
             self._set(widget, spec, value)
 
 
+class NodePicker(QtWidgets.QComboBox):
+    """Picks a layer or selection mask of the active image (Remove's source); the list is read
+    again each time it opens, so it follows the Layers docker. Item 0 = none (the whole image)."""
+
+    NONE = "Whole image"
+
+    def __init__(self, list_nodes: Any, parent: Any = None):
+        super().__init__(parent)
+        self._list_nodes = list_nodes  # () -> the candidate nodes
+        self._nodes: list[Any] = []
+        self.refresh()
+
+    def refresh(self) -> None:
+        current = self.node()
+        try:
+            self._nodes = list(self._list_nodes())
+        except Exception:  # no image open, or it was just closed
+            self._nodes = []
+        self.clear()
+        self.addItem(self.NONE)
+        for node in self._nodes:
+            self.addItem(f"{node.name()} ({'selection' if 'mask' in node.type() else 'layer'})")
+        if current is not None and current in self._nodes:
+            self.setCurrentIndex(self._nodes.index(current) + 1)
+
+    def showPopup(self) -> None:  # noqa: N802 (Qt's name)
+        self.refresh()
+        super().showPopup()
+
+    def node(self) -> Any:
+        i = self.currentIndex()
+        return self._nodes[i - 1] if 0 < i <= len(self._nodes) else None
+
+    def pick(self, name: str) -> bool:
+        """Select the first node called `name` (scripts and tests)."""
+        self.refresh()
+        for i, node in enumerate(self._nodes):
+            if node.name() == name:
+                self.setCurrentIndex(i + 1)
+                return True
+        return False
+
+
 class StatusLight(QtWidgets.QLabel):
     """A coloured dot: green online, amber connecting, red down, grey offline."""
 

@@ -19,6 +19,11 @@ OUT = CFG["out"]
 REPORT = {"checks": [], "gimp": Gimp.version(), "timings": {}}
 
 
+# share of selected pixels that must differ from the source: exemplar synthesis copies pixels
+# verbatim, so where a hole lies in a flat area many filled pixels equal the original ones
+CHANGED_MIN = 0.2
+
+
 def check(name, ok, detail=""):
     REPORT["checks"].append({"name": name, "ok": bool(ok), "detail": str(detail)[:500]})
 
@@ -124,8 +129,10 @@ def layer_names(image):
     return [layer.get_name() for layer in image.get_layers()]
 
 
-def run_pixel_op(label, proc, image, layer, sel, op, **args):
-    """Select, run, check the new layer, remove it again (the next op starts clean)."""
+def run_pixel_op(label, proc, image, layer, sel, op, grow=0, **args):
+    """Select, run, check the new layer, remove it again (the next op starts clean).
+
+    `grow`: the op may change pixels this far outside the selection (Remove grows it)."""
     x, y, w, h = sel
     image.select_rectangle(Gimp.ChannelOps.REPLACE, x, y, w, h)
     before = layer_names(image)
@@ -155,14 +162,84 @@ def run_pixel_op(label, proc, image, layer, sel, op, **args):
           and nw * nh < image.get_width() * image.get_height(), (nx, ny, nw, nh))
     mask = selection_mask(image, nx, ny, nw, nh)
     src, res = read(layer, nx, ny, nw, nh), read(new, nx, ny, nw, nh)
-    same, mad, changed = compare(src, res, mask, 4)
-    check(f"{label}: result layer transparent outside the selection", same)
-    check(f"{label}: the image outside the selection unchanged (bit for bit)",
+    _, mad, changed = compare(src, res, mask, 4)
+    where = f"the selection grown by {grow} px" if grow else "the selection"
+    if grow:
+        Gimp.Selection.grow(image, grow)
+    same, _, _ = compare(src, res, selection_mask(image, nx, ny, nw, nh), 4)
+    check(f"{label}: result layer transparent outside {where}", same)
+    check(f"{label}: the image outside {where} unchanged (bit for bit)",
           composite_unchanged_outside(image, flat_before, flat(image), 4))
-    check(f"{label}: pixels inside the selection changed", changed > 0.5, f"changed {changed:.2f}, mad {mad:.1f}")
+    if grow:
+        image.select_rectangle(Gimp.ChannelOps.REPLACE, x, y, w, h)
+    check(f"{label}: pixels inside the selection changed", changed > CHANGED_MIN, f"changed {changed:.2f}, mad {mad:.1f}")
     REPORT.setdefault("changes", {})[label] = {"mean_abs_diff": round(mad, 2), "changed": round(changed, 3),
                                                 "layer": [nx, ny, nw, nh], "name": new.get_name()}
     return new
+
+
+def remove_with_source(image, layer, sel):
+    """Remove with a channel as the source: white (the left 80 columns) = texture may come from here."""
+    image.select_rectangle(Gimp.ChannelOps.REPLACE, 0, 0, 80, image.get_height())
+    channel = Gimp.Selection.save(image)
+    channel.set_name("copy from")
+    new = run_pixel_op("remove with source channel", "sfumato-remove-object", image, layer, sel, "inpaint", grow=8,
+                       source_channel=channel, seed=5)
+    if new is not None:
+        offs = new.get_offsets()
+        nx = offs[1] if len(offs) == 3 else offs[0]
+        check("remove with source channel: the crop grew to hold the source (from the layer's left edge)",
+              nx == 16, REPORT["changes"].get("remove with source channel"))
+        image.remove_layer(new)
+    image.remove_channel(channel)
+
+
+def extend_check(sides, amount, unit, expect):
+    """Extend Canvas on a fresh copy of the test picture: size, the old pixels, the new strip."""
+    label = f"extend {sides} {amount} {unit}"
+    img = Gimp.file_load(Gimp.RunMode.NONINTERACTIVE, Gio.File.new_for_path(CFG["image"]))
+    src = img.get_layers()[0]
+    w, h = img.get_width(), img.get_height()
+    flat_before = flat(img)
+    status, error, _ = call("sfumato-extend-canvas", img, [src], sides=sides, amount=amount, unit=unit, steps=3,
+                            seed=1)
+    check(f"{label}: procedure succeeds", status == "success", error)
+    if status != "success":
+        img.delete()
+        return
+    left, top, nw, nh = expect
+    check(f"{label}: the canvas is {nw}x{nh}", (img.get_width(), img.get_height()) == (nw, nh),
+          (img.get_width(), img.get_height()))
+    layers = img.get_layers()
+    check(f"{label}: one new layer on top, named after the action", len(layers) == 2
+          and layers[0].get_name().startswith("Sfumato Extend canvas"), layer_names(img))
+    check(f"{label}: the source layer grew with the canvas", (src.get_width(), src.get_height()) == (nw, nh),
+          (src.get_width(), src.get_height()))
+    after = flat(img)
+    same = all(after[((y + top) * nw + left) * 4:((y + top) * nw + left + w) * 4] == flat_before[y * w * 4:(y + 1) * w * 4]
+               for y in range(h))
+    check(f"{label}: the old picture unchanged (bit for bit)", same)
+    if len(layers) == 2:
+        data = read(layers[0], 0, 0, nw, nh)
+        strip_alpha, strip_rgb, old_alpha = [], [], []
+        for yy in range(nh):
+            for xx in range(nw):
+                i = (yy * nw + xx) * 4
+                if left <= xx < left + w and top <= yy < top + h:
+                    old_alpha.append(data[i + 3])
+                else:
+                    strip_alpha.append(data[i + 3])
+                    strip_rgb.extend(data[i:i + 3])
+        import statistics
+
+        spread = statistics.pstdev(strip_rgb) if strip_rgb else 0.0
+        REPORT.setdefault("extend", {})[label] = {"strip_pixels": len(strip_alpha), "lowest_alpha": min(strip_alpha or [0]),
+                                                  "colour_std": round(spread, 1)}
+        check(f"{label}: the new strip is filled and opaque", strip_alpha and min(strip_alpha) == 255 and spread > 5,
+              REPORT["extend"][label])
+        check(f"{label}: the fill layer is transparent over the old picture", not any(old_alpha))
+    export_flat(img, os.path.join(OUT, f"extend-{sides}.png"))
+    img.delete()
 
 
 def export_flat(image, path):
@@ -197,9 +274,14 @@ def main():
         export_flat(image, os.path.join(OUT, "inpaint.png"))
         REPORT["inpaint_selection"] = list(sel)
         image.remove_layer(new)
-    new = run_pixel_op("remove object", "sfumato-remove-object", image, layer, sel, "inpaint")
+    new = run_pixel_op("remove object", "sfumato-remove-object", image, layer, sel, "inpaint", grow=8)
     if new is not None:
         image.remove_layer(new)
+    if "inpaint" in CFG["ops"]:
+        remove_with_source(image, layer, sel)
+        for sides, amount, unit, expect in (("right", 25, "percent", (0, 0, 400, 240)),
+                                            ("all", 16, "px", (16, 16, 352, 272))):
+            extend_check(sides, amount, unit, expect)
     new = run_pixel_op("restore", "sfumato-restore", image, layer, sel, "restore", task="denoise", sigma=25.0,
                        steps=3, seed=1)
     if new is not None:
@@ -256,7 +338,7 @@ def main():
                 same, mad, changed = compare(read(src, nx, ny, nw, nh, fmt), read(new, nx, ny, nw, nh, fmt),
                                              selection_mask(deep, nx, ny, nw, nh), bpp)
                 check(f"{tag}: image precision kept", deep.get_precision() == prec, deep.get_precision())
-                check(f"{tag}: transparent outside the selection, changed inside", same and changed > 0.5,
+                check(f"{tag}: transparent outside the selection, changed inside", same and changed > CHANGED_MIN,
                       f"changed {changed:.2f}")
                 check(f"{tag}: the image outside the selection unchanged (bit for bit)",
                       composite_unchanged_outside(deep, deep_before, flat(deep, fmt), bpp))

@@ -74,7 +74,7 @@ def main() -> None:
            "address": args.address, "dead_address": args.dead_address, "screenshot": args.screenshot,
            "allow_missing_ops": args.allow_missing_ops, "steps": 6, "slow_steps": 150,
            "selection": [200, 120, 90, 70] if args.photo else [96, 64, 64, 56],
-           "restore_selection": [24, 24, 80, 60], "deadline": 420,
+           "restore_selection": [24, 24, 80, 60], "deadline": 720,
            "job_timeout": 240, "window": [1440, 900]}
     (work / "config.json").write_text(json.dumps(cfg, indent=1), encoding="utf-8")
     print(f"prepared {work} (models: {args.models or work / 'models'}; pid {os.getpid()})")

@@ -92,9 +92,11 @@ def size_argument(name: str, spec: Mapping[str, Any]) -> Argument:
 
 
 def for_action(action: link.Action, schema: Mapping[str, Any] | None) -> list[Argument]:
-    """The engine-parameter arguments of `action`'s procedure, in the action's field order."""
+    """The plug-in's own arguments of `action` (Extend canvas's sides and amount), then its
+    engine-parameter arguments, in the action's field order."""
     schema = schema or {}
-    args = [argument(name, spec) for name, spec in link.shown_fields(action, schema)]
+    args = [argument(name, spec) for name, spec in link.own_fields(action)]
+    args += [argument(name, spec) for name, spec in link.shown_fields(action, schema)]
     if action.selection == "size":
         args += [size_argument(name, schema[name]) for name in ("width", "height") if name in schema]
     return args

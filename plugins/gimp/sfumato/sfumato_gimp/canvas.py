@@ -21,7 +21,8 @@ PRECISIONS = {"u8": Gimp.Precision.U8_NON_LINEAR, "u16": Gimp.Precision.U16_NON_
 class Source:
     """What a job reads: the layer, the crop box (image coordinates), pixels, mask, dtype."""
 
-    def __init__(self, image: Gimp.Image, drawable: Gimp.Drawable, action: link.Action, margin: int | None):
+    def __init__(self, image: Gimp.Image, drawable: Gimp.Drawable, action: link.Action, margin: int | None,
+                 source_channel: Gimp.Channel | None = None):
         self.image, self.drawable = image, drawable
         offsets = drawable.get_offsets()
         ox, oy = (offsets[1], offsets[2]) if len(offsets) == 3 else offsets
@@ -37,6 +38,11 @@ class Source:
         if margin is None and area is not None:
             margin = link.context_pixels(action, area.intersect(self.layer_box))
         self.crop = link.crop_box(area, self.layer_box, margin)
+        # Remove's source (white = may copy): the crop grows to hold it; none or empty = the whole image
+        whole = read_channel(source_channel, self.layer_box) if source_channel is not None else None
+        self.crop = link.source_crop(self.crop, whole, self.layer_box)
+        self.source = None if whole is None else link.source_array(
+            link.crop_bytes(whole, self.layer_box.w, self.crop.relative_to(self.layer_box), 1), self.crop.w, self.crop.h)
         self.dtype = link.dtype_for_gimp_precision(image.get_precision().value_nick)
         self.pixels = self._read(self.crop, link.gimp_babl_format(self.dtype, 4))
         self.mask: bytes | None = None
@@ -57,7 +63,46 @@ class Source:
         result = {"image": link.image_array(self.pixels, self.crop.w, self.crop.h, self.dtype, 4)}
         if self.mask is not None:
             result["mask"] = link.mask_array(self.mask, self.crop.w, self.crop.h)
+        if self.source is not None:
+            result["source"] = self.source
         return result
+
+
+def read_channel(channel: Gimp.Channel, box: link.Box) -> bytes:
+    """A channel over `box` (image coordinates) as a u8 mask."""
+    rect = Gegl.Rectangle.new(box.x, box.y, box.w, box.h)
+    return bytes(channel.get_buffer().get(rect, 1.0, "Y u8", Gegl.AbyssPolicy.NONE))
+
+
+def read_canvas(drawable: Gimp.Drawable, width: int, height: int, fmt: str) -> bytes:
+    """The layer's pixels over the whole canvas (0, 0, width, height); transparent where it has none."""
+    offsets = drawable.get_offsets()
+    ox, oy = (offsets[1], offsets[2]) if len(offsets) == 3 else offsets
+    rect = Gegl.Rectangle.new(-ox, -oy, width, height)
+    return bytes(drawable.get_buffer().get(rect, 1.0, fmt, Gegl.AbyssPolicy.NONE))
+
+
+def place_extension(image: Gimp.Image, layer: Gimp.Layer, ext: "link.extend.Extension", box: link.Box,
+                    action: link.Action, params: dict, job: link.Job) -> list[Gimp.Layer]:
+    """Enlarge the canvas, grow the source layer with it (transparent), and add the fill of the
+    new strips as layers above it: one undo step. The old pixels stay as they were."""
+    if (image.get_width(), image.get_height()) != (ext.width, ext.height):
+        raise link.LinkError("bad_selection", "The canvas changed size while the engine worked; run Extend Canvas "
+                             "again.")
+    mask = link.extend.added_mask(ext, box)
+    outputs = [link.Array(out.shape, out.dtype, link.clear_outside_mask(out.data, mask, out.dtype, out.channels))
+               for out in outputs_of(job)]
+    image.undo_group_start()
+    try:
+        image.resize(ext.new_width, ext.new_height, ext.left, ext.top)
+        if not layer.has_alpha():
+            layer.add_alpha()
+        layer.resize_to_image_size()
+        layers = add_layers(image, action, params, job, outputs, box.x, box.y, layer)
+    finally:
+        image.undo_group_end()
+    Gimp.displays_flush()
+    return layers
 
 
 def read_file_as_u8(path_file) -> link.Array:
@@ -128,7 +173,8 @@ def paste_results(src: Source, action: link.Action, params: dict, job: link.Job,
     """The results above the source at the crop's offset; an upscale into a new or resized image.
 
     Pixels outside the selection are cleared in the result layers (they cover only what the
-    engine may change), so the image outside the selection stays exactly as it was.
+    engine may change), so the image outside the selection stays exactly as it was; Remove keeps
+    the few pixels around the selection that the engine changed (it grows the selection).
     """
     outputs = outputs_of(job)
     scale = link.output_scale(src.crop, outputs[0])
@@ -138,7 +184,11 @@ def paste_results(src: Source, action: link.Action, params: dict, job: link.Job,
                                               src.image.get_precision())
         x = y = 0
         above = None
-    if src.mask is not None and scale == 1.0:
+    if src.mask is not None and scale == 1.0 and params.get("remove"):  # the engine grew the selection: keep that
+        outputs = [link.Array(out.shape, out.dtype,
+                              link.clear_unchanged_outside(out.data, src.pixels, src.mask, out.dtype, out.channels))
+                   for out in outputs]
+    elif src.mask is not None and scale == 1.0:
         outputs = [link.Array(out.shape, out.dtype, link.clear_outside_mask(out.data, src.mask, out.dtype, out.channels))
                    for out in outputs]
     image.undo_group_start()  # a resize and the layers: one undo step

@@ -22,7 +22,8 @@ MARGIN_MAX = 2048
 # procedure name -> (shared action key, menu label)
 IMAGE_PROCEDURES = {
     "sfumato-inpaint": ("inpaint", "Inpaint Selection…"),
-    "sfumato-remove-object": ("remove", "Remove Object"),
+    "sfumato-remove-object": ("remove", "Remove Object…"),
+    "sfumato-extend-canvas": ("extend", "Extend Canvas…"),
     "sfumato-restore": ("restore", "Restore…"),
     "sfumato-stylize": ("stylize", "Stylize…"),
     "sfumato-generate-pattern": ("pattern", "Generate Pattern…"),
@@ -69,6 +70,10 @@ def add_image_arguments(proc: Gimp.Procedure, name: str) -> None:
                                Gimp.FileChooserAction.OPEN, True, None, RW)
     for arg in engine_arguments(action):
         add_argument(proc, arg)
+    if action.source_input:
+        proc.add_channel_argument("source-channel", "Copy _from (channel)",
+                                  "Optional: a channel, white where texture may be copied from; none or an empty "
+                                  "channel = the whole image", True, RW)
     if action.selection == "size":
         proc.add_choice_argument("target", "Put it _into", "A new layer here or a new image",
                                  make_choice(GENERATE_TARGETS), "new-layer", RW)
@@ -113,6 +118,15 @@ def engine_params(action: link.Action, config) -> dict:
         raise link.LinkError("bad_param", str(exc)) from None
 
 
+def own_values(action: link.Action, config) -> dict:
+    """The plug-in's own arguments of `action` (Extend canvas's sides, amount, unit), checked."""
+    values = arguments.read_values(engine_arguments(action), config.get_property)
+    try:
+        return link.own_values(action, values)
+    except ValueError as exc:
+        raise link.LinkError("bad_param", str(exc)) from None
+
+
 def run_image(name: str, image: Gimp.Image, drawables, config) -> None:
     """Run an image procedure: read, submit, follow, paste. Raises LinkError with the sentence to show."""
     action = action_of(name)
@@ -121,8 +135,14 @@ def run_image(name: str, image: Gimp.Image, drawables, config) -> None:
         generate(action, params, image, drawables, config)
         return
     margin = config.get_property("margin")
-    src = canvas.Source(image, one_layer(drawables), action, None if margin < 0 else margin)
+    if action.selection == "extend":
+        extend(action, params, image, one_layer(drawables), config, None if margin < 0 else margin)
+        return
+    channel = config.get_property("source-channel") if action.source_input else None
+    src = canvas.Source(image, one_layer(drawables), action, None if margin < 0 else margin, channel)
     inputs = src.inputs()
+    if src.source is not None:
+        params = link.source_params(params, src.crop)
     if action.style_input:
         style_file = config.get_property("style-file")
         if style_file is not None and style_file.get_path():
@@ -136,6 +156,26 @@ def run_image(name: str, image: Gimp.Image, drawables, config) -> None:
     job = connection.run_job(action.engine_op, action.label, inputs, params)
     target = config.get_property("upscale-target") if action.engine_op == "restore" else "new-image"
     canvas.paste_results(src, action, params, job, target)
+
+
+def extend(action: link.Action, params: dict, image: Gimp.Image, layer: Gimp.Layer, config,
+           margin: int | None) -> None:
+    """Extend Canvas: outpaint the added strips from the layer's pixels, then enlarge the canvas and
+    add the fill as a new layer (one undo step). Nothing changes when the job fails."""
+    own = own_values(action, config)
+    try:
+        ext = link.extend.plan_extension(image.get_width(), image.get_height(), own["sides"], own["amount"],
+                                         own["unit"])
+    except ValueError as exc:
+        raise link.LinkError("bad_param", str(exc)) from None
+    context = link.context_pixels(action, ext.added_bbox) if margin is None else margin
+    box = link.extend.request_box(ext, context)
+    dtype = link.dtype_for_gimp_precision(image.get_precision().value_nick)
+    pixels = canvas.read_canvas(layer, ext.width, ext.height, link.gimp_babl_format(dtype, 4))
+    inputs = {"image": link.image_array(link.extend.padded_pixels(pixels, ext, box, dtype), box.w, box.h, dtype, 4),
+              "mask": link.mask_array(link.extend.added_mask(ext, box), box.w, box.h)}
+    job = connection.run_job(action.engine_op, action.label, inputs, params)
+    canvas.place_extension(image, layer, ext, box, action, params, job)
 
 
 def generate(action: link.Action, params: dict, image: Gimp.Image | None, drawables, config) -> None:

@@ -17,6 +17,8 @@ from typing import Any, Callable, Iterator
 
 from krita import Extension, InfoObject, Krita, Selection
 
+from . import extend_checks
+
 CONFIG_PATH = os.environ.get("SFUMATO_KRITA_TEST", "")
 
 
@@ -202,7 +204,6 @@ class HostTest(Extension):
         docker.select_op(key)
         for name, value in values.items():
             docker.form.set_value(name, value)
-        before = len(ctrl.history)
         docker.run_button.click()
         self.check(f"{label}: Run started a job", bool(ctrl.running), docker.message.text())
         if not ctrl.running:
@@ -214,7 +215,9 @@ class HostTest(Extension):
         seconds = time.monotonic() - t0
         gaps, self.watch = self.job_gaps, None
         self.info[f"{label}_seconds"] = round(seconds, 2)
-        self.check(f"{label}: job finished with a result", run.job.state == "done" and len(ctrl.history) > before,
+        # the history keeps the last 8 results: the newest entry must be this job's
+        self.check(f"{label}: job finished with a result", run.job.state == "done" and run.entry is not None
+                   and ctrl.history.entries[:1] == [run.entry],
                    f"{run.job.state}: {run.message}")
         on_engine = sum(gaps)  # until the result arrived; placing it in Krita is not counted
         self.check(f"{label}: event loop kept ticking during the job",
@@ -415,6 +418,7 @@ class HostTest(Extension):
                                [group and group.name(), [k.name() for k in kids]])
                     yield from self.undo_removes(doc, names, "variants")
                 doc.setActiveNode(source)
+                yield from extend_checks.remove_with_source(self, doc, source, docker, mask_reader)
         else:
             docker.select_op("inpaint")
             docker.run_clicked()
@@ -576,6 +580,9 @@ class HostTest(Extension):
                 self.check_result_layer(doc16, layer16, "16-bit", lambda b: bytes(doc16.selection().pixelData(
                     b.x, b.y, b.w, b.h)), 8)
                 yield from self.undo_removes(doc16, names16, "16-bit")
+
+        if "inpaint" in ops:
+            yield from extend_checks.extend_canvas(self, window, docker)
 
         # another colour model: a clear message
         grey = app.createDocument(64, 64, "grey", "GRAYA", "U8", "", 72.0)
