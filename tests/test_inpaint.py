@@ -6,7 +6,6 @@ import pytest
 
 from engine import images
 from engine.client import Client, EngineClientError
-from engine.fills import patch_fill
 
 
 @pytest.fixture(scope="module")
@@ -88,12 +87,54 @@ def test_refine_strength_sets_how_far_the_result_departs(client):
     assert change[0] < 8  # a light refine keeps what is there
 
 
-def test_large_selection_is_downscaled_then_detailed(client, monkeypatch):
+def test_large_refine_is_downscaled_then_detailed(client, monkeypatch):
     monkeypatch.setenv("SFUMATO_WORK_CAP", "32")
     img, mask = scene(64, 96), box_mask(64, 96, (10, 54), (20, 80))
-    res = client.run("inpaint", {"image": img, "mask": mask}, {"steps": 3, "seed": 0})
+    res = client.run("inpaint", {"image": img, "mask": mask}, {"steps": 3, "seed": 0, "strength": 0.6})
     assert max(res.meta["work_size"]) <= 32 and res.meta["timings"]["detail"] >= 0
     assert res.image.shape == img.shape
+
+
+def texture(h=96, w=96):
+    """Stripes and a checkerboard: a large hole in it has one right answer that a smear misses."""
+    yy, xx = np.mgrid[:h, :w]
+    rgb = np.stack([(xx // 6 + yy // 6) % 2, 0.5 + 0.4 * np.sin(xx / 2.0), 0.3 + 0 * xx], -1)
+    return images.from_float(rgb.astype(np.float32), np.uint8)
+
+
+def test_large_hole_is_synthesised_at_full_resolution_with_texture(client, monkeypatch):
+    monkeypatch.setenv("SFUMATO_WORK_CAP", "32")
+    img, mask = texture(), box_mask(96, 96, (24, 72), (24, 72))
+    res = client.run("inpaint", {"image": img, "mask": mask}, {"steps": 4, "seed": 0, "variants": 2})
+    assert res.meta["start"] == "synthesis" and res.meta["work_size"] == [96, 96]
+    hole = mask[..., 0] > 0
+    inner = images.dilate(~hole, 8) == 0  # away from the harmonised seam band
+    for out in (res.outputs["image"], res.outputs["image_1"]):
+        err = np.abs(out[inner].astype(float) - img[inner]).mean()
+        assert err < 0.1 * np.abs(img[~hole].astype(float).mean(axis=0) - img[inner]).mean()
+        assert out[hole].astype(float).std() > 0.8 * img.astype(float)[hole].std()  # texture, not a smear
+
+
+def test_source_mask_and_remove_keep_patches_out_of_excluded_areas(client):
+    """Left: noise (every pixel unique); right: the checkerboard. With a source mask over the
+    right, the patch fill copies only the right's pixels."""
+    rng = np.random.default_rng(0)
+    img = texture(80, 96)
+    img[:, :40] = rng.integers(0, 256, (80, 40, 3), dtype=np.uint8)
+    mask = box_mask(80, 96, (25, 55), (30, 60))
+    source = np.zeros((80, 96, 1), np.uint8)
+    source[:, 62:] = 255
+    out = client.run("inpaint", {"image": img, "mask": mask, "source": source},
+                     {"method": "patch", "seed": 0, "feather": 0}).image
+    hole = mask[..., 0] > 0
+    allowed = {tuple(p) for p in img[source[..., 0] > 0]}
+    assert all(tuple(p) in allowed for p in out[hole])
+    res = client.run("inpaint", {"image": img, "mask": mask}, {"method": "patch", "seed": 0, "remove": True, "feather": 0})
+    grown = res.image[..., :3] != img  # removal takes a few pixels beyond the mask
+    assert grown.any(axis=2)[~hole].any()
+    with pytest.raises(EngineClientError) as info:
+        client.run("inpaint", {"image": img, "mask": mask, "source": source[:40]}, {"method": "patch"})
+    assert info.value.field == "inputs.source"
 
 
 def test_outpainting_fills_transparent_canvas(client):
@@ -121,17 +162,6 @@ def test_patch_method_needs_no_model_and_beats_the_mean_colour(client):
     err_patch = ((out[hole] - img[hole]) ** 2).mean()
     err_mean = ((mean_fill - img[hole]) ** 2).mean()
     assert err_patch < 0.5 * err_mean
-
-
-def test_patch_fill_copies_texture_exactly_where_it_can():
-    yy, xx = np.mgrid[:96, :96]
-    tex = np.stack([(xx // 6 + yy // 6) % 2, (xx // 6) % 2, 0.5 + 0 * xx], -1).astype(np.float32)  # checkerboard
-    hole = np.zeros((96, 96), bool)
-    hole[36:60, 30:66] = True
-    out = patch_fill(tex, hole, seed=0)
-    assert np.array_equal(out[~hole], tex[~hole])
-    err = np.abs(out[hole] - tex[hole]).mean()
-    assert err < 0.25 * np.abs(tex[~hole].mean(axis=0) - tex[hole]).mean()
 
 
 def test_cancel_mid_operation(client):

@@ -1,8 +1,10 @@
 """`inpaint`: fill, remove or refine the selected pixels so they match their surroundings.
 
 Pipeline (each stage reports progress under its name):
-  prefill    large holes get a PatchMatch fill first (and the `patch` method stops here);
-  diffusion  the work area (selection + context, capped resolution) is sampled with the
+  prefill    holes deeper than the thin-hole path takes are completed by exemplar synthesis
+             at full resolution (inpaint_large; the `patch` method stops here), and the
+             diffusion stage then only harmonises the band along the hole's border;
+  diffusion  otherwise the work area (selection + context, capped resolution) is sampled with the
              known pixels as conditioning channels and re-imposed on every denoised
              estimate (data consistency); strength < 1 starts from the noised original
              instead (SDEdit inside the mask);
@@ -24,12 +26,12 @@ import torch
 from .. import images
 from ..diffusion.denoiser import make_cond
 from ..diffusion.sampling import SAMPLERS
-from ..errors import TOO_LARGE
+from ..errors import BAD_PARAM, TOO_LARGE, EngineError
 from .base import InputSpec, JobContext, Operation, ParamSpec
 from .jobtools import (Stages, check_image_and_mask, make_generator, model_fn, randn, resolve_seed,
                        sample_with_progress, schedule, strength_sigma, variant_outputs)
-from ..fills import (THIN_DEPTH, harmonic_fill, hole_extent, patch_fill, share_within, smooth_fill,
-                     tension_fill)
+from ..fills import THIN_DEPTH, harmonic_fill, hole_extent, share_within, smooth_fill, tension_fill
+from . import inpaint_large as large
 
 MAX_VARIANTS = 8
 THIN_SIGMA = 0.05  # noise level the denoiser is told when it refines a thin hole's fill (no noise is added)
@@ -89,6 +91,8 @@ def run(inputs: dict[str, np.ndarray], params: dict[str, Any], ctx: JobContext) 
     n_var, method, strength = params["variants"], params["method"], params["strength"]
     seed = resolve_seed(params["seed"])
     m = images.mask_to_float(mask)
+    if params["remove"]:  # object removal: take the object's soft fringe too
+        m = np.maximum(m, images.dilate(m > 0, large.removal_grow(m > 0)).astype(np.float32))
     meta: dict[str, Any] = {"seed": seed, "method": method, "variants": n_var, "strength": strength}
     box = images.work_area(m, params["context"])
     if box is None:  # nothing selected: nothing to do, and nothing changes
@@ -104,18 +108,21 @@ def run(inputs: dict[str, np.ndarray], params: dict[str, Any], ctx: JobContext) 
         regen = regen | (alpha <= 0)
     device = ctx.device
     fills: list[np.ndarray]
+    src = inputs.get("source")
+    if src is not None and src.shape[:2] != image.shape[:2]:
+        raise EngineError(BAD_PARAM, f"source must be (h, w, 1) matching the image {image.shape[:2]}, got {src.shape}",
+                          "inputs.source")
+    source = large.source_region(regen, None if src is None else images.mask_to_float(src)[box.slices], params["remove"])
 
     if method == "patch":
         stages = Stages(ctx, {"prefill": 10, "composite": 1})
-        fills = []
-        for v in range(n_var):
-            fills.append(patch_fill(rgb, regen, seed=seed + v,
-                                    progress=lambda i, n, v=v: stages.report("prefill", round(10 * (v + i / n) / n_var))))
+        fills = large.synthesize(rgb, regen, source, seed, n_var, device,
+                                 lambda i, n: stages.report("prefill", round(10 * i / n)))
         stages.done("prefill")
         meta.update(work_area=[box.y0, box.x0, box.y1, box.x1])
     else:
         den = ctx.models.get(params["model"])
-        fills = _diffuse(den, device, rgb, regen, params, seed, n_var, ctx, meta)
+        fills = _diffuse(den, device, rgb, regen, params, seed, n_var, ctx, meta, source)
         stages = meta.pop("_stages")
         meta.update(model=params["model"], sampler=params["sampler"], steps=params["steps"],
                     work_area=[box.y0, box.x0, box.y1, box.x1])
@@ -189,7 +196,7 @@ def plan(h: int, w: int, radius: int, depth: float, strength: float, steps: int,
 
 
 def _diffuse(den, device: str, rgb: np.ndarray, regen: np.ndarray, params: dict[str, Any], seed: int, n_var: int,
-             ctx: JobContext, meta: dict) -> list[np.ndarray]:
+             ctx: JobContext, meta: dict, source: np.ndarray | None = None) -> list[np.ndarray]:
     """Sample the work area; returns one (h, w, 3) float fill per variant at full resolution."""
     h, w = regen.shape
     radius, depth = hole_extent(regen, 0.75)
@@ -197,7 +204,9 @@ def _diffuse(den, device: str, rgb: np.ndarray, regen: np.ndarray, params: dict[
     pl = plan(h, w, radius, depth, params["strength"], params["steps"], images.work_cap(device), den.stride,
               known_any=not regen.all(), hairline=depth <= THIN_DEPTH and share_within(regen, HAIRLINE) >= 0.75,
               spread=max(bbox.h, bbox.w) if bbox else 0)
-    prefill = pl.start in ("patch", "smooth", "harmonic", "tension")
+    if pl.start in ("patch", "harmonic"):  # deeper than thin: exemplar synthesis, diffusion on the seam only
+        return _large(den, device, rgb, regen, params, seed, n_var, ctx, meta, source)
+    prefill = pl.start in ("smooth", "tension")
     stages = Stages(ctx, {"prefill": 1 if prefill else 0, "diffusion": pl.steps,
                           "detail": DETAIL_STEPS if pl.detail else 0, "composite": n_var})
     meta["_stages"] = stages
@@ -234,6 +243,19 @@ def _diffuse(den, device: str, rgb: np.ndarray, regen: np.ndarray, params: dict[
     return list(images.from_model(x))
 
 
+def _large(den, device: str, rgb: np.ndarray, regen: np.ndarray, params: dict[str, Any], seed: int, n_var: int,
+           ctx: JobContext, meta: dict, source: np.ndarray | None) -> list[np.ndarray]:
+    steps = large.band_steps(params["steps"])
+    stages = Stages(ctx, {"prefill": 10, "diffusion": steps, "composite": n_var})
+    meta["_stages"] = stages
+    meta.update(work_size=list(regen.shape), start="synthesis", sigma_start=large.BAND_SIGMA)
+    fills = large.synthesize(rgb, regen, source, seed, n_var, device, lambda i, n: stages.report("prefill", round(10 * i / n)))
+    stages.done("prefill")
+    fills = large.harmonise(den, device, fills, regen, params["sampler"], params["steps"], seed, stages)
+    stages.done("diffusion")
+    return fills
+
+
 def _detail_pass(den, device: str, known_full: torch.Tensor, regen: np.ndarray, x_small: torch.Tensor,
                  gen: torch.Generator, sampler: str, stages: Stages) -> torch.Tensor:
     """Upscale the fill and re-sample it lightly at full resolution, around the hole only."""
@@ -265,6 +287,8 @@ OPERATION = Operation(
     inputs=(
         InputSpec("image", doc="the layer (or a crop of it with context), RGB or RGBA"),
         InputSpec("mask", channels=(1,), doc="selection, 255 = regenerate, soft edges allowed"),
+        InputSpec("source", required=False, channels=(1,), dtypes=("u8",),
+                  doc="optional: where large fills may copy texture from (255 = may copy); other pixels are never copied"),
     ),
     params=(
         ParamSpec("strength", "float", 1.0, "1 replaces the selection; below 1 refines what is there "
@@ -277,8 +301,11 @@ OPERATION = Operation(
         ParamSpec("variants", "int", 1, "number of different fills, from one batched run (in thin holes they "
                   "differ only slightly)", min=1, max=MAX_VARIANTS,
                   limit_code=TOO_LARGE),
-        ParamSpec("method", "enum", "diffusion", "diffusion (model) or patch (fast classical PatchMatch fill)",
-                  choices=("diffusion", "patch")),
+        ParamSpec("method", "enum", "diffusion", "diffusion (model) or patch (exemplar synthesis alone: "
+                  "multi-scale PatchMatch completion, no model); large holes are synthesised either way, "
+                  "diffusion then harmonises their border", choices=("diffusion", "patch")),
+        ParamSpec("remove", "bool", False, "object removal: grow the mask by a few pixels (the object's fringe "
+                  "and shadow edge go too) and never copy texture from the object or a ring around it"),
         ParamSpec("sampler", "enum", "dpmpp_2m", "diffusion sampler", choices=tuple(SAMPLERS)),
         ParamSpec("model", "str", "builtin", "model folder name under models/"),
         ParamSpec("context", "int", None, "pixels of context around the selection; null = auto "

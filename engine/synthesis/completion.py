@@ -1,0 +1,175 @@
+"""Hole completion, coarse to fine: the image fills its own hole with its own patches.
+
+The work is cropped to the hole's neighbourhood first, so cost follows the hole, not the
+image. At the coarsest level (where the hole is about a patch deep) the hole starts as a
+smooth membrane and the field as random matches; each finer level starts from the coarser
+field scaled up (each match doubled, plus the pixel's parity), votes once with it, then
+iterates (match, vote). Fewer iterations run at the finer, costlier levels, where only detail
+is left to settle.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+
+from . import pyramid
+from .em import Target, em_level, match_weights, vote
+from .features import basis, feature_map
+from .nnf import Field
+from .peel import peel
+
+Progress = Callable[[int, int], None] | None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Knobs of the completion; the defaults are what inpainting uses."""
+
+    patch: int = 7
+    em_coarse: int = 6  # EM iterations at the coarsest level, two fewer per finer level ...
+    em_fine: int = 2  # ... down to this many
+    pm_iterations: int = 2  # PatchMatch iterations in a level's first EM round (then one)
+    decay: float = 1.3  # confidence of a patch centred d pixels inside the hole: decay ** -d (Wexler et al.)
+    guide_weight: float = 1.0  # guidance SSD counts this much against image SSD
+    sharp: bool = True  # votes keep each pixel's best proposal, not the mean (see em.vote)
+    margin: int | None = None  # context kept around the hole's box; None: its longer side, at least 8 patches
+
+
+@dataclass
+class _Level:
+    img: torch.Tensor  # (c, h, w); hole pixels hold anything
+    hole: torch.Tensor  # (h, w) bool
+    source: torch.Tensor  # (h, w) bool, pixels that may be copied
+    guide: torch.Tensor | None
+    weight: torch.Tensor  # (h, w) per-pixel patch weight from the caller
+
+
+def _crop_box(hole: np.ndarray, margin: int) -> tuple[slice, slice]:
+    rows, cols = np.flatnonzero(hole.any(axis=1)), np.flatnonzero(hole.any(axis=0))
+    h, w = hole.shape
+    return (slice(max(0, rows[0] - margin), min(h, rows[-1] + 1 + margin)),
+            slice(max(0, cols[0] - margin), min(w, cols[-1] + 1 + margin)))
+
+
+def _pyramid(base: _Level, patch: int, wrap: bool) -> list[_Level]:
+    """Levels from fine to coarse, down until the hole is about a patch deep."""
+    levels = [base]
+    while True:
+        lv = levels[-1]
+        deep = float(pyramid.depth(lv.hole, patch + 1, wrap).max()) > patch
+        if not deep or min(lv.hole.shape) < 4 * patch:
+            return levels
+        known = ~lv.hole
+        levels.append(_Level(pyramid.down_image(lv.img, known, wrap), pyramid.down_any(lv.hole, wrap),
+                             pyramid.down_all(lv.source, wrap),
+                             None if lv.guide is None else pyramid.down_image(lv.guide, torch.ones_like(known), wrap),
+                             pyramid.down_image(lv.weight[None], torch.ones_like(known), wrap)[0]))
+
+
+def _upscale_field(grid: torch.Tensor, coarse_shape: tuple[int, int], ty: torch.Tensor, tx: torch.Tensor,
+                   shape: tuple[int, int], wrap: bool) -> torch.Tensor:
+    """Initial fine matches: the parent's match doubled, plus the pixel's parity (-1 where impossible)."""
+    hc, wc = coarse_shape
+    h, w = shape
+    g = grid[(ty // 2).clamp(max=hc - 1) * wc + (tx // 2).clamp(max=wc - 1)]
+    sy = g.div(wc, rounding_mode="floor") * 2 + ty % 2
+    sx = (g % wc) * 2 + tx % 2
+    if wrap:
+        return (sy % h) * w + sx % w
+    ok = (sy < h) & (sx < w) & (g >= 0)
+    return torch.where(ok, sy * w + sx, torch.full_like(sy, -1))
+
+
+def _complete_levels(levels: list[_Level], s: Settings, wrap: bool, gen: torch.Generator, progress: Progress
+                     ) -> torch.Tensor:
+    r = s.patch // 2
+    counts = [max(s.em_fine, s.em_coarse - 2 * (len(levels) - 1 - i)) for i in range(len(levels))]
+    total, done = sum(counts), [0]
+
+    def tick() -> None:
+        done[0] += 1
+        if progress is not None:
+            progress(done[0], total)
+
+    est: torch.Tensor | None = None
+    prev: tuple[torch.Tensor, tuple[int, int]] | None = None
+    for i in range(len(levels) - 1, -1, -1):
+        lv = levels[i]
+        c, h, w = lv.img.shape
+        known = ~lv.hole
+        ok = pyramid.erode(lv.source & known, r, wrap)
+        if est is None:
+            est = peel(lv.img, lv.hole, ok, s.patch, wrap, gen)
+        else:
+            est = torch.where(lv.hole[None], pyramid.upsample(est, (h, w)), lv.img)
+        kernels = basis(c, 0 if lv.guide is None else lv.guide.shape[0], s.patch, s.guide_weight).to(est.device)
+        if not bool(ok.any()):  # nothing to copy at this level: keep the smooth estimate
+            prev = None
+            for _ in range(counts[i]):
+                tick()
+            continue
+        x = lv.img if lv.guide is None else torch.cat([lv.img, lv.guide])
+        src = feature_map(x, kernels, wrap)
+        ty, tx = torch.nonzero(pyramid.dilate(lv.hole, r, wrap), as_tuple=True)
+        grid = torch.arange(h * w, device=est.device)
+        field = Field(src, ok, ty, tx, (h, w), grid, wrap, gen)
+        conf = lv.weight * s.decay ** -pyramid.depth(lv.hole, 2 * s.patch, wrap)
+        t = Target(est, lv.guide, lv.hole, ty, tx, conf, wrap)
+        if prev is None:
+            field.random_init()
+        else:
+            field.set_init(_upscale_field(prev[0], prev[1], ty, tx, (h, w), wrap))
+            field.dist = torch.zeros_like(field.dist)
+            t.est = vote(lv.img, wrap, field, match_weights(field, t), t, r)
+        est = em_level(lv.img, wrap, field, t, kernels, counts[i], s.pm_iterations, tick, s.sharp)
+        prev = (field.grid, (h, w))
+    assert est is not None
+    return est
+
+
+def complete(image: np.ndarray, hole: np.ndarray, source: np.ndarray | None = None, guide: np.ndarray | None = None,
+             weight: np.ndarray | None = None, wrap: bool = False, seed: int = 0, settings: Settings = Settings(),
+             device: str | torch.device = "cpu", progress: Progress = None) -> np.ndarray:
+    """Fill `hole` of `image` with patches copied from the rest of it.
+
+    image: (h, w, c) float32; hole: (h, w) bool; source: (h, w) bool, where patches may be
+    copied from (default: everywhere outside the hole; the hole is never a source);
+    guide: (h, w, g) float32 guidance channels known everywhere (structure, labels), compared
+    with weight settings.guide_weight; weight: (h, w) per-pixel patch weights in the vote
+    (e.g. to trust some context more); wrap: the image is a torus (tileable output).
+    Returns the image with only the hole's pixels changed. Same seed, same result (per device).
+    """
+    image = np.asarray(image, np.float32)
+    hole = np.asarray(hole, bool)
+    if not hole.any():
+        return image.copy()
+    if source is not None and not np.asarray(source, bool).any():
+        raise ValueError("the source region is empty")
+    box = (slice(None), slice(None))
+    if not wrap:
+        bh, bw = np.flatnonzero(hole.any(axis=1)), np.flatnonzero(hole.any(axis=0))
+        side = max(bh[-1] - bh[0], bw[-1] - bw[0]) + 1
+        margin = settings.margin if settings.margin is not None else max(side, 8 * settings.patch)
+        box = _crop_box(hole, margin)
+    dev = torch.device(device)
+
+    def t(a: np.ndarray) -> torch.Tensor:
+        a = np.ascontiguousarray(a[box])
+        x = torch.from_numpy(a).to(dev)
+        return x.permute(2, 0, 1) if x.ndim == 3 else x
+
+    h_t = t(hole)
+    base = _Level(t(image), h_t, torch.ones_like(h_t) if source is None else t(np.asarray(source, bool)),
+                  None if guide is None else t(np.asarray(guide, np.float32)),
+                  torch.ones(h_t.shape, device=dev) if weight is None else t(np.asarray(weight, np.float32)))
+    gen = torch.Generator(device=dev).manual_seed(int(seed))
+    with torch.inference_mode():
+        levels = _pyramid(base, settings.patch, wrap)
+        est = _complete_levels(levels, settings, wrap, gen, progress)
+    out = image.copy()
+    sub = out[box]
+    sub[hole[box]] = est.permute(1, 2, 0).cpu().numpy()[hole[box]]
+    return out

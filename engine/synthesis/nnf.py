@@ -1,0 +1,118 @@
+"""A PatchMatch nearest-neighbour field (Barnes et al. 2009), vectorised over all targets.
+
+Every target patch centre holds the flat index of a source patch centre and the feature
+distance between the two. One iteration improves all targets at once:
+- propagation: a target tries its neighbour's match shifted back by the offset between them,
+  for neighbours 8, 4, 2 and 1 pixels away in the four directions (a jump-flood schedule:
+  a good match spreads over 15 pixels per iteration instead of one, and the grid is
+  updated after each jump so improvements chain);
+- random search: a target tries a random source around its current match, in a window
+  halving from the whole source down to one pixel.
+The source and target grids may differ (texture synthesis) or be one image (completion).
+"""
+from __future__ import annotations
+
+import torch
+
+JUMPS = (8, 4, 2, 1)
+DIRECTIONS = ((0, 1), (0, -1), (1, 0), (-1, 0))
+
+
+class Field:
+    """Matches from target centres (ty, tx) on a (ht, wt) grid to valid centres of a (hs, ws) source.
+
+    src: (hs * ws, dims) source descriptors; ok: (hs, ws) bool, the centres that may be copied;
+    grid: (ht * wt,) source index per target pixel, the field propagation reads; pixels that are
+    not targets keep what the caller put there (-1: nothing; in completion, the identity).
+    """
+
+    def __init__(self, src: torch.Tensor, ok: torch.Tensor, ty: torch.Tensor, tx: torch.Tensor,
+                 target_shape: tuple[int, int], grid: torch.Tensor, wrap: bool, generator: torch.Generator):
+        self.src, self.hs, self.ws = src, ok.shape[0], ok.shape[1]
+        self.ok = ok.reshape(-1)
+        self.valid_idx = torch.nonzero(self.ok).squeeze(1)
+        self.ty, self.tx, (self.ht, self.wt) = ty, tx, target_shape
+        self.tflat = ty * self.wt + tx
+        self.grid, self.wrap, self.gen = grid, wrap, generator
+        self.idx = torch.zeros_like(ty)
+        self.dist = torch.full(ty.shape, float("inf"), device=ty.device)
+        self.tgt = torch.zeros((len(ty), src.shape[1]), device=src.device)
+
+    @property
+    def empty(self) -> bool:
+        return len(self.valid_idx) == 0
+
+    def randint(self, low: int, high: int, n: int) -> torch.Tensor:
+        return torch.randint(low, high, (n,), generator=self.gen, device=self.gen.device).to(self.ty.device)
+
+    def random_init(self, which: torch.Tensor | None = None) -> None:
+        """Uniformly random valid sources for all targets (or those where `which` is set)."""
+        pick = self.valid_idx[self.randint(0, len(self.valid_idx), len(self.ty))]
+        self.idx = pick if which is None else torch.where(which, pick, self.idx)
+        self.grid[self.tflat] = self.idx
+
+    def set_init(self, idx: torch.Tensor) -> None:
+        """Start from given sources; invalid ones are replaced by random valid ones."""
+        self.idx = idx.clone()
+        bad = ~self.ok[idx.clamp(0, len(self.ok) - 1)] | (idx < 0)
+        if bool(bad.any()):
+            self.random_init(bad)
+        else:
+            self.grid[self.tflat] = self.idx
+
+    def set_targets(self, tgt: torch.Tensor) -> None:
+        """New target descriptors (the estimate changed): distances are recomputed."""
+        self.tgt = tgt
+        self.dist = self.distance(self.idx)
+
+    def distance(self, cand: torch.Tensor) -> torch.Tensor:
+        d = self.tgt - self.src.index_select(0, cand.clamp(0, len(self.ok) - 1))
+        return (d * d).sum(1)
+
+    def _source(self, sy: torch.Tensor, sx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Flat source index and whether it may be used."""
+        if self.wrap:
+            sy, sx = sy % self.hs, sx % self.ws
+            inside = torch.ones_like(sy, dtype=torch.bool)
+        else:
+            inside = (sy >= 0) & (sy < self.hs) & (sx >= 0) & (sx < self.ws)
+            sy, sx = sy.clamp(0, self.hs - 1), sx.clamp(0, self.ws - 1)
+        cand = sy * self.ws + sx
+        return cand, inside & self.ok[cand]
+
+    def _try(self, cand: torch.Tensor, usable: torch.Tensor) -> None:
+        d = torch.where(usable, self.distance(cand), torch.full_like(self.dist, float("inf")))
+        better = d < self.dist
+        self.idx = torch.where(better, cand, self.idx)
+        self.dist = torch.where(better, d, self.dist)
+
+    def propagate(self, reverse: bool = False) -> None:
+        for j in (JUMPS[::-1] if reverse else JUMPS):
+            for dy, dx in DIRECTIONS:
+                qy, qx = self.ty + dy * j, self.tx + dx * j
+                if self.wrap:
+                    qy, qx = qy % self.ht, qx % self.wt
+                    inside = torch.ones_like(qy, dtype=torch.bool)
+                else:
+                    inside = (qy >= 0) & (qy < self.ht) & (qx >= 0) & (qx < self.wt)
+                    qy, qx = qy.clamp(0, self.ht - 1), qx.clamp(0, self.wt - 1)
+                g = self.grid[qy * self.wt + qx]
+                cand, usable = self._source(g.div(self.ws, rounding_mode="floor") - dy * j, g % self.ws - dx * j)
+                self._try(cand, usable & inside & (g >= 0))
+            self.grid[self.tflat] = self.idx
+
+    def search(self) -> None:
+        radius = max(self.hs, self.ws)
+        sy, sx = self.idx.div(self.ws, rounding_mode="floor"), self.idx % self.ws
+        n = len(self.idx)
+        while radius >= 1:
+            cand, usable = self._source(sy + self.randint(-radius, radius + 1, n), sx + self.randint(-radius, radius + 1, n))
+            self._try(cand, usable)
+            radius //= 2
+        self.grid[self.tflat] = self.idx
+
+    def iterate(self, n: int) -> None:
+        """n PatchMatch iterations (propagation, then random search), alternating the jump order."""
+        for it in range(n):
+            self.propagate(reverse=bool(it % 2))
+            self.search()

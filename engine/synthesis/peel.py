@@ -1,0 +1,55 @@
+"""Onion-peel initialisation of a hole at the coarsest level.
+
+A smooth membrane is a poor start for matching: its flat mean colour matches whatever
+flat, mid-grey thing the picture holds (an animal on snow, a shadow), and EM then copies
+that thing into the hole. Instead the hole is filled ring by ring from its border inward:
+each ring pixel takes the centre of the source patch that best matches the pixels already
+known around it (exact SSD over the known part only, normalised by its size), so edges
+and horizons run on into the hole. The coarsest level is small, so exact brute-force
+distances are cheap (sources are subsampled past a cap).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from . import pyramid
+
+MAX_SOURCES = 8192
+
+
+def _unfold(x: torch.Tensor, p: int, wrap: bool) -> torch.Tensor:
+    r = p // 2
+    xp = F.pad(x[None], (r, r, r, r), mode="circular" if wrap else "replicate")
+    return F.unfold(xp, p)[0]  # (c * p * p, h * w)
+
+
+def peel(img: torch.Tensor, hole: torch.Tensor, ok: torch.Tensor, p: int, wrap: bool,
+         gen: torch.Generator) -> torch.Tensor:
+    """img (c, h, w) with the hole filled ring by ring from matched known patches."""
+    c, h, w = img.shape
+    idx = torch.nonzero(ok.reshape(-1)).squeeze(1)
+    if len(idx) == 0:
+        return pyramid.push_pull(img, ~hole)
+    if len(idx) > MAX_SOURCES:
+        pick = torch.randperm(len(idx), generator=gen, device=gen.device)[:MAX_SOURCES].to(idx.device)
+        idx = idx[pick]
+    src = _unfold(img, p, wrap)[:, idx]  # (c p p, n), all known
+    src_sq = (src * src)
+    centre = (p * p) // 2
+    est = img.clone()
+    filled = ~hole
+    while not bool(filled.all()):
+        ring = pyramid.dilate(filled, 1, wrap) & ~filled
+        if not bool(ring.any()):
+            break
+        flat = torch.nonzero(ring.reshape(-1)).squeeze(1)
+        tp = _unfold(est, p, wrap)[:, flat]  # (c p p, m)
+        km = _unfold(filled[None].float(), p, wrap)[:, flat].repeat(c, 1)
+        n = km.sum(0).clamp_min(1)
+        d = (km * tp * tp).sum(0)[:, None] - 2 * (km * tp).T @ src + km.T @ src_sq
+        best = (d / n[:, None]).argmin(1)
+        vals = src.view(c, p * p, -1)[:, centre, :][:, best]  # (c, m)
+        est.view(c, -1)[:, flat] = vals
+        filled = filled | ring
+    return est
