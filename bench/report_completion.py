@@ -87,7 +87,8 @@ def speed_sections(s: dict) -> list[str]:
     rem = s.get("removal")
     if not rem:
         return []
-    lines = ["### Large-hole removal", "", f"_{rem.get('when', '')}_", "",
+    load = f"; load average at start {rem['load_average']}" if rem.get("load_average") else ""
+    lines = ["### Large-hole removal", "", f"_{rem.get('when', '')}{load}_", "",
              "The astronaut sample resized to each size with a seeded object-shaped hole, default settings; "
              "PatchMatch on the same input in the same run. Peak memory is the VmHWM of a fresh process "
              "running one job (`python -m bench.speed_removal probe`); the RSS before the job (imports, "

@@ -360,9 +360,11 @@ def run_speed(cfg: SpeedConfig) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     sections = set(cfg.sections)
+    meta = {"config": {k: v for k, v in asdict(cfg_eff).items() if k != "out"},
+            "environment": _environment(), "when": time.strftime("%Y-%m-%d %H:%M")}
     res: dict[str, Any] = {} if sections >= set(SECTIONS) else _previous(out / "speed.json")
-    res.update({"config": {k: v for k, v in asdict(cfg_eff).items() if k != "out"},
-                "environment": _environment(), "when": time.strftime("%Y-%m-%d %H:%M")})
+    for k, v in meta.items():  # a partial run keeps the header of the run whose sections it keeps
+        res.setdefault(k, v)
     if "transport" in sections:
         res["transport"] = run_transport(cfg.quick)
     if sections & {"latency", "throughput", "removal"}:
@@ -375,7 +377,7 @@ def run_speed(cfg: SpeedConfig) -> dict:
             if "removal" in sections:
                 res["removal"] = run_removal_speed(ours, cfg_eff.quick, cfg_eff.repeats, cfg.models, cfg.device,
                                                    cfg.ours_params.get("removal", {}))
-                res["removal"]["when"] = res["when"]
+                res["removal"].update(when=meta["when"], load_average=meta["environment"].get("load_average_at_start"))
     if "startup" in sections:
         res["startup"] = run_startup(cfg_eff)
     import torch
