@@ -78,7 +78,10 @@ def peak_memory(method: str, side: int, cover: float, models: str | None, device
            "--cover", str(cover), "--device", device, "--params", json.dumps(params)]
     if models:
         cmd += ["--models", str(models)]
-    proc = subprocess.run(cmd, cwd=str(REPO), capture_output=True, text=True, timeout=timeout)
+    try:
+        proc = subprocess.run(cmd, cwd=str(REPO), capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"error": f"probe did not finish within {timeout:.0f} s"}
     if proc.returncode != 0:
         return {"error": f"probe exited with {proc.returncode}: {proc.stderr.strip()[-500:]}"}
     return json.loads(proc.stdout.strip().splitlines()[-1])
