@@ -155,3 +155,22 @@ def test_cli_upscales_with_realesrgan(zoo_dir, tmp_path, capsys):
                "realesrgan-x4plus", "--models", str(zoo_dir), "-o", str(tmp_path / "big.png")])
     assert rc == 0, capsys.readouterr().err
     assert Image.open(tmp_path / "big.png").size == (160, 128)
+
+
+@needs_zoo
+def test_models_add_and_info_from_the_cli(zoo_dir, tmp_path, capsys):
+    from engine.cli import main
+    folder = tmp_path / "models"
+    torch.save(torch.nn.Conv2d(3, 3, 3), tmp_path / "whole.pth")
+    assert main(["models", "add", str(tmp_path / "whole.pth"), "--models", str(folder)]) == 1
+    assert "whole.pth holds pickled Python objects" in capsys.readouterr().err and not folder.exists()
+    assert main(["models", "add", str(zoo_dir / "dncnn_25.pth"), "--name", "dn", "--license", "MIT",
+                 "--models", str(folder)]) == 0
+    assert sorted(p.name for p in folder.iterdir()) == ["dn.json", "dn.pth"]
+    assert main(["models", "add", str(zoo_dir / "dncnn_25.pth"), "--name", "dn", "--models", str(folder)]) == 1
+    capsys.readouterr()
+    assert main(["models", "info", "dn", "--models", str(folder)]) == 0
+    out = capsys.readouterr().out
+    assert '"architecture": "DnCNN"' in out and '"license": "MIT"' in out
+    assert main(["models", "--models", str(folder)]) == 0
+    assert "dn: zoo, DnCNN denoise x1" in capsys.readouterr().out

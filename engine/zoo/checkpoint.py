@@ -44,7 +44,7 @@ def read_state(path: Path) -> dict[str, torch.Tensor]:
     except pickle.UnpicklingError as exc:
         raise CheckpointError(f"{path.name} holds pickled Python objects (a whole pickled model?), not plain "
                               f"weights: refused, nothing in it is run. Save the model's state_dict, "
-                              f"preferably as .safetensors ({str(exc).splitlines()[0]})") from exc
+                              f"preferably as .safetensors") from exc
     except Exception as exc:  # a truncated or corrupt file: torch and safetensors raise various types
         raise CheckpointError(f"{path.name} cannot be read: {exc}") from exc
     if not isinstance(state, dict):
