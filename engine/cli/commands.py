@@ -112,8 +112,46 @@ def add_models(sub: Any) -> None:
     i = msub.add_parser("info", help="describe an installed checkpoint: architecture, purpose, scale, ...")
     i.add_argument("name")
     i.set_defaults(func=_model_info)
-    for q in (a, i):
+    g = msub.add_parser("get", help="download a model of the catalogue, verify it and install it")
+    g.add_argument("name")
+    g.add_argument("--catalog", metavar="FILE|URL", help="another catalogue (same format; see docs/models.md)")
+    g.add_argument("--accept-license", action="store_true", help="accept a non-commercial licence")
+    g.set_defaults(func=_get_model)
+    r = msub.add_parser("rm", help="remove an installed checkpoint")
+    r.add_argument("name")
+    r.set_defaults(func=_rm_model)
+    for q in (a, i, g, r):
         q.add_argument("--models", metavar="DIR", help="models folder (default: the models shipped with sfumato)")
+
+
+def _get_model(args: argparse.Namespace) -> int:
+    from ..zoo.backend import ZooUnavailable
+    from ..zoo.download import DownloadError, entry_of, get, licence_note, load_catalog
+    from .common import ProgressBar
+
+    bar = ProgressBar(f"get {args.name}")
+    try:
+        catalog = load_catalog(args.catalog)
+        print(f"{args.name}: {licence_note(entry_of(catalog, args.name))}", flush=True)
+        path = get(_models_dir(args), args.name, catalog, args.accept_license,
+                   progress=lambda done, total: bar({"step": done, "total": total, "stage": "download"}))
+    except (DownloadError, ZooUnavailable, OSError) as exc:
+        return fail(str(exc))
+    finally:
+        bar.close()
+    print(f"installed {args.name} as {path.name}")
+    return 0
+
+
+def _rm_model(args: argparse.Namespace) -> int:
+    from ..zoo.download import DownloadError, remove
+
+    try:
+        path = remove(_models_dir(args), args.name)
+    except DownloadError as exc:
+        return fail(str(exc))
+    print(f"removed {path.name}")
+    return 0
 
 
 def _models_dir(args: argparse.Namespace) -> Path:
