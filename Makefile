@@ -25,10 +25,11 @@ $(STAMP): pyproject.toml | $(PY)
 serve: install
 	$(VENV)/bin/sfumato serve $(ARGS)
 
-# The benchmark peers (bench extra): the tests run the benchmark's smoke mode with them.
+# The benchmark peers (bench extra), which the tests run the benchmark's smoke mode with, and
+# the model zoo (zoo extra: spandrel; its torchvision comes matched to the installed torch).
 BENCH_STAMP := $(VENV)/.sfumato-bench-installed
 $(BENCH_STAMP): pyproject.toml | $(STAMP)
-	$(PIP) install --quiet -e ".[test,bench]"
+	$(PIP) install --quiet -e ".[test,bench,zoo]"
 	touch $(BENCH_STAMP)
 
 test: install $(BENCH_STAMP)

@@ -11,5 +11,5 @@ SHIPPED = ["builtin/model.json", "builtin/model.safetensors", "builtin/README.md
 setup(
     packages=[*find_packages(include=["engine", "engine.*"]), "engine.models"],
     package_dir={"engine.models": "models"},
-    package_data={"engine.models": SHIPPED},
+    package_data={"engine.models": SHIPPED, "engine.zoo": ["catalog.json"]},
 )

@@ -2,7 +2,9 @@
 
 Loading is lazy and cached, so start-up stays fast and a model used once stays warm.
 Nothing is ever downloaded: a missing model is a `model_missing` error saying where
-the files go. A request names a model only by a name the registry lists; a path (absolute,
+the files go. A checkpoint file of another project (Real-ESRGAN, DnCNN, ...) lying directly in
+the models folder is a zoo model named after the file (engine/zoo); it is read and described
+when the folder is scanned. A request names a model only by a name the registry lists; a path (absolute,
 relative, with `..`) is refused, so a client can load nothing from outside the models folder
 and learns nothing about where that folder is.
 """
@@ -16,6 +18,9 @@ import torch
 from .diffusion.denoiser import Denoiser
 from .diffusion.modelfile import CARD, WEIGHTS, ModelFileError, load_model, read_card
 from .errors import BAD_PARAM, MODEL_MISSING, EngineError
+from .tasks.specs import ZOO
+from .zoo.backend import ZooUnavailable
+from .zoo.checkpoint import SUFFIXES, CheckpointError, ZooModel, load as load_checkpoint
 
 DEFAULT_MODEL = "builtin"
 
@@ -43,6 +48,7 @@ class ModelRegistry:
         self._cache: dict[Path, tuple[Denoiser, dict]] = {}  # by real folder: two names of one folder share it
         self._lock = threading.Lock()
         self._cards: dict[str, dict] = {}
+        self._zoo: dict[tuple, ZooModel] = {}  # by (real file, size, mtime): a replaced file is read again
         self.refresh()
 
     def refresh(self) -> list[dict]:
@@ -55,14 +61,52 @@ class ModelRegistry:
                     cards[folder.name] = read_card(folder)
                 except ModelFileError as exc:
                     cards[folder.name] = {"error": self._public(str(exc))}
+            for path in sorted(p for p in self.models_dir.iterdir() if p.suffix.lower() in SUFFIXES):
+                if path.is_file() and path.stem not in cards:
+                    cards[path.stem] = self._zoo_card(path)
         self._cards = cards
         return self.list()
+
+    def _zoo_key(self, path: Path) -> tuple:
+        st = path.stat()
+        return (path.resolve(), st.st_size, st.st_mtime_ns)
+
+    def _zoo_card(self, path: Path) -> dict:
+        """Read and describe a checkpoint file (cached while the file is unchanged)."""
+        try:
+            key = self._zoo_key(path)
+            if key not in self._zoo:
+                self._zoo[key] = load_checkpoint(path)
+            return {"kind": ZOO, "file": path.name, **self._zoo[key].info}
+        except (ZooUnavailable, CheckpointError, OSError) as exc:
+            return {"kind": ZOO, "file": path.name, "error": self._public(str(exc))}
+
+    def zoo(self, name: str) -> ZooModel:
+        """The loaded zoo model of a listed checkpoint file; EngineError(model_missing) if unusable."""
+        self.require(name, (ZOO,), "params.model")
+        path = self.models_dir / self._cards[name]["file"]
+        with self._lock:
+            try:
+                key = self._zoo_key(path)
+                if key not in self._zoo:
+                    self._zoo[key] = load_checkpoint(path)
+            except (ZooUnavailable, CheckpointError, OSError) as exc:
+                raise EngineError(MODEL_MISSING, f"model {name!r} cannot be loaded: {self._public(str(exc))}",
+                                  "params.model") from exc
+            return self._zoo[key]
+
+    def is_zoo(self, name: str) -> bool:
+        return kind_of(self._cards.get(name, {})) == ZOO
 
     def list(self) -> list[dict]:
         out = []
         for name, card in self._cards.items():
             entry = {"name": name, "loaded": self._real(name) in self._cache}
-            if "error" in card:
+            if kind_of(card) == ZOO:
+                entry.update(card)
+                entry["loaded"] = "error" not in card
+                entry.pop("file")
+            elif "error" in card:
                 entry["error"] = card["error"]
             else:
                 entry.update({k: card.get(k) for k in ("parameters", "steps", "base_model", "dtype")})
@@ -129,5 +173,8 @@ class ModelRegistry:
 
 
 def kind_of(card: dict) -> str:
-    """A model's kind as `models` lists it: a style model is fine-tuned from a base model."""
+    """A model's kind as `models` lists it: a style model is fine-tuned from a base model; a
+    checkpoint of another project is a zoo model."""
+    if card.get("kind") == ZOO:
+        return ZOO
     return "style" if card.get("base_model") else "base"

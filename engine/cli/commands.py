@@ -96,30 +96,116 @@ def add_info(sub: Any) -> None:
 
 @command
 def add_models(sub: Any) -> None:
-    p = sub.add_parser("models", help="list installed models")
+    p = sub.add_parser("models", help="list installed models; add or describe a checkpoint file")
     p.add_argument("--json", action="store_true")
     p.add_argument("--refresh", action="store_true", help="re-scan the models folder first")
     add_engine_options(p)
+    p.set_defaults(func=_list_models)
+    msub = p.add_subparsers(dest="action", metavar="ACTION")
+    a = msub.add_parser("add", help="install a checkpoint file (Real-ESRGAN, DnCNN, ...) after detecting it")
+    a.add_argument("file", type=Path)
+    a.add_argument("--name", help="model name (default: the file name without its suffix)")
+    a.add_argument("--license", help="licence to record beside it (shown by models and welcome)")
+    a.set_defaults(func=_add_model)
+    i = msub.add_parser("info", help="describe an installed checkpoint: architecture, purpose, scale, ...")
+    i.add_argument("name")
+    i.set_defaults(func=_model_info)
+    g = msub.add_parser("get", help="download a model of the catalogue, verify it and install it")
+    g.add_argument("name")
+    g.add_argument("--catalog", metavar="FILE|URL", help="another catalogue (same format; see docs/models.md)")
+    g.add_argument("--accept-license", action="store_true", help="accept a non-commercial licence")
+    g.set_defaults(func=_get_model)
+    r = msub.add_parser("rm", help="remove an installed checkpoint")
+    r.add_argument("name")
+    r.set_defaults(func=_rm_model)
+    for q in (a, i, g, r):
+        q.add_argument("--models", metavar="DIR", help="models folder (default: the models shipped with sfumato)")
 
-    def run(args: argparse.Namespace) -> int:
-        from ..client import EngineClientError
 
-        try:
-            with connect(args) as client:
-                models = client.models(refresh=args.refresh)
-        except EngineClientError as exc:
-            return fail(f"[{exc.code}] {exc.message}")
-        if args.json:
-            print(json.dumps(models, indent=2, default=str))
-        elif not models:
-            print("no models installed (put model folders in models/)")
-        for m in [] if args.json else models:
-            extra = m.get("error") or f"{m.get('kind', '?')}, {m.get('parameters', '?')} parameters, " \
-                                      f"{m.get('steps', '?')} steps" + (", loaded" if m.get("loaded") else "")
-            print(f"{m['name']}: {extra}")
-        return 0
+def _get_model(args: argparse.Namespace) -> int:
+    from ..zoo.backend import ZooUnavailable
+    from ..zoo.download import DownloadError, entry_of, get, licence_note, load_catalog
+    from .common import ProgressBar
 
-    p.set_defaults(func=run)
+    bar = ProgressBar(f"get {args.name}")
+    try:
+        catalog = load_catalog(args.catalog)
+        print(f"{args.name}: {licence_note(entry_of(catalog, args.name))}", flush=True)
+        path = get(_models_dir(args), args.name, catalog, args.accept_license,
+                   progress=lambda done, total: bar({"step": done, "total": total, "stage": "download"}))
+    except (DownloadError, ZooUnavailable, OSError) as exc:
+        return fail(str(exc))
+    finally:
+        bar.close()
+    print(f"installed {args.name} as {path.name}")
+    return 0
+
+
+def _rm_model(args: argparse.Namespace) -> int:
+    from ..zoo.download import DownloadError, remove
+
+    try:
+        path = remove(_models_dir(args), args.name)
+    except DownloadError as exc:
+        return fail(str(exc))
+    print(f"removed {path.name}")
+    return 0
+
+
+def _models_dir(args: argparse.Namespace) -> Path:
+    from ..registry import PACKAGE_MODELS
+    return Path(args.models) if args.models else PACKAGE_MODELS
+
+
+def _add_model(args: argparse.Namespace) -> int:
+    from ..zoo.backend import ZooUnavailable
+    from ..zoo.checkpoint import CheckpointError
+    from ..zoo.manage import add
+
+    try:
+        desc = add(_models_dir(args), args.file, args.name, license=args.license)
+    except (CheckpointError, ZooUnavailable, OSError) as exc:
+        return fail(str(exc))
+    print(f"installed {desc['name']}: {desc['architecture']}, {desc['purpose']} x{desc['scale']}, "
+          f"{desc['parameters']} parameters")
+    return 0
+
+
+def _model_info(args: argparse.Namespace) -> int:
+    from ..zoo.backend import ZooUnavailable
+    from ..zoo.checkpoint import CheckpointError
+    from ..zoo.manage import info
+
+    try:
+        print(json.dumps(info(_models_dir(args), args.name), indent=2))
+    except (CheckpointError, ZooUnavailable, OSError) as exc:
+        return fail(str(exc))
+    return 0
+
+
+def _list_models(args: argparse.Namespace) -> int:
+    from ..client import EngineClientError
+
+    try:
+        with connect(args) as client:
+            models = client.models(refresh=args.refresh)
+    except EngineClientError as exc:
+        return fail(f"[{exc.code}] {exc.message}")
+    if args.json:
+        print(json.dumps(models, indent=2, default=str))
+    elif not models:
+        print("no models installed (put model folders in models/)")
+    for m in [] if args.json else models:
+        if m.get("error"):
+            extra = m["error"]
+        elif m.get("kind") == "zoo":
+            tasks = "; ".join(f"{op}: {', '.join(t)}" for op, t in m["serves"].items()) or "no op uses it yet"
+            extra = f"zoo, {m['architecture']} {m['purpose']} x{m['scale']}, {m['parameters']} parameters ({tasks})"
+        else:
+            extra = f"{m.get('kind', '?')}, {m.get('parameters', '?')} parameters, " \
+                    f"{m.get('steps', '?')} steps" + (", loaded" if m.get("loaded") else "")
+        print(f"{m['name']}: {extra}")
+    return 0
 
 
 @command

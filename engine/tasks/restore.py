@@ -36,7 +36,7 @@ from . import estimate
 from .base import InputSpec, JobContext, Operation, ParamSpec
 from .defects import DefectParams, detect_defects
 from .jobtools import Sampling, Stages, make_generator, randn, resolve_seed
-from .specs import DENOISERS, Pixels, Require, split_list
+from .specs import DENOISERS, ZOO, Pixels, Require, split_list
 from ..fills import smooth_fill
 
 ORDER = ("repair", "jpeg", "denoise", "deblur", "upscale")
@@ -250,6 +250,9 @@ class _Offset:
 
 
 def run(inputs: dict[str, np.ndarray], params: dict[str, Any], ctx: JobContext) -> tuple[dict[str, np.ndarray], dict]:
+    if ctx.models.is_zoo(params["model"]):
+        from . import restore_zoo  # a checkpoint of another project: its own single-call path
+        return restore_zoo.run(inputs, params, ctx)
     t0 = time.perf_counter()
     image, mask, tasks = inputs["image"], inputs.get("mask"), parse_tasks(params["task"])
     seed = resolve_seed(params["seed"])
@@ -411,8 +414,9 @@ OPERATION = Operation(
                   nullable=True, limit_code=TOO_LARGE, cap="max_steps"),
         ParamSpec("seed", "int", None, "random seed (repair samples); null = random, returned in meta",
                   min=0, max=2**31 - 1, nullable=True),
-        ParamSpec("model", "model", "builtin", "installed model name (`sfumato models` lists them)",
-                  model_kinds=DENOISERS),
+        ParamSpec("model", "model", "builtin", "installed model name (`sfumato models` lists them); a zoo "
+                  "model (another project's checkpoint) does the tasks it lists in welcome.models[].serves",
+                  model_kinds=DENOISERS + (ZOO,)),
         ParamSpec("tile", "int", None, "tile side in output pixels; null = device default (CPU 576, GPU 1088)",
                   min=64, max=4096, nullable=True),
         ParamSpec("feather", "float", None, "mask edge feather in pixels; null = auto, 0 = hard edge",

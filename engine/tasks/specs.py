@@ -20,6 +20,7 @@ from ..protocol import DTYPE_NAMES
 PARAM_TYPES = ("int", "float", "bool", "str", "enum", "multi", "model")
 MAX_TEXT = 4096  # longest string parameter
 DENOISERS = ("base", "style")  # model kinds (welcome.models[].kind) that serve as a diffusion prior
+ZOO = "zoo"  # the kind of another project's checkpoint (engine/zoo): it serves the tasks it lists
 
 
 class ModelCatalog(Protocol):
