@@ -26,10 +26,11 @@ serve: install
 	$(VENV)/bin/sfumato serve $(ARGS)
 
 # The benchmark peers (bench extra), which the tests run the benchmark's smoke mode with, and
-# the model zoo (zoo extra: spandrel; its torchvision comes matched to the installed torch).
+# the model zoo (zoo extra: spandrel). Naming the pinned torch again keeps pip from replacing it
+# with a newer build to suit the latest torchvision; it picks the torchvision made for this torch.
 BENCH_STAMP := $(VENV)/.sfumato-bench-installed
 $(BENCH_STAMP): pyproject.toml | $(STAMP)
-	$(PIP) install --quiet -e ".[test,bench,zoo]"
+	$(PIP) install --quiet -e ".[test,bench,zoo]" $(TORCH) $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX))
 	touch $(BENCH_STAMP)
 
 test: install $(BENCH_STAMP)
