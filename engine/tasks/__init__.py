@@ -17,6 +17,7 @@ MODULES = [
     "echo",
     "inpaint", "generate",
     "restore", "stylize",
+    "pattern",
 ]
 
 
