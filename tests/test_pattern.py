@@ -110,3 +110,37 @@ def test_bad_input_is_an_error_naming_the_field(inputs, params, field):
     with pytest.raises(EngineError) as err:
         run_op(inputs, params)
     assert err.value.field == field
+
+
+def run_recolor(inputs: dict, params: dict) -> tuple[dict, dict]:
+    op = OPERATIONS["recolor"]
+    return op.run(inputs, op.check(inputs, params, Limits()), JobContext("t"))
+
+
+def test_recolor_moves_to_the_palette_and_keeps_shading():
+    """Two flat colours with a shading ramp and dark lines: the colours become the palette's (by
+    lightness), the ramp and the lines stay."""
+    img = np.zeros((64, 64, 3), np.float32)
+    img[:, :32] = (0.2, 0.3, 0.7)
+    img[:, 32:] = (0.9, 0.8, 0.3)
+    img += np.linspace(-0.08, 0.08, 64)[:, None, None]  # shading
+    img[::8] = 0.02  # line work
+    outs, meta = run_recolor({"image": to_u8(img)}, {"palette": "#aa2020, #20aa40, #101010", "variants": 2,
+                                                     "seed": 0})
+    out = outs["image"].astype(np.float32) / 255
+    left, right = out[1:7, :30].reshape(-1, 3).mean(0), out[1:7, 34:].reshape(-1, 3).mean(0)
+    assert left[0] > left[1] + 0.3 and right[1] > right[0] + 0.3  # darker blue -> red, lighter yellow -> green
+    assert out[0].mean() < 0.15  # the lines stay dark
+    ramp = out[1:8, 40, 1] - out[57:64, 40, 1]
+    assert ramp.mean() < -0.05  # the shading ramp is still there
+    assert "image_1" in outs and outs["image_1"].shape == out.shape[:2] + (3,)
+
+
+@pytest.mark.parametrize("inputs,params,field", [
+    ({"image": motif()[..., :3]}, {"palette": "#12zz45"}, "params.palette"),
+    ({"image": motif()[..., :3]}, {}, "params.palette"),
+])
+def test_recolor_bad_input_names_the_field(inputs, params, field):
+    with pytest.raises(EngineError) as err:
+        run_recolor(inputs, params)
+    assert err.value.field == field

@@ -17,7 +17,7 @@ MODULES = [
     "echo",
     "inpaint", "generate",
     "restore", "stylize",
-    "pattern",
+    "pattern", "recolor",
 ]
 
 
