@@ -9,7 +9,7 @@ from bench.metrics import dominant_frequency, seam_ratio
 from engine.errors import EngineError
 from engine.tasks import OPERATIONS
 from engine.tasks.base import JobContext
-from engine.server import Limits
+from engine.protocol import Limits
 from engine.synthesis.texture import synthesize
 
 
