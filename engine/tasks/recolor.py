@@ -40,11 +40,18 @@ def kmeans(pixels: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
 
 def parse_palette(text: str) -> np.ndarray:
     items = [t for t in text.replace(";", ",").replace(" ", ",").split(",") if t.strip()]
-    if len(items) < 1:
+    if not items:
         raise EngineError(BAD_PARAM, "the palette is empty; give hex colours such as #1b3a4b,#e9c46a", "params.palette")
-    cols = [parse_colour(t, "params.palette") for t in items]
-    if any(c is None for c in cols):
-        raise EngineError(BAD_PARAM, "a palette colour must be #rrggbb", "params.palette")
+    cols = []
+    for t in items:
+        try:
+            c = parse_colour(t, "params.palette")
+        except EngineError:
+            c = None
+        if c is None:
+            raise EngineError(BAD_PARAM, f"palette colour {t.strip()!r} does not parse; give hex colours such as "
+                              "#1b3a4b,#e9c46a", "params.palette")
+        cols.append(c)
     return np.array(cols, np.float32)
 
 
