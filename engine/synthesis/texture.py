@@ -29,7 +29,9 @@ Progress = Callable[[int, int], None] | None
 class TextureSettings:
     """Knobs of texture synthesis; the defaults are what `generate` and `pattern` use."""
 
-    patches: tuple[int, ...] = (13, 7)  # patch sizes of the EM rounds at each level, large to small
+    patches: tuple[int, ...] = (13, 7)  # patch sizes of the EM rounds at each level, large to small ...
+    fine_patches: tuple[int, ...] = (7,)  # ... and at full size, where the layout is settled: only detail
+    # is left, and the finest level costs three quarters of the time (halves a 512 px tile's time)
     em_rounds: int = 2  # EM rounds per patch size and level
     pm_iterations: int = 1  # PatchMatch iterations per EM round (the field carries over between rounds)
     min_side: int = 24  # the coarsest level keeps at least this many reference pixels on its shorter side
@@ -103,7 +105,7 @@ def synthesize(reference: np.ndarray, height: int, width: int, wrap: bool = Fals
     dev = torch.device(device)
     gen = torch.Generator(device=dev).manual_seed(int(seed))
     n = _levels(ref_np.shape[:2], (height, width), settings)
-    total = n * len(settings.patches) * settings.em_rounds
+    total = ((n - 1) * len(settings.patches) + len(settings.fine_patches)) * settings.em_rounds
     done = [0]
 
     def tick() -> None:
@@ -128,7 +130,7 @@ def synthesize(reference: np.ndarray, height: int, width: int, wrap: bool = Fals
                 est = _up(est, (h, w), wrap)
                 if idx is not None:
                     idx = _upscale(idx, shapes[lv + 1], refs[lv + 1].shape[-2:], ty, tx, src.shape[-2:])
-            for p in settings.patches:
+            for p in (settings.patches if lv else settings.fine_patches):
                 r = p // 2
                 if min(src.shape[-2:]) <= 2 * r + 1:
                     for _ in range(settings.em_rounds):
