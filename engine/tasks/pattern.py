@@ -27,11 +27,13 @@ from .jobtools import resolve_seed, variant_outputs
 LAYOUTS = ("seamless", "grid", "half-drop", "half-brick", "mirror", "rotate4")
 MAX_TILE = 4096  # longest side of one repeat tile
 MAX_PREVIEW = 8192  # longest side of the N x N preview
-SEAM_BAND = 0.125  # seamless: the re-synthesised band is this share of each side (at least SEAM_MIN px)
+SEAM_BAND = 0.25  # seamless: the re-synthesised band is this share of each side (at least SEAM_MIN px);
+# an eighth left too little room to run lines on (a brick scan: seam ratio 1.87, a quarter: 0.82)
 SEAM_MIN = 8
 SEAM_SETTINGS = Settings(decay=1.0, em_fine=3)  # both sides of the band equally trusted and more rounds at
 # full size: with the default (trust decaying inward, one round) copies from either side met in the middle
-# with a visible join (seam ratio 2.8 on blurred noise; averaged votes blurred the band: 0.65-0.7; this: 0.88)
+# with a visible join (seam ratio 2.8 on blurred noise, band an eighth; averaged votes blurred the band: 0.65-0.7;
+# this: 0.88, and 0.98 with the quarter band)
 OPAQUE = 0.5  # a motif pixel with alpha above this counts as opaque
 
 
