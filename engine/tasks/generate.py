@@ -13,7 +13,6 @@ spot noise, lost the structure (stripes became blotches), so they no longer star
 """
 from __future__ import annotations
 
-import math
 import time
 from typing import Any
 
@@ -34,25 +33,8 @@ from .jobtools import Stages, make_generator, randn, resolve_seed, sample_with_p
 MAX_SIDE = 4096
 MAX_PIXELS = 2048 * 2048  # width * height * variants, sampled in one batch
 REFERENCE_SIDE = 512  # references are downscaled to this longest side for the statistics
-REFERENCE_SIGMA = 1.5  # noise level sampling starts at over the spot-noise initialisation
+REFERENCE_SIGMA = 1.5  # the most `variation`: the model redraws the synthesised texture from this noise level
 GUIDE_SIGMA_MIN = 0.05  # below this the model alone finishes the details
-
-
-def spot_noise(ref: np.ndarray, h: int, w: int, generator: torch.Generator) -> torch.Tensor:
-    """(1, 3, h, w) in [-1, 1]: a Gaussian texture with the reference's mean colour and
-    auto-covariance (its spectrum), via one seeded white noise convolved circularly with the
-    reference's texton. Circular convolution, so it tiles."""
-    rh, rw = min(h, ref.shape[0]), min(w, ref.shape[1])
-    y0, x0 = (ref.shape[0] - rh) // 2, (ref.shape[1] - rw) // 2
-    crop = torch.from_numpy(np.ascontiguousarray(ref[y0:y0 + rh, x0:x0 + rw, :3], dtype=np.float32))
-    crop = crop.permute(2, 0, 1) * 2 - 1
-    mean = crop.mean(dim=(1, 2), keepdim=True)
-    texton = (crop - mean) / math.sqrt(rh * rw)
-    canvas = torch.zeros(3, h, w)
-    canvas[:, :rh, :rw] = texton
-    noise = torch.randn((1, h, w), generator=generator)
-    out = torch.fft.irfft2(torch.fft.rfft2(noise) * torch.fft.rfft2(canvas), s=(h, w))
-    return (out + mean).clamp(-1, 1)[None]
 
 
 def periodic_resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
