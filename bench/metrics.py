@@ -421,3 +421,33 @@ def seam_ratio(img: np.ndarray, edge: int, band: int = RING) -> float:
     across = float(np.abs(x[:, edge] - x[:, edge - 1]).mean())
     inside = float(np.abs(np.diff(x[:, lo:edge], axis=1)).mean())
     return across / inside if inside > 0 else float("nan")
+
+
+# ---- patterns: seams and stripe structure ----------------------------------------------------
+
+
+def wrap_seam_ratio(img: np.ndarray) -> float:
+    """Mean absolute difference across the wrap-around edges over the same between neighbouring
+    pixels inside: about 1 for a seamless tile, well above 1 where the edges do not meet."""
+    x = as_float(img)
+    across = np.concatenate([np.abs(x[0] - x[-1]).ravel(), np.abs(x[:, 0] - x[:, -1]).ravel()]).mean()
+    inside = np.concatenate([np.abs(np.diff(x, axis=0)).ravel(), np.abs(np.diff(x, axis=1)).ravel()]).mean()
+    return float(across / max(inside, 1e-8))
+
+
+def dominant_frequency(img: np.ndarray) -> tuple[float, float]:
+    """(orientation in degrees modulo 180, period in pixels) of the strongest non-zero frequency
+    of the grey image's spectrum (Hann windowed): the stripes' direction and spacing."""
+    g = as_float(img)
+    g = g.mean(axis=2) if g.ndim == 3 else g
+    h, w = g.shape
+    win = np.outer(np.hanning(h), np.hanning(w))
+    spec = np.abs(np.fft.fft2((g - g.mean()) * win))
+    spec[0, 0] = 0
+    fy, fx = np.fft.fftfreq(h), np.fft.fftfreq(w)
+    iy, ix = np.unravel_index(np.argmax(spec), spec.shape)
+    near = [((iy + dy) % h, (ix + dx) % w) for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
+    wts = np.array([spec[p] ** 2 for p in near])  # the peak's centroid: between-bin frequencies
+    vy = float(np.dot(wts, [fy[iy] + dy / h for dy in (-1, 0, 1) for _ in (-1, 0, 1)]) / wts.sum())
+    vx = float(np.dot(wts, [fx[ix] + dx / w for _ in (-1, 0, 1) for dx in (-1, 0, 1)]) / wts.sum())
+    return float(np.degrees(np.arctan2(vy, vx)) % 180), float(1 / math.hypot(vy, vx))

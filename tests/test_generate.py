@@ -8,7 +8,7 @@ import torch
 from engine.client import Client, EngineClientError
 from engine.diffusion.denoiser import circular_twin, make_cond
 from engine.registry import ModelRegistry
-from engine.tasks.generate import periodic_resize, spot_noise
+from engine.tasks.generate import periodic_resize
 
 
 @pytest.fixture(scope="module")
@@ -68,12 +68,7 @@ def test_circular_twin_is_translation_equivariant_and_leaves_the_model_alone(tin
     assert torch.allclose(a, b, atol=1e-4)
 
 
-def test_periodic_helpers_stay_periodic():
-    g = torch.Generator().manual_seed(0)
-    ref = np.random.default_rng(0).random((20, 30, 3), dtype=np.float32) * 0.2 + np.array([0.7, 0.3, 0.1], np.float32)
-    tex = spot_noise(ref, 40, 56, g)
-    assert tex.shape == (1, 3, 40, 56)
-    assert torch.allclose(((tex + 1) / 2).mean(dim=(2, 3))[0], torch.tensor([0.8, 0.4, 0.2]), atol=0.05)
+def test_periodic_resize_stays_periodic():
     y, x = torch.meshgrid(torch.arange(40.0), torch.arange(56.0), indexing="ij")
     wave = torch.sin(2 * torch.pi * x / 56)[None, None].expand(1, 3, -1, -1)
     resized = periodic_resize(wave, (40, 50))

@@ -13,6 +13,7 @@ MODULES = [
     "echo",
     "inpaint", "generate",
     "restore", "stylize",
+    "pattern", "recolor",
 ]
 
 

@@ -4,14 +4,15 @@ reference texture.
 The network is fully convolutional, so any size is sampled in one go. `tileable` swaps in
 a twin of the model with circular padding (sharing the weights): every convolution then
 sees the image as a torus and the result tiles without seams. A `reference` turns this
-into texture synthesis: sampling starts from spot noise with the reference's colours and
-spectrum (Galerne et al.'s asymptotic discrete spot noise, periodic by construction) and
-every denoised estimate is pulled towards the reference's multi-scale feature statistics
-(`StyleGuide`, sliced Wasserstein).
+into texture synthesis by the exemplar core (engine.synthesis.texture: texture optimisation,
+which copies and rearranges the reference's own patches, so stripes, bricks and lines keep
+their shape; wrap-around when tileable). `variation` > 0 then lets the model redraw the
+texture from that noise level, with every denoised estimate pulled towards the reference's
+multi-scale feature statistics (`StyleGuide`, sliced Wasserstein). Statistics alone, from
+spot noise, lost the structure (stripes became blotches), so they no longer start the texture.
 """
 from __future__ import annotations
 
-import math
 import time
 from typing import Any
 
@@ -24,6 +25,7 @@ from ..diffusion.denoiser import circular_twin, model_fn
 from ..diffusion.sampling import SAMPLERS
 from ..diffusion.style import StyleGuide, style_steered
 from ..errors import TOO_LARGE
+from ..synthesis.texture import synthesize
 from .base import InputSpec, JobContext, Operation, ParamSpec
 from .specs import DENOISERS, Pixels, Size
 from .jobtools import Stages, make_generator, randn, resolve_seed, sample_with_progress, variant_outputs
@@ -31,25 +33,8 @@ from .jobtools import Stages, make_generator, randn, resolve_seed, sample_with_p
 MAX_SIDE = 4096
 MAX_PIXELS = 2048 * 2048  # width * height * variants, sampled in one batch
 REFERENCE_SIDE = 512  # references are downscaled to this longest side for the statistics
-REFERENCE_SIGMA = 1.5  # noise level sampling starts at over the spot-noise initialisation
+REFERENCE_SIGMA = 1.5  # the most `variation`: the model redraws the synthesised texture from this noise level
 GUIDE_SIGMA_MIN = 0.05  # below this the model alone finishes the details
-
-
-def spot_noise(ref: np.ndarray, h: int, w: int, generator: torch.Generator) -> torch.Tensor:
-    """(1, 3, h, w) in [-1, 1]: a Gaussian texture with the reference's mean colour and
-    auto-covariance (its spectrum), via one seeded white noise convolved circularly with the
-    reference's texton. Circular convolution, so it tiles."""
-    rh, rw = min(h, ref.shape[0]), min(w, ref.shape[1])
-    y0, x0 = (ref.shape[0] - rh) // 2, (ref.shape[1] - rw) // 2
-    crop = torch.from_numpy(np.ascontiguousarray(ref[y0:y0 + rh, x0:x0 + rw, :3], dtype=np.float32))
-    crop = crop.permute(2, 0, 1) * 2 - 1
-    mean = crop.mean(dim=(1, 2), keepdim=True)
-    texton = (crop - mean) / math.sqrt(rh * rw)
-    canvas = torch.zeros(3, h, w)
-    canvas[:, :rh, :rw] = texton
-    noise = torch.randn((1, h, w), generator=generator)
-    out = torch.fft.irfft2(torch.fft.rfft2(noise) * torch.fft.rfft2(canvas), s=(h, w))
-    return (out + mean).clamp(-1, 1)[None]
 
 
 def periodic_resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -100,22 +85,31 @@ def run(inputs: dict[str, np.ndarray], params: dict[str, Any], ctx: JobContext) 
 
     shape = (n_var, 3, gh, gw)
     fn = model_fn(den, device)
+    variation = params["variation"]
+    diffuse = ref is None or variation > 0
+    stages = Stages(ctx, {"synthesis": n_var if ref is not None else 0, "diffusion": steps if diffuse else 0,
+                          "composite": 1})
     if ref is not None:
-        start = torch.cat([spot_noise(ref, gh, gw, gen) for _ in range(n_var)]).to(device)
-        sigmas = schedule(steps, REFERENCE_SIGMA, device)
-        x = start + randn(shape, gen, device) * sigmas[0]
-        if params["guidance"] > 0:
-            guide = StyleGuide(images.to_model(ref, device))
-            fn = style_steered(fn, guide, params["guidance"], sigma_min=GUIDE_SIGMA_MIN, split=False)
+        texs = []
+        for v in range(n_var):
+            texs.append(torch.from_numpy(synthesize(ref, gh, gw, wrap=tileable, seed=seed + v, device=device)))
+            stages.report("synthesis", v + 1)
+        stages.done("synthesis")
+        x = torch.stack(texs).permute(0, 3, 1, 2).to(device) * 2 - 1
+        if diffuse:
+            sigmas = schedule(steps, variation, device)
+            x = x + randn(shape, gen, device) * sigmas[0]
+            if params["guidance"] > 0:
+                guide = StyleGuide(images.to_model(ref, device))
+                fn = style_steered(fn, guide, params["guidance"], sigma_min=GUIDE_SIGMA_MIN, split=False)
     else:
         sigmas = schedule(steps, device=device)
         x = randn(shape, gen, device) * sigmas[0]
 
-    stages = Stages(ctx, {"diffusion": steps, "composite": 1})
-
-    x = sample_with_progress(params["sampler"], fn, x, sigmas, gen, stages, "diffusion",
-                             lambda info: images.preview(images.from_model(info["denoised"][:1])[0]))
-    stages.done("diffusion")
+    if diffuse:
+        x = sample_with_progress(params["sampler"], fn, x, sigmas, gen, stages, "diffusion",
+                                 lambda info: images.preview(images.from_model(info["denoised"][:1])[0]))
+        stages.done("diffusion")
     if (gh, gw) != (height, width):
         x = periodic_resize(x, (height, width))
     dtype = inputs["reference"].dtype if "reference" in inputs and inputs["reference"] is not None else np.uint8
@@ -124,6 +118,7 @@ def run(inputs: dict[str, np.ndarray], params: dict[str, Any], ctx: JobContext) 
     stages.done("composite")
     meta = {"seed": seed, "model": params["model"], "steps": steps, "sampler": params["sampler"],
             "tileable": tileable, "variants": n_var, "size": [height, width], "reference": ref is not None,
+            "variation": variation if ref is not None else None,
             "timings": {**stages.timings(), "total": round(time.perf_counter() - t0, 3)}}
     return variant_outputs(outs), meta
 
@@ -131,7 +126,7 @@ def run(inputs: dict[str, np.ndarray], params: dict[str, Any], ctx: JobContext) 
 OPERATION = Operation(
     name="generate",
     doc="New images from the model; tileable=true gives seamless patterns; a reference image is used as an "
-        "example texture (texture synthesis by style guidance).",
+        "example texture (grown from its own patches, keeping its structure; variation lets the model redraw it).",
     inputs=(
         InputSpec("reference", required=False, doc="optional example texture; the output takes its depth"),
     ),
@@ -148,8 +143,11 @@ OPERATION = Operation(
         ParamSpec("variants", "int", 1, "number of different images, from one batched run", min=1,
                   limit_code=TOO_LARGE, cap="max_variants"),
         ParamSpec("sampler", "enum", "dpmpp_2m", "diffusion sampler", choices=tuple(SAMPLERS)),
-        ParamSpec("guidance", "float", 1.0, "how strongly to follow the reference's texture statistics "
-                  "(0 = only its colours and spectrum as a start)", min=0.0, max=10.0),
+        ParamSpec("variation", "float", 0.0, "with a reference: the noise level the model redraws the "
+                  "synthesised texture from (0 = the texture as synthesised; 0.3 varies detail, 1.5 redraws it)",
+                  min=0.0, max=REFERENCE_SIGMA),
+        ParamSpec("guidance", "float", 1.0, "how strongly the redrawn texture (variation > 0) follows the "
+                  "reference's texture statistics", min=0.0, max=10.0),
         ParamSpec("model", "model", "builtin", "installed model name (`sfumato models` lists them)",
                   model_kinds=DENOISERS),
     ),
