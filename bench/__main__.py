@@ -30,7 +30,7 @@ def _engine_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quick", action="store_true", help="smoke mode: a few images / sizes, one setting each")
     p.add_argument("--ours-params", type=json.loads, default={}, metavar="JSON",
                    help='extra engine parameters per task, e.g. \'{"inpaint": {"steps": 20}}\' '
-                        "(tasks: denoise, sr, jpeg, inpaint, stylize)")
+                        "(tasks: denoise, sr, jpeg, inpaint, removal, outpaint, stylize)")
     p.add_argument("--threads", type=int, help="torch threads (default: all cores)")
 
 
@@ -38,15 +38,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench", description="Sfumato quality and speed benchmarks.")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    q = sub.add_parser("quality", help="denoising, super-resolution, inpainting and JPEG quality vs peers")
+    q = sub.add_parser("quality", help="denoising, super-resolution, inpainting, JPEG, object removal and "
+                                       "outpainting quality vs peers")
     q.add_argument("--data", type=Path, default=DEFAULT_ROOT,
                    help="evaluation data root (CBSD68/, McMaster/, Set5/, BSD100/, sr_lr_bicubic/); "
                         "default ../shared/data/eval beside the checkout")
-    q.add_argument("--tasks", type=_csv, default=("denoise", "sr", "inpaint", "jpeg"),
-                   help="comma list of denoise, sr, inpaint, jpeg (default all)")
+    q.add_argument("--tasks", type=_csv, default=("denoise", "sr", "inpaint", "jpeg", "removal", "outpaint"),
+                   help="comma list of denoise, sr, inpaint, jpeg, removal, outpaint (default all)")
     q.add_argument("--limit", type=int, help="use only the first N images of each set")
     q.add_argument("--bm3d-limit", type=int, help="run CBM3D (about 20 s per image) on the first N images only")
-    q.add_argument("--patchmatch-limit", type=int, help="run PatchMatch (seconds per image) on the first N images only")
+    q.add_argument("--patchmatch-limit", type=int, help="run PatchMatch (seconds per image) on the first N images only "
+                        "(inpaint task; removal and outpaint always run it on every image)")
     q.add_argument("--masks", default="all", help="inpainting mask kinds, comma list (default all)")
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--sweep-steps", type=_ints, default=(2, 4, 8, 16, 32), help="steps for the quality-vs-steps plot")
@@ -59,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--repeats", type=int, default=5, help="timed runs per case (after one warm-up)")
     s.add_argument("--clients", type=_ints, default=(1, 4, 8), help="concurrent clients for throughput")
     s.add_argument("--no-gpu", action="store_true", help="do not add GPU latencies when CUDA is present")
+    s.add_argument("--sections", type=_csv, default=("transport", "latency", "throughput", "startup", "removal"),
+                   help="comma list of transport, latency, throughput, startup, removal (default all); "
+                        "a subset replaces only those sections of an existing speed.json")
     _engine_options(s)
 
     r = sub.add_parser("report", help="rebuild README.md and plots from the JSON results")
@@ -93,11 +98,15 @@ def main(argv: list[str] | None = None) -> int:
                                 local_grids=not args.no_local_grids)
             run_quality(cfg)
         elif args.command == "speed":
-            from .speed import SpeedConfig, run_speed
+            from .speed import SECTIONS, SpeedConfig, run_speed
 
+            bad = [x for x in args.sections if x not in SECTIONS]
+            if bad:
+                print(f"unknown section(s) {', '.join(bad)}; known: {', '.join(SECTIONS)}", file=sys.stderr)
+                return 2
             cfg = SpeedConfig(out=str(args.out), quick=args.quick, models=args.models, device=args.device,
                               repeats=args.repeats, clients=args.clients, gpu=not args.no_gpu,
-                              ours_params=args.ours_params)
+                              ours_params=args.ours_params, sections=tuple(args.sections))
             run_speed(cfg)
         else:
             from .report import write_report

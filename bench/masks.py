@@ -11,6 +11,9 @@ Kinds (widths in pixels, for the ~481x321 BSD images):
   drawn until the hole covers about 8 / 15 / 25 % of the image.
 - box64:      one 64x64 square.
 - area25:     one rectangle of half the width and half the height (25 % of the image).
+- objects:    2-3 overlapping rotated ellipses covering 4-10 % of the image, the shape of a
+              generous selection around an object (the `removal` task's masks, not in KINDS;
+              `object_mask` takes an exact cover for the speed rows).
 """
 from __future__ import annotations
 
@@ -28,6 +31,7 @@ LABELS = {
     "strokes_l": "strokes, wide",
     "box64": "64x64 box",
     "area25": "25% of the image",
+    "objects": "object-shaped, 4-10%",
 }
 _STROKES = {"strokes_s": ((5, 9), 0.08), "strokes_m": ((13, 19), 0.15), "strokes_l": ((25, 35), 0.25)}
 
@@ -93,6 +97,48 @@ def _box(rng: np.random.Generator, h: int, w: int, bh: int, bw: int) -> np.ndarr
     return m
 
 
+def _ellipses(h: int, w: int, shapes: list[tuple[float, float, float, float, float]], scale: float) -> np.ndarray:
+    """Union of rotated ellipses (cy, cx, ry, rx, angle), axes and offsets from the centre
+    of the first one scaled by `scale`, as a (h, w) bool array."""
+    im = Image.new("L", (w, h), 0)
+    draw = ImageDraw.Draw(im)
+    t = np.linspace(0, 2 * math.pi, 72, endpoint=False)
+    cy0, cx0 = shapes[0][:2]
+    for cy, cx, ry, rx, a in shapes:
+        cy, cx = cy0 + (cy - cy0) * scale, cx0 + (cx - cx0) * scale
+        ex, ey = rx * scale * np.cos(t), ry * scale * np.sin(t)
+        xs = cx + ex * math.cos(a) - ey * math.sin(a)
+        ys = cy + ex * math.sin(a) + ey * math.cos(a)
+        draw.polygon(list(zip(xs.tolist(), ys.tolist())), fill=255)
+    return np.asarray(im) > 0
+
+
+def object_mask(h: int, w: int, index: int = 0, seed: int = 0, cover: float | None = None) -> np.ndarray:
+    """2-3 overlapping rotated ellipses around one centre, scaled until they cover `cover` of
+    the image (default: drawn from 4-10 %), kept 1/8 of the short side from every border."""
+    rng = _rng("objects", h, w, index, seed)
+    target = float(rng.uniform(0.04, 0.10)) if cover is None else float(cover)
+    base = min(h, w) / 8.0
+    shapes = []
+    cy, cx = rng.uniform(0.35, 0.65) * h, rng.uniform(0.3, 0.7) * w
+    for i in range(int(rng.integers(2, 4))):
+        ry, rx = base * rng.uniform(0.6, 1.0), base * rng.uniform(1.0, 2.2)
+        oy, ox = (0.0, 0.0) if i == 0 else (rng.uniform(-0.6, 0.6) * base, rng.uniform(-1.0, 1.0) * base)
+        shapes.append((cy + oy, cx + ox, ry, rx, float(rng.uniform(0, math.pi))))
+    scale, m = 1.0, _ellipses(h, w, shapes, 1.0)
+    for _ in range(12):  # coverage grows about as scale squared; converge on the target
+        scale *= math.sqrt(target / max(m.mean(), 1e-6))
+        m = _ellipses(h, w, shapes, scale)
+        if abs(m.mean() - target) < 0.002:
+            break
+    ys, xs = np.nonzero(m)  # keep a margin of known pixels on every side (shift, do not clip)
+    margin = min(h, w) // 8
+    dy = max(0, margin - ys.min()) - max(0, ys.max() - (h - 1 - margin))
+    dx = max(0, margin - xs.min()) - max(0, xs.max() - (w - 1 - margin))
+    m = np.roll(m, (int(dy), int(dx)), axis=(0, 1))
+    return m.astype(np.uint8) * 255
+
+
 def make_mask(kind: str, h: int, w: int, index: int = 0, seed: int = 0) -> np.ndarray:
     """The (h, w) uint8 mask of `kind` for image number `index` of a set."""
     rng = _rng(kind, h, w, index, seed)
@@ -108,6 +154,8 @@ def make_mask(kind: str, h: int, w: int, index: int = 0, seed: int = 0) -> np.nd
         return m
     if kind == "area25":
         return _box(rng, h, w, h // 2, w // 2)
+    if kind == "objects":
+        return object_mask(h, w, index, seed)
     raise ValueError(f"unknown mask kind {kind!r}; known: {', '.join(KINDS)}")
 
 

@@ -12,6 +12,10 @@ Only numpy is needed, so the metrics work without the benchmark extra installed.
 - SWD: sliced Wasserstein distance between Laplacian-pyramid 7x7 patch descriptors,
   following Karras et al. 2018 (ProGAN, section 5 and appendix), restricted to hole
   positions and normalised with the reference's statistics so that blur is penalised.
+- Large-hole fills (object removal, outpainting): texture ratio (fine detail in the hole
+  relative to its surroundings, over the same for the real picture), patch distance (per
+  image SWD of the hole's 7x7 patches on a 3-level Laplacian pyramid) and seam ratio (the
+  jump across an outpainting edge over the column-to-column differences before it).
 """
 from __future__ import annotations
 
@@ -182,18 +186,19 @@ def _up(x: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return _blur(z) * 4.0
 
 
-def laplacian_pyramid(img: np.ndarray, min_size: int = 16) -> list[np.ndarray]:
-    """Band-pass levels, finest first, ending with the low-pass residual (>= min_size)."""
+def laplacian_pyramid(img: np.ndarray, min_size: int = 16, levels: int | None = None) -> list[np.ndarray]:
+    """Band-pass levels, finest first, ending with the low-pass residual (>= min_size);
+    with `levels`, exactly that many entries (levels - 1 band-pass ones, then the residual)."""
     g = as_float(img)
     if g.ndim == 2:
         g = g[..., None]
-    levels = []
-    while min(g.shape[:2]) // 2 >= min_size:
+    out = []
+    while (len(out) < levels - 1) if levels is not None else (min(g.shape[:2]) // 2 >= min_size):
         small = _down(g)
-        levels.append(g - _up(small, g.shape[:2]))
+        out.append(g - _up(small, g.shape[:2]))
         g = small
-    levels.append(g)
-    return levels
+    out.append(g)
+    return out
 
 
 def _mask_pyramid(mask: np.ndarray, n: int) -> list[np.ndarray]:
@@ -309,3 +314,110 @@ def swd(results: list[np.ndarray], references: list[np.ndarray], masks: list[np.
     for res, ref, m in zip(results, references, masks):
         acc.add(res, ref, m)
     return acc.result()
+
+
+# --- fill measures for large holes: texture ratio, patch distance, seam ratio ----------------
+# PSNR rewards blur inside a large hole; these three measure what an artist sees instead:
+# missing fine detail (a smear), texture unlike the real one, and a visible seam.
+
+RING = 24  # px: the band of known pixels around a hole that the texture ratio compares with
+
+
+def _luma(img: np.ndarray) -> np.ndarray:
+    """BT.601 luma on the 0..255 scale (full range), (h, w) float64."""
+    x = as_float(img)
+    return x if x.ndim == 2 else 0.299 * x[..., 0] + 0.587 * x[..., 1] + 0.114 * x[..., 2]
+
+
+def laplacian(img: np.ndarray) -> np.ndarray:
+    """4-neighbour discrete Laplacian of the luma, borders replicated, (h, w)."""
+    y = np.pad(_luma(img), 1, mode="edge")
+    return y[:-2, 1:-1] + y[2:, 1:-1] + y[1:-1, :-2] + y[1:-1, 2:] - 4.0 * y[1:-1, 1:-1]
+
+
+def dilate(mask: np.ndarray, radius: int) -> np.ndarray:
+    """Boolean dilation by an octagon of the given radius (alternating 4- and 8-neighbour steps)."""
+    m = np.asarray(mask, bool)
+    for i in range(radius):
+        p = np.pad(m, 1)
+        grown = p[1:-1, 1:-1] | p[:-2, 1:-1] | p[2:, 1:-1] | p[1:-1, :-2] | p[1:-1, 2:]
+        if i % 2:
+            grown |= p[:-2, :-2] | p[:-2, 2:] | p[2:, :-2] | p[2:, 2:]
+        m = grown
+    return m
+
+
+def detail_ratio(img: np.ndarray, mask: np.ndarray, ring: int = RING) -> float:
+    """std of the Laplacian inside the hole / std in the `ring`-px band of known pixels around it."""
+    hole = _mask_bool(mask, img.shape[:2])
+    band = dilate(hole, ring) & ~hole
+    if not hole.any() or not band.any():
+        raise ValueError("texture ratio needs a hole and known pixels around it")
+    lap = laplacian(img)
+    outside = float(lap[band].std())
+    return float(lap[hole].std()) / outside if outside > 0 else float("nan")
+
+
+def texture_ratio(result: np.ndarray, reference: np.ndarray, mask: np.ndarray, ring: int = RING) -> float:
+    """The fill's detail ratio over the real picture's: 1 = as much fine detail as the real hole
+    had, relative to its surroundings; a smear is far below 1, added noise above it."""
+    ref = detail_ratio(reference, mask, ring)
+    return detail_ratio(result, mask, ring) / ref if ref > 0 else float("nan")
+
+
+def _patches(level: np.ndarray, ys: np.ndarray, xs: np.ndarray, size: int) -> np.ndarray:
+    """(n, size*size*c) patches centred on (ys, xs); the level is reflected at its borders."""
+    r = size // 2
+    p = np.pad(level, ((r, r), (r, r), (0, 0)), mode="reflect")
+    dy, dx = np.mgrid[0:size, 0:size]
+    return p[ys[:, None, None] + dy, xs[:, None, None] + dx].reshape(len(ys), -1)
+
+
+def patch_distance(result: np.ndarray, reference: np.ndarray, mask: np.ndarray, seed: int = 0,
+                   levels: int = 3, size: int = 7, max_patches: int = 4096, directions: int = 256) -> float:
+    """Sliced Wasserstein distance between the 7x7 patches of the filled hole and of the real hole.
+
+    Both images are decomposed into a `levels`-level Laplacian pyramid (band-pass levels, then
+    the low-pass residual, which carries colour). At each level the patches centred in the
+    (level-resized) hole are taken from both images, normalised per channel by the real
+    image's statistics at that level (so a fill that lost contrast is not scaled back up),
+    projected on seeded random unit directions, and the sorted projections compared (Rabin et
+    al. 2011; Karras et al. 2018). Mean over levels; 0 for identical fills, lower is better.
+    """
+    rng = np.random.default_rng(seed)
+    pa, pb = laplacian_pyramid(result, levels=levels), laplacian_pyramid(reference, levels=levels)
+    masks = _mask_pyramid(mask, levels)
+    vals = []
+    for la, lb, m in zip(pa, pb, masks):
+        ys, xs = np.nonzero(m[: la.shape[0], : la.shape[1]])
+        if len(ys) == 0:
+            continue
+        if len(ys) > max_patches:
+            pick = rng.choice(len(ys), max_patches, replace=False)
+            ys, xs = ys[pick], xs[pick]
+        c = lb.shape[2]
+        mean = lb.reshape(-1, c).mean(axis=0)
+        std = lb.reshape(-1, c).std(axis=0) + 1e-8
+        a = ((_patches(la, ys, xs, size).reshape(len(ys), -1, c) - mean) / std).reshape(len(ys), -1)
+        b = ((_patches(lb, ys, xs, size).reshape(len(ys), -1, c) - mean) / std).reshape(len(ys), -1)
+        d = rng.standard_normal((a.shape[1], directions))
+        d /= np.sqrt((d * d).sum(axis=0, keepdims=True))
+        vals.append(float(np.abs(np.sort(a @ d, axis=0) - np.sort(b @ d, axis=0)).mean()))
+    if not vals:
+        raise ValueError("empty mask")
+    return float(np.mean(vals))
+
+
+def seam_ratio(img: np.ndarray, edge: int, band: int = RING) -> float:
+    """Outpainting seam: mean absolute difference across column `edge` (between edge-1 and edge)
+    over the same between neighbouring columns of the `band` known columns before it.
+
+    About 1 for a seamless continuation; a hard seam is well above it.
+    """
+    x = as_float(img)
+    if not 1 < edge < x.shape[1]:
+        raise ValueError(f"edge column {edge} outside the image")
+    lo = max(0, edge - 1 - band)
+    across = float(np.abs(x[:, edge] - x[:, edge - 1]).mean())
+    inside = float(np.abs(np.diff(x[:, lo:edge], axis=1)).mean())
+    return across / inside if inside > 0 else float("nan")

@@ -9,6 +9,8 @@ Protocols (the published tables' conventions, see ../shared/data/README.md):
   PSNR and SSIM inside the hole, plus a set-level SWD of Laplacian-pyramid patches.
 - jpeg: Pillow JPEG at quality q (4:2:0); RGB PSNR/SSIM and PSNR-B (Y) against the clean
   image, with the plain decoded JPEG as the baseline.
+- removal, outpaint: large holes (object-shaped masks; the right quarter), judged by texture
+  ratio, patch distance, hole PSNR and (outpaint) seam ratio: bench/completion.py.
 Ours runs through the engine (bench/ours.py); peers run in this process. Every output is
 rounded to 8 bits before it is measured, as saved results would be.
 """
@@ -32,7 +34,7 @@ from .metrics import PatchSWD, crop_border, laplacian_pyramid, psnr, psnr_b, qua
 from .ours import Ours, OursUnavailable
 from .peers import Peer, all_peers, package_version
 
-TASKS = ("denoise", "sr", "inpaint", "jpeg")
+TASKS = ("denoise", "sr", "inpaint", "jpeg", "removal", "outpaint")
 OURS = "Sfumato (ours)"
 QUICK_CROP = 192  # quick mode measures centre crops: it checks the code paths, not the figures
 
@@ -355,58 +357,12 @@ class QualityRun:
                 parts.append(f"{cell.method} {np.mean(cell.values['psnr']):.2f}")
         log(f"[{task} {dataset} {setting}] {i + 1}/{n}  mean PSNR: " + ", ".join(parts))
 
-    # ---- steps sweep (quality vs steps plot) ----
-    def steps_sweep(self) -> list[dict]:
-        """Ours at several sampler step counts on the first few images of three tasks."""
-        if self.ours is None:
-            return []
-        n = 1 if self.cfg.quick else self.cfg.sweep_images
-        steps_list = (2, 4) if self.cfg.quick else self.cfg.sweep_steps
-        if n <= 0 or not steps_list:  # --sweep-images 0: no sweep (the report keeps the last one)
-            return []
-        out: list[dict] = []
-        plans = []
-        if "denoise" in self.cfg.tasks and self.ours.has("restore", "steps"):
-            plans.append(("denoise", "CBSD68 sigma=25"))
-        if "sr" in self.cfg.tasks and self.ours.has("restore", "steps"):
-            plans.append(("sr", "Set5 x2"))
-        if "inpaint" in self.cfg.tasks and self.ours.has("inpaint", "steps"):
-            plans.append(("inpaint", "CBSD68 box64"))  # thin holes take one step whatever `steps` says
-        if self.cfg.quick:
-            plans = plans[:1]  # the smoke test only checks that the sweep works
-        max_steps = int(self.ours.welcome.get("limits", {}).get("max_steps", 200))
-        for task, label in plans:
-            for steps in steps_list:
-                if steps > max_steps:
-                    continue
-                ps, ss, secs = [], [], []
-                if task == "denoise":
-                    for i, item in enumerate(self.data.images("CBSD68", n)):
-                        clean = self._load(item)
-                        noisy = noisy_image(clean, 25, self.cfg.seed, "CBSD68", i)
-                        res, sec = _timed(lambda: quantize(self.ours.denoise(noisy, 25, **{**self._ours_params("denoise"), "steps": steps})))
-                        ps.append(psnr(res, clean)); ss.append(ssim(res, clean)); secs.append(sec)
-                elif task == "sr":
-                    for item in self.data.sr_pairs("Set5", 2, n):
-                        hr, lr = self._load_sr(item, 2)
-                        res, sec = _timed(lambda: quantize(self.ours.upscale(lr, 2, **{**self._ours_params("sr"), "steps": steps})))
-                        y, yh = crop_border(rgb_to_y(res), 2), crop_border(rgb_to_y(hr), 2)
-                        ps.append(psnr(y, yh)); ss.append(ssim(y, yh)); secs.append(sec)
-                else:
-                    for i, item in enumerate(self.data.images("CBSD68", n)):
-                        clean = self._load(item)
-                        mask = masklib.make_mask("box64", clean.shape[0], clean.shape[1], i, self.cfg.seed)
-                        inp = hole_input(clean, mask)
-                        res, sec = _timed(lambda: quantize(self.ours.inpaint(inp, mask, **{**self._ours_params("inpaint"), "steps": steps})))
-                        ps.append(psnr(res, clean, mask)); ss.append(ssim(res, clean, mask)); secs.append(sec)
-                out.append({"task": task, "label": label, "steps": steps, "n": len(ps), "psnr": float(np.mean(ps)),
-                            "ssim": float(np.mean(ss)), "seconds_per_image": float(np.mean(secs))})
-                log(f"[steps sweep {label}] steps={steps}: {out[-1]['psnr']:.2f} dB, {out[-1]['seconds_per_image']:.2f} s")
-        return out
-
     # ---- everything ----
     def run(self) -> dict:
-        runners = {"denoise": self.run_denoise, "sr": self.run_sr, "inpaint": self.run_inpaint, "jpeg": self.run_jpeg}
+        from .completion import run_task
+
+        runners = {"denoise": self.run_denoise, "sr": self.run_sr, "inpaint": self.run_inpaint, "jpeg": self.run_jpeg,
+                   "removal": lambda: run_task(self, "removal"), "outpaint": lambda: run_task(self, "outpaint")}
         for task in self.cfg.tasks:
             t0 = time.perf_counter()
             try:
@@ -416,7 +372,9 @@ class QualityRun:
                 log(f"[{task}] skipped: {exc}")
             self.task_meta[task] = {"seconds": round(time.perf_counter() - t0, 1), "quick": self.cfg.quick,
                                     "limit": self.cfg.limit, "when": time.strftime("%Y-%m-%d %H:%M")}
-        sweep = self.steps_sweep()
+        from .sweep import steps_sweep  # imports this module: loaded once it is complete
+
+        sweep = steps_sweep(self)
         return {"rows": {t: self.rec.rows(t) for t in self.cfg.tasks}, "sweep": sweep}
 
 

@@ -15,6 +15,8 @@ import numpy as np
 from . import masks as masklib
 from .published import ROWS as PUBLISHED
 from .published import SOURCES
+from .report_completion import quality_sections as completion_sections
+from .report_completion import speed_sections as removal_speed_sections
 
 OURS = "Sfumato (ours)"
 DENOISE_SETTINGS = ("sigma=15", "sigma=25", "sigma=50")
@@ -326,6 +328,7 @@ def _quality_sections(q: dict, out: Path) -> list[str]:
             row0 = next(x for x in r if x["method"] == method)
             secs.append(f"| {_label(row0)} | {_f(float(np.mean(vals))) if vals else '–'} |")
         lines += secs + [""]
+    lines += completion_sections(rows, when)
     if "jpeg" in rows:
         r = rows["jpeg"]
         lines += ["## JPEG artefact removal", "", when("jpeg"), "",
@@ -409,7 +412,7 @@ def _speed_sections(s: dict, out: Path) -> list[str]:
             lines += [f"Not measured: {tr['error']}", ""]
         else:
             lines += _transport_table(tr)
-    return lines
+    return lines + removal_speed_sections(s)
 
 
 def _transport_table(tr: Any) -> list[str]:

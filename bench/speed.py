@@ -26,6 +26,7 @@ from .ours import DEFAULT_MODELS, Ours
 from .peers import all_peers
 
 OURS = "Sfumato (ours)"
+SECTIONS = ("transport", "latency", "throughput", "startup", "removal")
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -41,11 +42,13 @@ class SpeedConfig:
     jobs_per_client: int = 3
     gpu: bool = True  # also measure on CUDA when PyTorch sees a GPU
     ours_params: dict[str, dict] = field(default_factory=dict)
+    sections: tuple[str, ...] = SECTIONS  # a subset replaces only those sections of an existing speed.json
 
     def effective(self) -> "SpeedConfig":
         if not self.quick:
             return self
-        return SpeedConfig(self.out, True, self.models, self.device, 1, (256,), (1, 4), 1, self.gpu, self.ours_params)
+        return SpeedConfig(self.out, True, self.models, self.device, 1, (256,), (1, 4), 1, self.gpu, self.ours_params,
+                           self.sections)
 
 
 def log(msg: str) -> None:
@@ -340,24 +343,44 @@ def _environment() -> dict:
     return env
 
 
+def _previous(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text()) if path.is_file() else {}
+    except ValueError:
+        return {}
+
+
 def run_speed(cfg: SpeedConfig) -> dict:
+    """Measure the configured sections; a subset keeps the other sections of an existing speed.json."""
     from . import report
+    from .speed_removal import run_removal_speed
 
     cfg_eff = cfg.effective()
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    res: dict[str, Any] = {"config": {k: v for k, v in asdict(cfg_eff).items() if k != "out"},
-                           "environment": _environment(), "when": time.strftime("%Y-%m-%d %H:%M")}
-    res["transport"] = run_transport(cfg.quick)
-    with Ours(cfg.models, cfg.device) as ours:
-        res["model"] = ours.model_info()
-        res["latency"] = run_latency(ours, cfg_eff)
-        res["throughput"] = run_throughput(ours, cfg_eff)
-    res["startup"] = run_startup(cfg_eff)
+    sections = set(cfg.sections)
+    res: dict[str, Any] = {} if sections >= set(SECTIONS) else _previous(out / "speed.json")
+    res.update({"config": {k: v for k, v in asdict(cfg_eff).items() if k != "out"},
+                "environment": _environment(), "when": time.strftime("%Y-%m-%d %H:%M")})
+    if "transport" in sections:
+        res["transport"] = run_transport(cfg.quick)
+    if sections & {"latency", "throughput", "removal"}:
+        with Ours(cfg.models, cfg.device) as ours:
+            res["model"] = ours.model_info()
+            if "latency" in sections:
+                res["latency"] = run_latency(ours, cfg_eff)
+            if "throughput" in sections:
+                res["throughput"] = run_throughput(ours, cfg_eff)
+            if "removal" in sections:
+                res["removal"] = run_removal_speed(ours, cfg_eff.quick, cfg_eff.repeats, cfg.models, cfg.device,
+                                                   cfg.ours_params.get("removal", {}))
+                res["removal"]["when"] = res["when"]
+    if "startup" in sections:
+        res["startup"] = run_startup(cfg_eff)
     import torch
 
-    if cfg.gpu and cfg.device == "cpu" and torch.cuda.is_available():
+    if "latency" in sections and cfg.gpu and cfg.device == "cpu" and torch.cuda.is_available():
         with Ours(cfg.models, "cuda") as ours:
             res["gpu_latency"] = run_latency(ours, cfg_eff, peer_rows=res["latency"])
     res["seconds"] = round(time.perf_counter() - t0, 1)

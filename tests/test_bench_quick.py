@@ -56,6 +56,14 @@ def test_quality_quick(tmp_path: Path, tiny_models_dir: Path, shared_data: Path)
     for task in ("denoise", "sr", "inpaint", "jpeg"):
         assert (out / f"grid_{task}.png").is_file()
         assert (out / "local" / f"grid_{task}.png").is_file()
+    for task, title in (("removal", "## Object removal"), ("outpaint", "## Outpainting")):
+        rows = {r["method"]: r for r in res["rows"][task]}
+        assert {"Sfumato (ours)", "Sfumato (ours), method=patch", "OpenCV Telea", "PatchMatch"} <= set(rows), rows
+        for r in rows.values():
+            if r["kind"] != "reference":
+                assert r["n"] == 3 and r["texture_ratio"] > 0 and r["patch_distance"] > 0 and r["psnr"] > 5
+        assert ("seam_ratio" in rows["PatchMatch"]) == (task == "outpaint")
+        assert title in readme
 
 
 def test_speed_quick(tmp_path: Path, tiny_models_dir: Path) -> None:
@@ -66,3 +74,7 @@ def test_speed_quick(tmp_path: Path, tiny_models_dir: Path) -> None:
     assert res["startup"]["ready_s"] > 0
     assert res["startup"]["peak_rss_mb"] and res["startup"]["peak_rss_mb"] > 10
     assert "## Speed" in (out / "README.md").read_text()
+    removal = res["removal"]
+    assert [r["size"] for r in removal["latency"]] == [256, 256] and all(r["ours_s"] > 0 for r in removal["latency"])
+    assert removal["memory"]["ours"]["peak_rss_mb"] >= removal["memory"]["ours"]["rss_before_job_mb"] > 10
+    assert "Large-hole removal" in (out / "README.md").read_text()
