@@ -2,11 +2,13 @@
 
 Copied patches carry the brightness of where they came from, so at the hole's border a fill
 can be a shade off its neighbours (a visible seam; for outpainting, a line down the old edge).
-The step is measured on the hole's first ring of pixels (known neighbour minus fill),
+The step is measured on the hole's first ring of pixels (the jump beyond a straight
+continuation from the known neighbours through the fill),
 smoothed along the border, spread over the hole as a membrane (as in gradient-domain
 cloning: the offset is smooth, so the copied texture's gradients are kept), and faded out
-with the distance from the border, so a mismatch between two objects at one place on the
-border does not tint the middle of the fill.
+with the distance from the border, so a mismatch at one place on the border does not tint
+the middle of the fill. Large steps are left alone: there the fill meets a different object
+(sky against a dark floor), and spreading that step would stain the fill.
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from . import pyramid
 
 SMOOTH = 3.0  # the step is averaged along the border over a Gaussian of this many pixels ...
 FADE = 16  # ... and its correction fades as exp(-depth / FADE) into the hole
+STEP_MAX = 0.3  # smoothed steps larger than this (any channel, 0-1 scale) are object edges, not seams
 
 
 def _smooth(x: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -29,6 +32,19 @@ def _smooth(x: torch.Tensor, sigma: float) -> torch.Tensor:
     return F.conv2d(F.pad(x, (0, 0, r, r)), g.view(1, 1, -1, 1).expand(c, 1, -1, 1).contiguous(), groups=c)[0]
 
 
+def _neighbour_mean(x: torch.Tensor, which: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean of x (c, h, w) over each pixel's 8-neighbours where `which` is set, and their share."""
+    k = which.float()
+    num = F.avg_pool2d(F.pad((x * k)[None], (1, 1, 1, 1)), 3, stride=1)[0]
+    den = F.avg_pool2d(F.pad(k[None, None], (1, 1, 1, 1)), 3, stride=1)[0]
+    return num / den.clamp_min(1e-8), den[0]
+
+
+def _along(step: torch.Tensor, where: torch.Tensor) -> torch.Tensor:
+    """Normalised Gaussian average of `step` over the pixels `where` (c, h, w)."""
+    return _smooth(step * where[None], SMOOTH) / _smooth(where[None].float(), SMOOTH).clamp_min(1e-8)
+
+
 def seam_blend(filled: np.ndarray, hole: np.ndarray) -> np.ndarray:
     """filled (h, w, c) float32 with its hole completed; returns it with the border step removed
     (only hole pixels change)."""
@@ -36,15 +52,21 @@ def seam_blend(filled: np.ndarray, hole: np.ndarray) -> np.ndarray:
     if not bool(hole_t.any()) or bool(hole_t.all()):
         return filled
     x = torch.from_numpy(np.ascontiguousarray(filled, np.float32)).permute(2, 0, 1)
-    known = (~hole_t).float()
-    # per first-ring pixel: mean of its known 8-neighbours minus its own value
-    kx = F.avg_pool2d(F.pad((x * known)[None], (1, 1, 1, 1)), 3, stride=1)[0]
-    kn = F.avg_pool2d(F.pad(known[None, None], (1, 1, 1, 1)), 3, stride=1)[0]
-    first = hole_t & (kn[0] > 0)
-    step = torch.where(first[None], kx / kn.clamp_min(1e-8) - x, torch.zeros_like(x))
-    w = _smooth(first[None].float(), SMOOTH)
-    step = _smooth(step, SMOOTH) / w.clamp_min(1e-8)
+    depth = pyramid.depth(hole_t, 4 * FADE)
+    # per first-ring pixel p: the jump beyond a straight continuation, (mean of its known
+    # neighbours) - 2 p + (mean of its neighbours one ring deeper); 0 wherever the picture is
+    # locally linear across the border (a gradient is not a seam)
+    out_mean = _neighbour_mean(x, ~hole_t)
+    in_mean = _neighbour_mean(x, depth == 2)
+    ring = (depth == 1) & (out_mean[1] > 0) & (in_mean[1] > 0)
+    step = torch.where(ring[None], out_mean[0] - 2 * x + in_mean[0], torch.zeros_like(x))
+    # smoothed along the border: a texture's pixel-to-pixel noise averages out, an object edge does not
+    edge = ring & (_along(step, ring).abs().amax(0) > STEP_MAX)
+    first = ring & ~pyramid.dilate(edge, int(2 * SMOOTH))  # and no smoothing across an edge's ends
+    if not bool(first.any()):
+        return filled
+    step = _along(step * first[None], first)
     membrane = pyramid.push_pull(step, first)
-    fade = torch.exp(-pyramid.depth(hole_t, 6 * FADE) / FADE)
+    fade = torch.exp(-depth / FADE)  # exp(-4) past the cap: no visible step
     out = torch.where(hole_t[None], x + membrane * fade[None], x)
     return out.permute(1, 2, 0).numpy()
