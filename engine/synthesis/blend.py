@@ -47,10 +47,20 @@ def _along(step: torch.Tensor, where: torch.Tensor) -> torch.Tensor:
 
 def seam_blend(filled: np.ndarray, hole: np.ndarray) -> np.ndarray:
     """filled (h, w, c) float32 with its hole completed; returns it with the border step removed
-    (only hole pixels change)."""
-    hole_t = torch.from_numpy(np.asarray(hole, bool))
-    if not bool(hole_t.any()) or bool(hole_t.all()):
+    (only hole pixels change). Works on the hole's box and two known rings around it, so the
+    cost follows the hole."""
+    hole = np.asarray(hole, bool)
+    if not hole.any() or hole.all():
         return filled
+    rows, cols = np.flatnonzero(hole.any(axis=1)), np.flatnonzero(hole.any(axis=0))
+    box = (slice(max(0, rows[0] - 2), rows[-1] + 3), slice(max(0, cols[0] - 2), cols[-1] + 3))
+    out = np.array(filled, np.float32, copy=True)
+    out[box] = _blend_box(out[box], hole[box])
+    return out
+
+
+def _blend_box(filled: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    hole_t = torch.from_numpy(np.ascontiguousarray(hole))
     x = torch.from_numpy(np.ascontiguousarray(filled, np.float32)).permute(2, 0, 1)
     depth = pyramid.depth(hole_t, 4 * FADE)
     # per first-ring pixel p: the jump beyond a straight continuation, (mean of its known
