@@ -4,8 +4,8 @@ Copied patches carry the brightness of where they came from, so at the hole's bo
 can be a shade off its neighbours (a visible seam; for outpainting, a line down the old edge).
 The step is measured on the hole's first ring of pixels (the jump beyond a straight
 continuation from the known neighbours through the fill),
-smoothed along the border, spread over the hole as a membrane (as in gradient-domain
-cloning: the offset is smooth, so the copied texture's gradients are kept), and faded out
+smoothed along the border, spread over the hole as a smooth offset from the nearest stretch
+of border (as in gradient-domain cloning, the copied texture's gradients are kept), and faded out
 with the distance from the border, so a mismatch at one place on the border does not tint
 the middle of the fill. Large steps are left alone: there the fill meets a different object
 (sky against a dark floor), and spreading that step would stain the fill.
@@ -20,7 +20,7 @@ from . import pyramid
 
 SMOOTH = 3.0  # the step is averaged along the border over a Gaussian of this many pixels ...
 FADE = 16  # ... and its correction fades as exp(-depth / FADE) into the hole
-STEP_MAX = 0.3  # smoothed steps larger than this (any channel, 0-1 scale) are object edges, not seams
+STEP_MAX = 0.15  # smoothed steps larger than this (any channel, 0-1 scale) are object edges, not seams
 
 
 def _smooth(x: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -76,7 +76,9 @@ def _blend_box(filled: np.ndarray, hole: np.ndarray) -> np.ndarray:
     if not bool(first.any()):
         return filled
     step = _along(step * first[None], first)
-    membrane = pyramid.push_pull(step, first)
+    # spread by a normalised Gaussian over the distance: each hole pixel takes the steps of the
+    # border nearest to it (a pyramid membrane would mix in the far side of the hole)
+    membrane = _smooth(step * first[None], FADE) / _smooth(first[None].float(), FADE).clamp_min(1e-8)
     fade = torch.exp(-depth / FADE)  # exp(-4) past the cap: no visible step
     out = torch.where(hole_t[None], x + membrane * fade[None], x)
     return out.permute(1, 2, 0).numpy()
