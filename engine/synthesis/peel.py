@@ -7,6 +7,12 @@ each ring pixel takes the centre of the source patch that best matches the pixel
 known around it (exact SSD over the known part only, normalised by its size), so edges
 and horizons run on into the hole. The coarsest level is small, so exact brute-force
 distances are cheap (sources are subsampled past a cap).
+
+Peeling alone lets anything that touches the hole's border grow into it as fast as the
+background does (a shoulder at the foot of a removed object rises into the sky). So each
+candidate's cost also carries a prior against colours that are rare in the ring of known
+pixels around the hole. What surrounds much of the hole may fill it; a colour met along a
+short stretch of the border stays near that stretch.
 """
 from __future__ import annotations
 
@@ -16,6 +22,10 @@ import torch.nn.functional as F
 from . import pyramid
 
 MAX_SOURCES = 8192
+RING = 2  # width of the known ring whose colours make the prior
+COLOUR_SIGMA = 0.08  # colours this far apart (per channel, 0-1 scale) count as about the same
+PRIOR_WEIGHT = 0.02  # the prior's weight against the mean squared pixel difference of a match
+COMMON = 0.1  # colours at least this common (relative to the commonest) in the ring cost nothing
 
 
 def _unfold(x: torch.Tensor, p: int, wrap: bool) -> torch.Tensor:
@@ -37,6 +47,7 @@ def peel(img: torch.Tensor, hole: torch.Tensor, ok: torch.Tensor, p: int, wrap: 
     src = _unfold(img, p, wrap)[:, idx]  # (c p p, n), all known
     src_sq = (src * src)
     centre = (p * p) // 2
+    prior = _ring_prior(img, hole, src.view(c, p * p, -1)[:, centre, :], wrap)
     est = img.clone()
     filled = ~hole
     while not bool(filled.all()):
@@ -48,8 +59,22 @@ def peel(img: torch.Tensor, hole: torch.Tensor, ok: torch.Tensor, p: int, wrap: 
         km = _unfold(filled[None].float(), p, wrap)[:, flat].repeat(c, 1)
         n = km.sum(0).clamp_min(1)
         d = (km * tp * tp).sum(0)[:, None] - 2 * (km * tp).T @ src + km.T @ src_sq
-        best = (d / n[:, None]).argmin(1)
+        best = (d / n[:, None] + prior[None]).argmin(1)
         vals = src.view(c, p * p, -1)[:, centre, :][:, best]  # (c, m)
         est.view(c, -1)[:, flat] = vals
         filled = filled | ring
     return est
+
+
+def _ring_prior(img: torch.Tensor, hole: torch.Tensor, colours: torch.Tensor, wrap: bool) -> torch.Tensor:
+    """Cost (n,) of each source colour (c, n): PRIOR_WEIGHT * -log of its kernel density among
+    the ring's colours relative to COMMON times the commonest one's; 0 for common colours (a
+    hole between two statues may well hold the background that is only part of its ring)."""
+    ring = pyramid.dilate(hole, RING, wrap) & ~hole
+    rc = img[:, ring]  # (c, m)
+    if rc.shape[1] == 0:
+        return torch.zeros(colours.shape[1], device=img.device)
+    d2 = (colours * colours).sum(0)[:, None] - 2 * colours.T @ rc + (rc * rc).sum(0)[None]
+    dens = torch.exp(-d2.clamp_min(0) / (2 * COLOUR_SIGMA ** 2)).mean(1)
+    rel = dens / (COMMON * dens.max().clamp_min(1e-30))
+    return PRIOR_WEIGHT * -torch.log(rel.clamp(1e-4, 1.0))

@@ -22,6 +22,7 @@ import numpy as np
 
 from .. import images
 from ..synthesis import complete
+from ..synthesis.blend import seam_blend
 
 REMOVE_GROW = 0.02  # object removal grows the mask by this share of its mean side (at least 3 px) ...
 REMOVE_GROW_MIN = 3
@@ -49,6 +50,7 @@ def synthesize(rgb: np.ndarray, regen: np.ndarray, source: np.ndarray | None, se
     """One completion per variant (seeds seed, seed + 1, ...), at the crop's full resolution."""
     fills = []
     for v in range(n_var):
-        fills.append(complete(rgb, regen, source=source, seed=seed + v, device=device,
-                              progress=lambda i, n, v=v: progress(v * n + i, n_var * n)))
+        fill = complete(rgb, regen, source=source, seed=seed + v, device=device,
+                        progress=lambda i, n, v=v: progress(v * n + i, n_var * n))
+        fills.append(seam_blend(fill, regen))
     return fills

@@ -1,0 +1,84 @@
+"""Seam blending of a completed hole: the copied patches meet the known pixels without a step.
+
+Copied patches carry the brightness of where they came from, so at the hole's border a fill
+can be a shade off its neighbours (a visible seam; for outpainting, a line down the old edge).
+The step is measured on the hole's first ring of pixels (the jump beyond a straight
+continuation from the known neighbours through the fill),
+smoothed along the border, spread over the hole as a smooth offset from the nearest stretch
+of border (as in gradient-domain cloning, the copied texture's gradients are kept), and faded out
+with the distance from the border, so a mismatch at one place on the border does not tint
+the middle of the fill. Large steps are left alone: there the fill meets a different object
+(sky against a dark floor), and spreading that step would stain the fill.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from . import pyramid
+
+SMOOTH = 3.0  # the step is averaged along the border over a Gaussian of this many pixels ...
+FADE = 16  # ... and its correction fades as exp(-depth / FADE) into the hole
+STEP_MAX = 0.15  # smoothed steps larger than this (any channel, 0-1 scale) are object edges, not seams
+
+
+def _smooth(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    r = int(3 * sigma)
+    g = torch.exp(-torch.arange(-r, r + 1, dtype=torch.float32) ** 2 / (2 * sigma ** 2))
+    g = (g / g.sum()).to(x.device)
+    c = x.shape[0]
+    x = F.conv2d(F.pad(x[None], (r, r, 0, 0)), g.view(1, 1, 1, -1).expand(c, 1, 1, -1).contiguous(), groups=c)
+    return F.conv2d(F.pad(x, (0, 0, r, r)), g.view(1, 1, -1, 1).expand(c, 1, -1, 1).contiguous(), groups=c)[0]
+
+
+def _neighbour_mean(x: torch.Tensor, which: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean of x (c, h, w) over each pixel's 8-neighbours where `which` is set, and their share."""
+    k = which.float()
+    num = F.avg_pool2d(F.pad((x * k)[None], (1, 1, 1, 1)), 3, stride=1)[0]
+    den = F.avg_pool2d(F.pad(k[None, None], (1, 1, 1, 1)), 3, stride=1)[0]
+    return num / den.clamp_min(1e-8), den[0]
+
+
+def _along(step: torch.Tensor, where: torch.Tensor) -> torch.Tensor:
+    """Normalised Gaussian average of `step` over the pixels `where` (c, h, w)."""
+    return _smooth(step * where[None], SMOOTH) / _smooth(where[None].float(), SMOOTH).clamp_min(1e-8)
+
+
+def seam_blend(filled: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    """filled (h, w, c) float32 with its hole completed; returns it with the border step removed
+    (only hole pixels change). Works on the hole's box and two known rings around it, so the
+    cost follows the hole."""
+    hole = np.asarray(hole, bool)
+    if not hole.any() or hole.all():
+        return filled
+    rows, cols = np.flatnonzero(hole.any(axis=1)), np.flatnonzero(hole.any(axis=0))
+    box = (slice(max(0, rows[0] - 2), rows[-1] + 3), slice(max(0, cols[0] - 2), cols[-1] + 3))
+    out = np.array(filled, np.float32, copy=True)
+    out[box] = _blend_box(out[box], hole[box])
+    return out
+
+
+def _blend_box(filled: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    hole_t = torch.from_numpy(np.ascontiguousarray(hole))
+    x = torch.from_numpy(np.ascontiguousarray(filled, np.float32)).permute(2, 0, 1)
+    depth = pyramid.depth(hole_t, 4 * FADE)
+    # per first-ring pixel p: the jump beyond a straight continuation, (mean of its known
+    # neighbours) - 2 p + (mean of its neighbours one ring deeper); 0 wherever the picture is
+    # locally linear across the border (a gradient is not a seam)
+    out_mean = _neighbour_mean(x, ~hole_t)
+    in_mean = _neighbour_mean(x, depth == 2)
+    ring = (depth == 1) & (out_mean[1] > 0) & (in_mean[1] > 0)
+    step = torch.where(ring[None], out_mean[0] - 2 * x + in_mean[0], torch.zeros_like(x))
+    # smoothed along the border: a texture's pixel-to-pixel noise averages out, an object edge does not
+    edge = ring & (_along(step, ring).abs().amax(0) > STEP_MAX)
+    first = ring & ~pyramid.dilate(edge, int(2 * SMOOTH))  # and no smoothing across an edge's ends
+    if not bool(first.any()):
+        return filled
+    step = _along(step * first[None], first)
+    # spread by a normalised Gaussian over the distance: each hole pixel takes the steps of the
+    # border nearest to it (a pyramid membrane would mix in the far side of the hole)
+    membrane = _smooth(step * first[None], FADE) / _smooth(first[None].float(), FADE).clamp_min(1e-8)
+    fade = torch.exp(-depth / FADE)  # exp(-4) past the cap: no visible step
+    out = torch.where(hole_t[None], x + membrane * fade[None], x)
+    return out.permute(1, 2, 0).numpy()
