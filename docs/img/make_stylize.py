@@ -76,7 +76,10 @@ def woodcut_wave(w: int = 320, h: int = 240, seed: int = 2) -> np.ndarray:
     dark ink, with white foam dots along the crests."""
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    crest = lambda k: h * (0.3 + 0.13 * k) + 14 * np.sin(xx / (28 + 6 * k) + k * 1.7) + 6 * np.sin(xx / 9 + k)  # noqa: E731
+
+    def crest(k: int) -> np.ndarray:
+        return h * (0.3 + 0.13 * k) + 14 * np.sin(xx / (28 + 6 * k) + k * 1.7) + 6 * np.sin(xx / 9 + k)
+
     img = np.empty((h, w, 3), np.float32)
     img[:] = (236, 224, 196)
     blues = [(40, 70, 120), (70, 110, 160), (120, 160, 190), (30, 50, 90), (90, 130, 170)]

@@ -248,7 +248,8 @@ OPERATION = Operation(
                   "colours with the painting's strokes)", min=0.0, max=1.0),
         ParamSpec("guidance", "float", 4.0, "style model path only: how hard to pull texture towards the "
                   "reference (0 = palette only)", min=0.0, max=10.0),
-        ParamSpec("steps", "int", 16, "style model path only: sampler steps (cost grows linearly)", min=1, max=200, limit_code=TOO_LARGE,
+        ParamSpec("steps", "int", 16, "style model path only: sampler steps (cost grows linearly)", min=1, max=200,
+                  limit_code=TOO_LARGE,
                   cap="max_steps"),
         ParamSpec("seed", "int", None, "random seed; null = random (the one used is returned in meta)",
                   min=0, max=2**31 - 1, nullable=True),
@@ -256,7 +257,8 @@ OPERATION = Operation(
         ParamSpec("model", "model", "builtin", "installed base model name (`sfumato models` lists them)",
                   model_kinds=DENOISERS),
         ParamSpec("resolution", "int", None, "longest side the synthesis (or the style model's sampler) "
-                  "works at; null = default (synthesis 512; sampler CPU 384, GPU 1024)", min=64, max=4096, nullable=True, limit_code=TOO_LARGE),
+                  "works at; null = default (synthesis 512; sampler CPU 384, GPU 1024)", min=64, max=4096,
+                  nullable=True, limit_code=TOO_LARGE),
         ParamSpec("feather", "float", None, "mask edge feather in pixels; null = auto, 0 = hard edge",
                   min=0.0, max=64.0, nullable=True),
     ),

@@ -22,13 +22,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..synthesis.features import OPPONENT  # orthonormal: its inverse is its transpose
 from ..synthesis.guided import GuidedSettings, guides, luminance, match_histogram, synthesize
 
 WORK_SIDE = 512  # longest side the synthesis works at (larger areas are enlarged afterwards)
 MAX_SOURCE_PIXELS = 1 << 20  # the painting is never scaled beyond this many pixels
 PROGRESS_STEPS = 9  # EM rounds of the default synthesis (for the progress bar)
 EDGE_GAIN = 4.0  # edge channels against the luminance channel in the guides
-OPPONENT = torch.tensor([[1, 1, 1], [1, -1, 0], [1, 1, -2]], dtype=torch.float32)
 
 
 GUIDE_WEIGHT = 3.0  # guidance against colour in the patch distance
@@ -58,7 +58,7 @@ def source_size(style_shape: tuple[int, int], work_pixels: int, stroke_scale: fl
 
 
 def _opp(x: np.ndarray) -> np.ndarray:
-    return x @ OPPONENT.numpy().T
+    return x @ OPPONENT.T
 
 
 def paint(content: np.ndarray, style: np.ndarray, colour_matched: np.ndarray, strength: float, structure: float,
@@ -77,5 +77,5 @@ def paint(content: np.ndarray, style: np.ndarray, colour_matched: np.ndarray, st
     if palette < 1:  # chroma from the photo (palette 0) to the result's own (1); luma stays
         o, c = _opp(out), _opp(content)
         o[..., 1:] = c[..., 1:] + palette * (o[..., 1:] - c[..., 1:])
-        out = o @ np.linalg.inv(OPPONENT.numpy()).T
+        out = o @ OPPONENT
     return np.clip(out, 0, 1).astype(np.float32)
