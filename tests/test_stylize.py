@@ -7,6 +7,7 @@ import pytest
 from degrade import clean_scene
 from engine import images
 from engine.client import Client, EngineClientError
+from bench.style_metrics import content_distance, style_distance
 from engine.images import gaussian_blur
 from engine.tasks.stylize import match_colours
 
@@ -99,15 +100,15 @@ def test_cancel_mid_operation(client):
 
     def on_progress(event):
         stages.append(event["stage"])
-        if event["stage"] == "diffusion":
+        if event["stage"] == "synthesis":
             jobs[0].cancel()
 
-    jobs.append(client.submit("stylize", {"image": content(), "style": strokes()},
-                              {"steps": 200, "seed": 0, "resolution": 64}, on_progress=on_progress))
+    jobs.append(client.submit("stylize", {"image": content(h=160, w=200), "style": strokes(160, 160)},
+                              {"seed": 0, "resolution": 200}, on_progress=on_progress))
     with pytest.raises(EngineClientError) as info:
         jobs[0].result(60)
     assert info.value.code == "cancelled"
-    assert stages.count("diffusion") < 20 and "composite" not in stages
+    assert stages.count("synthesis") < 5 and "composite" not in stages
 
 
 @pytest.mark.parametrize("inputs, params, code, field", [
@@ -127,3 +128,41 @@ def test_bad_params_are_errors(client, inputs, params, code, field):
     with pytest.raises(EngineClientError) as info:
         client.run("stylize", given, {**FAST, **params})
     assert (info.value.code, info.value.field) == (code, field)
+
+
+def photo(h=96, w=128) -> np.ndarray:
+    """A photo-like scene with edges at several orientations."""
+    return content(h=h, w=w)
+
+
+def sweep(client, param: str, values, **fixed) -> list[np.ndarray]:
+    img, ref = photo(), strokes(128, 128)
+    return [images.to_float(client.stylize(img, ref, seed=3, resolution=128, **{**fixed, param: v}))
+            for v in values]
+
+
+def test_strength_moves_the_texture_to_the_painting(client):
+    ref = images.to_float(strokes(128, 128))
+    d = [style_distance(o, ref) for o in sweep(client, "strength", (0.0, 0.5, 1.0))]
+    assert d[0] > d[1] > d[2], d
+
+
+def test_structure_keeps_the_photo(client):
+    f = images.to_float(photo())
+    d = [content_distance(o, f) for o in sweep(client, "structure", (0.0, 0.5, 1.0))]
+    assert d[0] > d[1] > d[2], d
+
+
+def test_stroke_scale_enlarges_the_strokes(client):
+    def fine_detail(a: np.ndarray) -> float:  # high-frequency energy: smaller for larger strokes
+        g = a.mean(-1)
+        return float(np.abs(4 * g[1:-1, 1:-1] - g[:-2, 1:-1] - g[2:, 1:-1] - g[1:-1, :-2] - g[1:-1, 2:]).mean())
+    d = [fine_detail(o) for o in sweep(client, "stroke_scale", (0.5, 1.0, 2.0))]
+    assert d[0] > d[1] > d[2], d
+
+
+def test_palette_moves_the_colours(client):
+    ref = images.to_float(strokes(128, 128)).reshape(-1, 3)
+    outs = sweep(client, "palette", (0.0, 0.5, 1.0))
+    d = [float(np.abs(o.reshape(-1, 3).mean(0) - ref.mean(0)).sum()) for o in outs]
+    assert d[0] > d[1] > d[2], d

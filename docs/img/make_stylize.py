@@ -3,9 +3,9 @@ scikit-image's bundled samples.
 
     python docs/img/make_stylize.py [--models models] [--out docs/img]
 
-The style references are drawn here by code (flow-field brush strokes, a tile mosaic and
-dabs in sunset bands): no painting file is used. The photos are skimage.data.astronaut()
-(NASA, public domain), chelsea() and coffee() (CC0). The real engine runs in-process with
+The style references are drawn here by code (flow-field brush strokes, a woodblock-print
+sea with ink lines and flat bands, a tile mosaic): no painting file is used. The photos are
+skimage.data.astronaut() (NASA, public domain), chelsea() and coffee() (CC0). The real engine runs in-process with
 the given models folder (default: the shipped `models/builtin`).
 """
 from __future__ import annotations
@@ -71,19 +71,32 @@ def mosaic(w: int = 320, h: int = 240, seed: int = 1, cell: int = 14) -> np.ndar
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
-def sunset_dabs(w: int = 320, h: int = 240, seed: int = 2) -> np.ndarray:
-    """Wavy bands of orange, red and violet built from short elliptical dabs."""
+def woodcut_wave(w: int = 320, h: int = 240, seed: int = 2) -> np.ndarray:
+    """A woodblock-print sea: flat bands of Prussian blue under a cream sky, each crest outlined in
+    dark ink, with white foam dots along the crests."""
     rng = np.random.default_rng(seed)
-    im = Image.new("RGB", (w, h), (90, 40, 80))
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+
+    def crest(k: int) -> np.ndarray:
+        return h * (0.3 + 0.13 * k) + 14 * np.sin(xx / (28 + 6 * k) + k * 1.7) + 6 * np.sin(xx / 9 + k)
+
+    img = np.empty((h, w, 3), np.float32)
+    img[:] = (236, 224, 196)
+    blues = [(40, 70, 120), (70, 110, 160), (120, 160, 190), (30, 50, 90), (90, 130, 170)]
+    ink = np.zeros((h, w), bool)
+    for k in range(5):
+        c = crest(k)
+        img[yy > c] = blues[k]
+        ink |= np.abs(yy - c) < 1.6
+    img[ink] = (20, 24, 40)
+    im = Image.fromarray(img.astype(np.uint8))
     draw = ImageDraw.Draw(im)
-    bands = [(250, 170, 60), (240, 110, 50), (200, 60, 60), (130, 50, 110), (60, 40, 100)]
-    for _ in range(4500):
-        x, y = rng.uniform(0, w), rng.uniform(0, h)
-        t = (y + 14 * math.sin(x / 23.0)) / h * len(bands)
-        base = np.array(bands[int(np.clip(t + rng.normal(0, 0.35), 0, len(bands) - 1))], np.float32)
-        c = tuple(int(v) for v in np.clip(base * rng.uniform(0.8, 1.15), 0, 255))
-        rx, ry = rng.uniform(3, 7), rng.uniform(1.5, 3)
-        draw.ellipse([x - rx, y - ry, x + rx, y + ry], fill=c)
+    for _ in range(260):
+        x = rng.uniform(0, w)
+        k = int(rng.integers(5))
+        y = float(crest(k)[0, int(x) % w]) + rng.uniform(2, 9)
+        r = rng.uniform(1, 2.5)
+        draw.ellipse([x - r, y - r, x + r, y + r], fill=(250, 248, 240))
     return np.asarray(im)
 
 
@@ -104,7 +117,7 @@ def main() -> None:
     ap.add_argument("--resolution", type=int, default=256)
     ap.add_argument("--params", default="{}", help="extra stylize parameters as JSON")
     args = ap.parse_args()
-    refs = [("swirling strokes", swirl_strokes()), ("mosaic", mosaic()), ("sunset dabs", sunset_dabs())]
+    refs = [("swirling strokes", swirl_strokes()), ("woodcut wave", woodcut_wave()), ("mosaic", mosaic())]
     photos = [("astronaut", fit(data.astronaut()[0:400, 60:460])), ("chelsea", fit(data.chelsea())),
               ("coffee", fit(data.coffee()))]
     rows: list[list[np.ndarray | None]] = [[None] + [label(fit(r), f"style: {n}") for n, r in refs]]

@@ -1,23 +1,19 @@
 """`stylize`: re-render the image (or the selection) in the manner of a painting or a style model.
 
-Three forces, each with its own knob:
+With a reference painting, the picture is repainted with the painting's own patches
+(stylize_patch: guided exemplar synthesis, coarse to fine): the result carries the
+painting's real strokes, lines and flat areas, laid along the picture's edges. Knobs:
+`strength` (how much of the painting's texture replaces the picture's), `structure`
+(how much of the picture's edges and layout the strokes follow), `stroke_scale` (size of
+the copied strokes) and `palette` (how fully colours move to the painting's).
 
-- palette: the content's colours are first moved onto the reference's colour distribution
-  (the linear Monge-Kantorovich map between the two colour Gaussians: mean and covariance
-  matched, hue relations kept), so the result is in the painting's palette from the start;
-- brushwork (`strength`): SDEdit. The palette-matched image is noised to a level set by
-  `strength` and denoised again, while every denoised estimate takes a normalised gradient
-  step on the sliced-Wasserstein distance between its multi-scale random-feature statistics
-  and the reference's (style.StyleGuide): texture, stroke and colour statistics move
-  towards the painting. A style model (`sfumato train --from builtin`) can be the prior
-  instead of, or as well as, a reference;
-- layout (`structure`): after each step the estimate's low frequencies are replaced by
-  those of the palette-matched original (a Gaussian low-pass whose width shrinks as
-  `structure` grows), so shapes and composition stay recognisable while the high
-  frequencies (the strokes) are free.
+With a style model alone (`sfumato train --from builtin`), the diffusion path runs: the
+picture is noised to a level set by `strength` and denoised with the style model as
+prior (SDEdit), its low frequencies held to the original's (`structure`), and, given a
+reference too, a palette match first and a pull of the estimates' random-feature
+statistics towards the reference (`guidance`).
 
-The sampler works at a capped resolution (per device); a larger area is stylized there and
-enlarged. An optional mask limits the change to the selection; the rest is bit for bit the input.
+An optional mask limits the change to the selection; the rest is bit for bit the input.
 """
 from __future__ import annotations
 
@@ -37,6 +33,7 @@ from ..diffusion.style import StyleGuide, style_steered
 from ..errors import EngineError, TOO_LARGE
 from .base import InputSpec, JobContext, Operation, ParamSpec
 from .specs import DENOISERS, Require
+from . import stylize_patch
 from .jobtools import Stages, make_generator, randn, resolve_seed, sample_with_progress
 
 GUIDE_SIGMA_MIN = 0.02  # below this the prior alone finishes the details
@@ -116,43 +113,21 @@ def _reference(style: np.ndarray, pixels: int, device: str) -> torch.Tensor:
     return images.resize(t, size).clamp(-1, 1).to(device)
 
 
-def run(inputs: dict[str, np.ndarray], params: dict[str, Any], ctx: JobContext) -> tuple[dict[str, np.ndarray], dict]:
-    t0 = time.perf_counter()
-    image, mask, style = inputs["image"], inputs.get("mask"), inputs.get("style")
-    seed = resolve_seed(params["seed"])
-    device = ctx.device
-    if params["style_model"]:
-        try:
-            den = ctx.models.get(params["style_model"])
-        except EngineError as exc:
-            raise EngineError(exc.code, exc.message, "params.style_model") from exc
-    else:
-        den = ctx.models.get(params["model"])
+def _diffusion(rgb: np.ndarray, ref_img: np.ndarray | None, den: Any, params: dict[str, Any], seed: int,
+               ctx: JobContext) -> tuple[np.ndarray, dict]:
+    """The style-model path: SDEdit from the palette-matched picture with the style model as prior."""
     model = den.descriptor
-    m = images.mask_to_float(mask) if mask is not None else None
-    h_full, w_full = image.shape[:2]
-    box = images.work_area(m, stride=model.stride) if m is not None else images.Box(0, 0, h_full, w_full)
-    meta: dict[str, Any] = {"seed": seed, "model": params["style_model"] or params["model"],
-                            "strength": params["strength"], "structure": params["structure"]}
-    if box is None:
-        ctx.progress(1, 1, "composite")
-        meta.update(empty_mask=True, timings={"total": 0.0})
-        return {"image": image.copy()}, meta
-
-    f = images.to_float(image[box.slices])
-    rgb, _ = images.split_alpha(f)
     h, w = rgb.shape[:2]
+    device = ctx.device
     side = params["resolution"] or work_side("stylize", device)
     wh, ww = images.work_size(h, w, side, model.stride)
     content = images.resize(images.to_model(rgb, device), (wh, ww)).clamp(-1, 1)
-
     steps = params["steps"]
     stages = Stages(ctx, {"palette": 1, "diffusion": steps, "composite": 1})
-    ref = _reference(style, wh * ww, device) if style is not None else None
+    ref = _reference(ref_img, wh * ww, device) if ref_img is not None else None
     target = match_colours(content, ref, params["palette"]) if ref is not None else content
     stages.report("palette", 1)
     stages.done("palette")
-
     gen = make_generator(seed)
     sigma_start = model.sigmas.at_strength(params["strength"])
     sigmas = model.sigmas.schedule(steps, sigma_start, device)
@@ -161,12 +136,63 @@ def run(inputs: dict[str, np.ndarray], params: dict[str, Any], ctx: JobContext) 
         fn = style_steered(fn, StyleGuide(ref, seed=0), params["guidance"], sigma_min=GUIDE_SIGMA_MIN)
     fn = structure_kept(fn, target, params["structure"], max(wh, ww))
     x = target + randn(tuple(target.shape), gen, device) * sigmas[0]
-
     x = sample_with_progress(params["sampler"], fn, x, sigmas, gen, stages, "diffusion",
                              lambda info: images.preview(images.from_model(info["denoised"][:1])[0]))
     stages.done("diffusion")
+    out = images.from_model(images.resize(x.clamp(-1, 1), (h, w)).cpu())[0]
+    return out, {"method": "diffusion", "steps": steps, "sampler": params["sampler"],
+                 "sigma_start": round(sigma_start, 4), "work_size": [wh, ww], "stages": stages}
 
-    out_rgb = images.from_model(images.resize(x.clamp(-1, 1), (h, w)).cpu())[0]
+
+def _exemplar(rgb: np.ndarray, ref_img: np.ndarray, params: dict[str, Any], seed: int, ctx: JobContext
+              ) -> tuple[np.ndarray, dict]:
+    """The reference path: the picture repainted with the painting's own patches (stylize_patch)."""
+    h, w = rgb.shape[:2]
+    side = params["resolution"] or stylize_patch.WORK_SIDE
+    s = min(1.0, side / max(h, w))
+    wh, ww = max(16, round(h * s)), max(16, round(w * s))
+    stages = Stages(ctx, {"palette": 1, "synthesis": stylize_patch.PROGRESS_STEPS, "composite": 1})
+    content = images.resize(images.to_model(rgb), (wh, ww), "bilinear").clamp(-1, 1)
+    ref = images.to_model(images.to_float(ref_img)[..., :3])
+    matched = images.from_model(match_colours(content, ref))[0]
+    stages.report("palette", 1)
+    stages.done("palette")
+    out = stylize_patch.paint(images.from_model(content)[0], images.from_model(ref)[0], matched,
+                              params["strength"], params["structure"], params["stroke_scale"], params["palette"],
+                              seed, lambda i, n: stages.report("synthesis", i))
+    stages.done("synthesis")
+    if (wh, ww) != (h, w):
+        out = images.from_model(images.resize(images.to_model(out), (h, w)).clamp(-1, 1))[0]
+    return out, {"method": "exemplar", "work_size": [wh, ww], "stages": stages}
+
+
+def run(inputs: dict[str, np.ndarray], params: dict[str, Any], ctx: JobContext) -> tuple[dict[str, np.ndarray], dict]:
+    t0 = time.perf_counter()
+    image, mask, style = inputs["image"], inputs.get("mask"), inputs.get("style")
+    seed = resolve_seed(params["seed"])
+    if params["style_model"]:
+        try:
+            den = ctx.models.get(params["style_model"])
+        except EngineError as exc:
+            raise EngineError(exc.code, exc.message, "params.style_model") from exc
+    else:
+        den = ctx.models.get(params["model"])
+    m = images.mask_to_float(mask) if mask is not None else None
+    h_full, w_full = image.shape[:2]
+    box = images.work_area(m, stride=den.descriptor.stride) if m is not None else images.Box(0, 0, h_full, w_full)
+    meta: dict[str, Any] = {"seed": seed, "model": params["style_model"] or params["model"],
+                            "strength": params["strength"], "structure": params["structure"]}
+    if box is None:
+        ctx.progress(1, 1, "composite")
+        meta.update(empty_mask=True, timings={"total": 0.0})
+        return {"image": image.copy()}, meta
+
+    rgb, _ = images.split_alpha(images.to_float(image[box.slices]))
+    if style is not None and not params["style_model"]:
+        out_rgb, info = _exemplar(rgb, style, params, seed, ctx)
+    else:
+        out_rgb, info = _diffusion(rgb, style, den, params, seed, ctx)
+    stages = info.pop("stages")
     gen_full = images.to_float(image)[..., :3].copy()
     gen_full[box.slices] = out_rgb
     if m is None:
@@ -176,8 +202,8 @@ def run(inputs: dict[str, np.ndarray], params: dict[str, Any], ctx: JobContext) 
         out = images.composite(image, gen_full, m, params["feather"], match_colors=False)
     stages.report("composite", 1)
     stages.done("composite")
-    meta.update(steps=steps, sampler=params["sampler"], sigma_start=round(sigma_start, 4), work_size=[wh, ww],
-                reference=ref is not None, timings={**stages.timings(), "total": round(time.perf_counter() - t0, 3)})
+    meta.update(info, reference=style is not None,
+                timings={**stages.timings(), "total": round(time.perf_counter() - t0, 3)})
     if m is not None:
         meta["work_area"] = [box.y0, box.x0, box.y1, box.x1]
     return {"image": out}, meta
@@ -196,22 +222,28 @@ OPERATION = Operation(
     params=(
         ParamSpec("style_model", "model", None, "style model folder under models/ (made by `sfumato train --from "
                   "builtin`), used as the prior; null = the base model", nullable=True, model_kinds=DENOISERS),
-        ParamSpec("strength", "float", 0.45, "how far to depart from the original: the noise level the "
-                  "re-rendering starts from (0.3 subtle, 0.45 painterly, 0.6 loose)", min=0.05, max=1.0),
-        ParamSpec("structure", "float", 0.5, "how much layout and edges to keep (0 = only the broad composition, "
-                  "1 = fine edges)", min=0.0, max=1.0),
-        ParamSpec("guidance", "float", 4.0, "how hard to pull texture and strokes towards the reference "
-                  "(0 = palette only)", min=0.0, max=10.0),
-        ParamSpec("palette", "float", 1.0, "how fully to adopt the reference's colours", min=0.0, max=1.0),
-        ParamSpec("steps", "int", 16, "sampler steps (cost grows linearly)", min=1, max=200, limit_code=TOO_LARGE,
+        ParamSpec("strength", "float", 1.0, "how much of the painting's texture replaces the picture's (0 = the "
+                  "picture in the painting's colours, 1 = only the painting's strokes); with a style model alone: "
+                  "the noise level the re-rendering starts from", min=0.0, max=1.0),
+        ParamSpec("structure", "float", 0.5, "how much of the picture's edges and layout the strokes follow (0 = "
+                  "the painting's strokes flow freely, 1 = every edge kept)", min=0.0, max=1.0),
+        ParamSpec("stroke_scale", "float", 1.0, "size of the copied strokes relative to the picture (the painting "
+                  "is scaled to this many times the picture's area, squared root)", min=0.25, max=4.0),
+        ParamSpec("palette", "float", 1.0, "how fully the colours move to the painting's (0 = the picture's own "
+                  "colours with the painting's strokes)", min=0.0, max=1.0),
+        ParamSpec("guidance", "float", 4.0, "style model path only: how hard to pull texture towards the "
+                  "reference (0 = palette only)", min=0.0, max=10.0),
+        ParamSpec("steps", "int", 16, "style model path only: sampler steps (cost grows linearly)", min=1, max=200,
+                  limit_code=TOO_LARGE,
                   cap="max_steps"),
         ParamSpec("seed", "int", None, "random seed; null = random (the one used is returned in meta)",
                   min=0, max=2**31 - 1, nullable=True),
         ParamSpec("sampler", "enum", "euler", "diffusion sampler", choices=tuple(SAMPLERS)),
         ParamSpec("model", "model", "builtin", "installed base model name (`sfumato models` lists them)",
                   model_kinds=DENOISERS),
-        ParamSpec("resolution", "int", None, "longest side the sampler works at; null = device default "
-                  "(CPU 384, GPU 1024)", min=64, max=4096, nullable=True, limit_code=TOO_LARGE),
+        ParamSpec("resolution", "int", None, "longest side the synthesis (or the style model's sampler) "
+                  "works at; null = default (synthesis 512; sampler CPU 384, GPU 1024)", min=64, max=4096,
+                  nullable=True, limit_code=TOO_LARGE),
         ParamSpec("feather", "float", None, "mask edge feather in pixels; null = auto, 0 = hard edge",
                   min=0.0, max=64.0, nullable=True),
     ),

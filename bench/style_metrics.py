@@ -1,0 +1,67 @@
+"""Style and content distances for stylize, with a fixed random-weight multi-scale conv net.
+
+Random convolution filters followed by rectification capture texture statistics well enough
+for texture synthesis (Ustyuzhaninov et al. 2017), and need no downloaded weights. Both
+distances are means over the net's layers:
+- style: Frobenius distance between the Gram matrices (channel correlations, normalised
+  to unit Frobenius norm) of the result's and the painting's features: what texture and
+  colour statistics they share, wherever they are;
+- content: squared feature difference between the result and the photo, over the photo's
+  feature energy: how much of the photo's layout is left.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+WIDTHS = (32, 64, 128)  # channels of the three stages (each halves the resolution first, but the first)
+KERNEL = 5
+SEED = 20170501
+SIDE = 256  # images are measured with this longest side
+
+
+@lru_cache(maxsize=1)
+def _weights() -> tuple[torch.Tensor, ...]:
+    g = torch.Generator().manual_seed(SEED)
+    out, c = [], 3
+    for w in WIDTHS:
+        k = torch.randn((w, c, KERNEL, KERNEL), generator=g)
+        out.append(k / (c * KERNEL * KERNEL) ** 0.5)
+        c = w
+    return tuple(out)
+
+
+def features(img: np.ndarray) -> list[torch.Tensor]:
+    """Feature maps (c, h, w) of each stage for an (h, w, 3) float [0, 1] image."""
+    x = torch.from_numpy(np.ascontiguousarray(img[..., :3], np.float32)).permute(2, 0, 1)[None]
+    s = SIDE / max(x.shape[-2:])
+    if s < 1:
+        x = F.interpolate(x, scale_factor=s, mode="bilinear", antialias=True, align_corners=False)
+    x = x - 0.5
+    feats = []
+    with torch.no_grad():
+        for i, k in enumerate(_weights()):
+            if i:
+                x = F.avg_pool2d(x, 2)
+            x = F.relu(F.conv2d(F.pad(x, (KERNEL // 2,) * 4, mode="reflect"), k))
+            feats.append(x[0])
+    return feats
+
+
+def _gram(f: torch.Tensor) -> torch.Tensor:
+    m = f.reshape(f.shape[0], -1)
+    g = m @ m.T / m.shape[1]
+    return g / g.norm().clamp_min(1e-12)
+
+
+def style_distance(result: np.ndarray, painting: np.ndarray) -> float:
+    return float(np.mean([(_gram(a) - _gram(b)).norm().item() for a, b in zip(features(result), features(painting))]))
+
+
+def content_distance(result: np.ndarray, photo: np.ndarray) -> float:
+    """Relative feature difference; result and photo must have the same size."""
+    return float(np.mean([((a - b).pow(2).sum() / b.pow(2).sum().clamp_min(1e-12)).item()
+                          for a, b in zip(features(result), features(photo))]))

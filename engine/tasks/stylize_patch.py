@@ -1,0 +1,81 @@
+"""Exemplar style transfer for `stylize`: the photo is repainted with the painting's own patches.
+
+Steps (Elad and Milanfar 2017, with StyLit-like guidance, on engine.synthesis):
+1. the photo's colours are moved onto the painting's colour distribution (stylize.match_colours):
+   the start of the synthesis, so the first matches already look for the right colours;
+2. guides: the photo's luminance after matching the painting's luminance histogram, and its
+   edges with their orientation; the same channels on the painting. `structure` sets the
+   content fusion: after each vote the estimate moves back towards the palette-matched
+   photo, most on its edges (0: the painting's strokes flow freely);
+3. guided synthesis at several scales (synthesis.guided): every pixel of the result is copied
+   from the painting, which is scaled so that its strokes have `stroke_scale` times their
+   size relative to a painting with as many pixels as the work area;
+4. `strength` blends the synthesis over the palette-matched photo, and `palette` moves the
+   result's chroma from the photo's (0) to the synthesis's (1).
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..synthesis.features import OPPONENT  # orthonormal: its inverse is its transpose
+from ..synthesis.guided import GuidedSettings, guides, luminance, match_histogram, synthesize
+
+WORK_SIDE = 512  # longest side the synthesis works at (larger areas are enlarged afterwards)
+MAX_SOURCE_PIXELS = 1 << 20  # the painting is never scaled beyond this many pixels
+PROGRESS_STEPS = 9  # EM rounds of the default synthesis (for the progress bar)
+EDGE_GAIN = 4.0  # edge channels against the luminance channel in the guides
+
+
+GUIDE_WEIGHT = 3.0  # guidance against colour in the patch distance
+KEEP = 0.6  # content fusion at structure 1 on the strongest edges (see synthesis.guided)
+
+
+def keep_map(lum: np.ndarray) -> np.ndarray:
+    """Where the photo is held: everywhere a little, on its edges most (gradient, normalised)."""
+    g = np.hypot(*np.gradient(lum))
+    return np.clip(0.25 + 0.75 * g / (np.percentile(g, 95) + 1e-6), 0, 1).astype(np.float32)
+
+
+def _resize(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    if rgb.shape[:2] == size:
+        return rgb
+    x = torch.from_numpy(np.ascontiguousarray(rgb, np.float32)).permute(2, 0, 1)[None]
+    y = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
+    return y[0].permute(1, 2, 0).numpy()
+
+
+def source_size(style_shape: tuple[int, int], work_pixels: int, stroke_scale: float) -> tuple[int, int]:
+    """The painting's size for the synthesis: stroke_scale^2 times as many pixels as the work area."""
+    h, w = style_shape
+    px = min(MAX_SOURCE_PIXELS, work_pixels * stroke_scale ** 2)
+    s = math.sqrt(px / (h * w))
+    return max(16, round(h * s)), max(16, round(w * s))
+
+
+def _opp(x: np.ndarray) -> np.ndarray:
+    return x @ OPPONENT.T
+
+
+def paint(content: np.ndarray, style: np.ndarray, colour_matched: np.ndarray, strength: float, structure: float,
+          stroke_scale: float, palette: float, seed: int, progress: Callable[[int, int], None] | None = None
+          ) -> np.ndarray:
+    """content, colour_matched: (h, w, 3) float in [0, 1] at the work size (the photo, and the
+    photo in the painting's colours); style: (hs, ws, 3) float in [0, 1]. Returns (h, w, 3)."""
+    h, w = content.shape[:2]
+    src = _resize(style, source_size(style.shape[:2], h * w, stroke_scale))
+    src_lum = luminance(src)
+    t_lum = match_histogram(luminance(content), src_lum)
+    settings = GuidedSettings(guide_weight=GUIDE_WEIGHT, keep=KEEP * structure)
+    synth = synthesize(guides(t_lum, EDGE_GAIN), src, guides(src_lum, EDGE_GAIN), colour_matched, seed, settings,
+                       progress=progress, keep_map=keep_map(luminance(content)))
+    out = colour_matched + strength * (synth - colour_matched)
+    if palette < 1:  # chroma from the photo (palette 0) to the result's own (1); luma stays
+        o, c = _opp(out), _opp(content)
+        o[..., 1:] = c[..., 1:] + palette * (o[..., 1:] - c[..., 1:])
+        out = o @ OPPONENT
+    return np.clip(out, 0, 1).astype(np.float32)
