@@ -468,9 +468,10 @@ def write_report(out: Path) -> Path:
              "Published rows are labelled as such and were not measured here.", ""]
     if q and q.get("config"):
         c = q["config"]
-        lines += [f"Quality run: `python -m bench quality --data {c.get('data')}{' --quick' if c.get('quick') else ''}"
-                  f"{' --limit ' + str(c['limit']) if c.get('limit') else ''}` on {c.get('device')}, "
-                  f"{q.get('seconds', '?')} s.", ""]
+        tasks = f" --tasks {','.join(c['tasks'])}" if c.get("tasks") else ""
+        lines += [f"Latest quality run: `python -m bench quality --data {c.get('data')}{' --quick' if c.get('quick') else ''}"
+                  f"{tasks}{' --limit ' + str(c['limit']) if c.get('limit') else ''}` on {c.get('device')}, "
+                  f"{q.get('seconds', '?')} s; each section is dated by the run that measured it.", ""]
     lines += _targets(q, s)
     if q:
         lines += _quality_sections(q, out)
