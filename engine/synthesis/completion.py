@@ -10,7 +10,6 @@ is left to settle.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import torch
@@ -20,8 +19,8 @@ from .em import Target, em_level, match_weights, vote
 from .features import basis, feature_map
 from .nnf import Field
 from .peel import peel
+from .progress import Progress, Ticker
 
-Progress = Callable[[int, int], None] | None
 
 
 @dataclass(frozen=True)
@@ -87,12 +86,7 @@ def _complete_levels(levels: list[_Level], s: Settings, wrap: bool, gen: torch.G
                      ) -> torch.Tensor:
     r = s.patch // 2
     counts = [max(s.em_fine, s.em_coarse - 2 * (len(levels) - 1 - i)) for i in range(len(levels))]
-    total, done = sum(counts), [0]
-
-    def tick() -> None:
-        done[0] += 1
-        if progress is not None:
-            progress(done[0], total)
+    tick = Ticker(sum(counts), progress)
 
     est: torch.Tensor | None = None
     prev: tuple[torch.Tensor, tuple[int, int]] | None = None

@@ -12,7 +12,6 @@ source's real strokes, lines and flat areas, laid out along the target's guides.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import torch
@@ -22,8 +21,8 @@ from . import pyramid
 from .em import Target, match_weights, vote
 from .features import basis, feature_map, features_at
 from .nnf import Field
+from .progress import Progress, Ticker
 
-Progress = Callable[[int, int], None] | None
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 
 
@@ -116,12 +115,7 @@ def synthesize(target_guide: np.ndarray, source_image: np.ndarray, source_guide:
                 and min(pyr[-1][1].shape[-2:]) >= 4 * s.patch:
             pyr.append(tuple(_down(x) for x in pyr[-1]))
         counts = [max(s.em_fine, s.em_coarse - (len(pyr) - 1 - i)) for i in range(len(pyr))]
-        total, done = sum(counts), [0]
-
-        def tick() -> None:
-            done[0] += 1
-            if progress is not None:
-                progress(done[0], total)
+        tick = Ticker(sum(counts), progress)
 
         est: torch.Tensor | None = None
         prev: tuple[torch.Tensor, tuple[int, int], tuple[int, int]] | None = None

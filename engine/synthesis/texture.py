@@ -11,7 +11,6 @@ inside it are copied. Any output size: the field maps output pixels to reference
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import torch
@@ -21,8 +20,8 @@ from . import pyramid
 from .em import Target, em_level
 from .features import basis, feature_map
 from .nnf import Field
+from .progress import Progress, Ticker
 
-Progress = Callable[[int, int], None] | None
 
 
 @dataclass(frozen=True)
@@ -105,13 +104,7 @@ def synthesize(reference: np.ndarray, height: int, width: int, wrap: bool = Fals
     dev = torch.device(device)
     gen = torch.Generator(device=dev).manual_seed(int(seed))
     n = _levels(ref_np.shape[:2], (height, width), settings)
-    total = ((n - 1) * len(settings.patches) + len(settings.fine_patches)) * settings.em_rounds
-    done = [0]
-
-    def tick() -> None:
-        done[0] += 1
-        if progress is not None:
-            progress(done[0], total)
+    tick = Ticker(((n - 1) * len(settings.patches) + len(settings.fine_patches)) * settings.em_rounds, progress)
 
     with torch.inference_mode():
         refs = [torch.from_numpy(np.ascontiguousarray(ref_np)).permute(2, 0, 1).to(dev)]
