@@ -8,7 +8,6 @@ skimage.data.chelsea() / coffee() (CC0); nothing else goes into the figures.
 """
 from __future__ import annotations
 
-import argparse
 import math
 from pathlib import Path
 
@@ -16,9 +15,8 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from engine.client import Client
-from panels import grid, label  # docs/img/panels.py, beside this script
+from panels import figure_options, grid, label  # docs/img/panels.py, beside this script
 
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def scribbles(h: int, w: int, seed: int, n: int = 7, width: int = 5) -> np.ndarray:
@@ -48,9 +46,7 @@ def overlay(img: np.ndarray, mask: np.ndarray, colour=(255, 40, 40)) -> np.ndarr
 def main() -> None:
     from skimage import data
 
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--models", default=str(ROOT / "models"))
-    ap.add_argument("--out", default=str(ROOT / "docs" / "img"))
+    ap = figure_options(__doc__)
     args = ap.parse_args()
     out = Path(args.out)
     with Client.in_process(models_dir=args.models, device="auto", timeout=600) as client:

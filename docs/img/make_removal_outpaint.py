@@ -9,16 +9,14 @@ coffee() and chelsea() (CC0); nothing else goes into the figures.
 """
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
 
 from engine.client import Client
-from panels import grid, label  # docs/img/panels.py, beside this script
+from panels import figure_options, grid, label  # docs/img/panels.py, beside this script
 
-ROOT = Path(__file__).resolve().parents[2]
 EXTEND = 0.25  # outpainting: the canvas grows by a quarter of its width, on the right
 
 
@@ -82,9 +80,7 @@ def fills(client: Client, img: np.ndarray, mask: np.ndarray) -> list[tuple[str, 
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--models", default=str(ROOT / "models"))
-    ap.add_argument("--out", default=str(ROOT / "docs" / "img"))
+    ap = figure_options(__doc__)
     args = ap.parse_args()
     out = Path(args.out)
     with Client.in_process(models_dir=args.models, device="auto", timeout=900) as client:

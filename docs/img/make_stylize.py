@@ -10,7 +10,6 @@ the given models folder (default: the shipped `models/builtin`).
 """
 from __future__ import annotations
 
-import argparse
 import json
 import math
 from pathlib import Path
@@ -19,9 +18,8 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 from engine.client import Client
-from panels import grid, label  # docs/img/panels.py, beside this script
+from panels import figure_options, grid, label  # docs/img/panels.py, beside this script
 
-ROOT = Path(__file__).resolve().parents[2]
 SIDE = 176  # panel side in the grid
 
 
@@ -111,9 +109,7 @@ def fit(img: np.ndarray, side: int = SIDE) -> np.ndarray:
 def main() -> None:
     from skimage import data
 
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--models", default=str(ROOT / "models"))
-    ap.add_argument("--out", default=str(ROOT / "docs" / "img"))
+    ap = figure_options(__doc__)
     ap.add_argument("--resolution", type=int, default=256)
     ap.add_argument("--params", default="{}", help="extra stylize parameters as JSON")
     args = ap.parse_args()

@@ -1,6 +1,9 @@
 """Labelled panels and grids for the documentation figures (shared by the make_*.py scripts)."""
 from __future__ import annotations
 
+import argparse
+from pathlib import Path
+
 import numpy as np
 from PIL import Image, ImageDraw
 
@@ -31,3 +34,14 @@ def grid(rows: list[list[np.ndarray | None]], gap: int = 4) -> np.ndarray:
             x += widths[j] + gap
         y += h + gap
     return out
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def figure_options(doc: str) -> argparse.ArgumentParser:
+    """The options every engine-backed figure script takes: the models folder and the output folder."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    ap.add_argument("--models", default=str(ROOT / "models"))
+    ap.add_argument("--out", default=str(ROOT / "docs" / "img"))
+    return ap
