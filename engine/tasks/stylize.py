@@ -148,7 +148,7 @@ def _exemplar(rgb: np.ndarray, ref_img: np.ndarray, params: dict[str, Any], seed
               ) -> tuple[np.ndarray, dict]:
     """The reference path: the picture repainted with the painting's own patches (stylize_patch)."""
     h, w = rgb.shape[:2]
-    side = params["resolution"] or stylize_patch.WORK_SIDE
+    side = params["resolution"] or work_side("stylize_patch", ctx.device)
     s = min(1.0, side / max(h, w))
     wh, ww = max(16, round(h * s)), max(16, round(w * s))
     stages = Stages(ctx, {"palette": 1, "synthesis": stylize_patch.PROGRESS_STEPS, "composite": 1})

@@ -25,7 +25,6 @@ import torch.nn.functional as F
 from ..synthesis.features import OPPONENT  # orthonormal: its inverse is its transpose
 from ..synthesis.guided import GuidedSettings, guides, luminance, match_histogram, synthesize
 
-WORK_SIDE = 512  # longest side the synthesis works at (larger areas are enlarged afterwards)
 MAX_SOURCE_PIXELS = 1 << 20  # the painting is never scaled beyond this many pixels
 PROGRESS_STEPS = 9  # EM rounds of the default synthesis (for the progress bar)
 EDGE_GAIN = 4.0  # edge channels against the luminance channel in the guides
