@@ -172,9 +172,12 @@ def work_size(h: int, w: int, cap: int, stride: int) -> tuple[int, int]:
     return (max(stride, int(round(h * s / stride)) * stride), max(stride, int(round(w * s / stride)) * stride))
 
 
+LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # BT.601 weights of R, G, B
+
+
 def luma(rgb: torch.Tensor) -> torch.Tensor:
     """BT.601 luma of (..., 3, H, W) RGB as (..., 1, H, W), in the input's own scale."""
-    w = torch.tensor([0.299, 0.587, 0.114], dtype=rgb.dtype, device=rgb.device).view(3, 1, 1)
+    w = torch.tensor(LUMA, dtype=rgb.dtype, device=rgb.device).view(3, 1, 1)
     return (rgb * w).sum(dim=-3, keepdim=True)
 
 

@@ -18,12 +18,12 @@ import torch
 import torch.nn.functional as F
 
 from . import pyramid
+from ..images import LUMA
 from .em import Target, match_weights, vote
 from .features import basis, feature_map, features_at
 from .nnf import Field
 from .progress import Progress, Ticker
 
-LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 
 
 @dataclass(frozen=True)

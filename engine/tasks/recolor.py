@@ -21,7 +21,6 @@ from .specs import Require
 SAMPLE = 20000  # pixels the k-means sees
 ROUNDS = 20
 SOFTNESS = 0.08  # colour distance over which a pixel's weight between two centres fades (RGB, 0-1)
-LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 
 
 def kmeans(pixels: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
@@ -35,7 +34,7 @@ def kmeans(pixels: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
     for _ in range(ROUNDS):
         lab = np.argmin(((x[:, None] - c[None]) ** 2).sum(2), axis=1)
         c = np.array([x[lab == i].mean(0) if (lab == i).any() else c[i] for i in range(k)])
-    return c[np.argsort(c @ LUMA)].astype(np.float32)
+    return c[np.argsort(c @ images.LUMA)].astype(np.float32)
 
 
 def parse_palette(text: str) -> np.ndarray:
@@ -75,7 +74,7 @@ def run(inputs: dict[str, np.ndarray], params: dict[str, Any], ctx: JobContext) 
     else:
         ref = images.to_float(inputs["reference"])[..., :3].reshape(-1, 3)
         palette = kmeans(ref, params["colors"], rng)
-    palette = palette[np.argsort(palette @ LUMA)]
+    palette = palette[np.argsort(palette @ images.LUMA)]
     centres = kmeans(rgb.reshape(-1, 3), len(palette), rng)
     outs = []
     for v in range(params["variants"]):
