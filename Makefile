@@ -33,8 +33,12 @@ $(BENCH_STAMP): pyproject.toml | $(STAMP)
 	$(PIP) install --quiet -e ".[test,bench,zoo]" $(TORCH) $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX))
 	touch $(BENCH_STAMP)
 
+# Test workers: one per core, at most four (each holds torch and its own engines in memory);
+# TEST_WORKERS=0 runs the suite in one process.
+TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); [ $$n -gt 4 ] && n=4; echo $$n)
+
 test: install $(BENCH_STAMP)
-	$(PY) -m pytest -q tests $(ARGS)
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadscope tests $(ARGS)
 
 # The plug-ins' copy of the engine's op schemas (plugins/common/sfumato_link/ops_schema.json):
 # rerun after changing an operation's parameters; tests/test_plugin_schema.py fails until then.

@@ -1,8 +1,10 @@
 """Shared fixtures: a tiny real model trained once per test session."""
 from __future__ import annotations
 
+import fcntl
 import os
 import socket
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,7 +18,9 @@ SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 TINY_ARCH = {"channels": [8, 16, 16, 16], "down_blocks": [1, 1, 1, 1], "up_blocks": [1, 1, 1, 1],
              "emb_dim": 32, "groups": 4}
 
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+# Up to two torch threads per test process, fewer when parallel workers share the cores.
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+torch.set_num_threads(max(1, min(2, (os.cpu_count() or 1) // _WORKERS)))
 
 
 def free_port() -> int:
@@ -33,12 +37,22 @@ def tiny_models_dir(tmp_path_factory) -> Path:
     Real weights from the real trainer, small enough to train in seconds; its quality is
     not the point, its behaviour through the engine is.
     """
-    root = tmp_path_factory.mktemp("models")
-    cfg = TrainConfig(folders=[], out=str(root / "builtin"), steps=60, patch=32, batch=8, lr=1e-3,
-                      warmup=10, synthetic="dead-leaves", sample_every=0, checkpoint_every=60,
-                      architecture=dict(TINY_ARCH), seed=0)
-    with single_thread():
-        train(cfg, log=lambda *_: None)
+    # Parallel workers (pytest-xdist) share one base folder: the first trains, the others wait
+    # on the lock and reuse its model, so a parallel run trains it once, as a serial run does.
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = shared.parent
+    root = shared / "tiny_models"
+    with open(shared / "tiny_models.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not root.is_dir():
+            partial = Path(tempfile.mkdtemp(dir=shared))
+            cfg = TrainConfig(folders=[], out=str(partial / "builtin"), steps=60, patch=32, batch=8, lr=1e-3,
+                              warmup=10, synthetic="dead-leaves", sample_every=0, checkpoint_every=60,
+                              architecture=dict(TINY_ARCH), seed=0)
+            with single_thread():
+                train(cfg, log=lambda *_: None)
+            partial.rename(root)  # whole or absent, even if a worker dies mid-training
     return root
 
 
