@@ -10,6 +10,12 @@ engine a region of it for the results, and returns results as views of that regi
 round trip costs two memcpys instead of a trip through the kernel's socket buffers. If the
 engine cannot see the segment (another /dev/shm, e.g. a container), the client falls back to
 frames for the rest of the connection.
+
+An engine that serves the network authenticates clients with CURVE keys (engine/keys.py).
+ZeroMQ keeps a refused handshake to itself (the socket just retries), so the client watches its
+socket's monitor: a failed handshake ends the waits at once with the code `refused` and a
+message that says which side's key to check, instead of a timeout. After a reconnect it pings
+the engine at once, so that a keyed engine routes the key's jobs to the new connection.
 """
 from __future__ import annotations
 
@@ -25,11 +31,13 @@ from typing import Any, Callable
 
 import numpy as np
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
 from . import DEFAULT_ADDRESS, HEARTBEAT_IVL_MS, HEARTBEAT_TIMEOUT_MS
 from . import shm as shmem
 from .arrays import as_array
 from .errors import BAD_MESSAGE, TOO_LARGE, UNKNOWN_OP
+from .keys import ClientCurve
 from .opcall import bind
 from .protocol import CAPABILITIES, decode, encode, request_id_of
 
@@ -37,6 +45,9 @@ log = logging.getLogger("sfumato.client")
 
 DEFAULT_JOB_TIMEOUT = 3600.0  # run() and the one-call ops: longest wait for one job, in seconds
 ENGINE_RESTARTED = "engine_restarted"  # client-side error code: the engine that accepted a job is gone
+REFUSED = "refused"  # client-side error code: the engine refused the connection's handshake (keys)
+_HANDSHAKE = (zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_HANDSHAKE_FAILED_AUTH
+              | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL)
 ProgressFn = Callable[[dict], None]
 
 
@@ -46,6 +57,28 @@ class EngineClientError(Exception):
     def __init__(self, code: str, message: str, field: str | None = None):
         super().__init__(f"[{code}] {message}" + (f" (field: {field})" if field else ""))
         self.code, self.message, self.field = code, message, field
+
+
+class EngineRefused(EngineClientError):
+    """The engine refused this client's handshake: a key not authorised (or revoked), the wrong
+    engine key, or a key on one side only."""
+
+    def __init__(self, message: str):
+        super().__init__(REFUSED, message)
+
+
+def refusal(event: int, address: str, keyed: bool) -> str:
+    """What a failed handshake means, for a person (the monitor event says who refused what)."""
+    if event == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
+        return (f"the engine at {address} refused this client key (not authorised, or revoked): ask the "
+                "engine's operator to authorise it (`sfumato keys add-client`)")
+    if not keyed:
+        return (f"the engine at {address} requires a client key (CURVE): pass --server-key and --client-key "
+                "(or set SFUMATO_SERVER_KEY and SFUMATO_CLIENT_KEY)")
+    if event == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL:
+        return f"the engine at {address} does not use keys (CURVE); connect without --server-key/--client-key"
+    return (f"the engine at {address} refused the handshake: --server-key is not this engine's public key "
+            "(server.key of its key folder), or the engine refused this key")
 
 
 class EngineTimeout(EngineClientError, TimeoutError):
@@ -147,13 +180,17 @@ class Client:
 
     def __init__(self, address: str = DEFAULT_ADDRESS, timeout: float = 30.0, name: str = "sfumato-python",
                  context: zmq.Context | None = None, shm: bool = True,
-                 job_timeout: float | None = DEFAULT_JOB_TIMEOUT):
+                 job_timeout: float | None = DEFAULT_JOB_TIMEOUT, server_key: str | os.PathLike | None = None,
+                 client_key: str | os.PathLike | None = None):
         """`timeout`: seconds without any message from the engine before a wait fails;
-        `job_timeout`: the longest run() (and inpaint(), ...) waits for a job (None: no limit)."""
+        `job_timeout`: the longest run() (and inpaint(), ...) waits for a job (None: no limit);
+        `server_key`, `client_key`: for an engine served with keys, its public key file
+        (server.key) and this client's key pair (NAME.key_secret), see `sfumato keys`."""
+        curve = ClientCurve.optional(server_key, client_key)  # KeyFileError (a ValueError) before any socket
         self.address, self.timeout, self.name = address, timeout, name
         self.job_timeout = job_timeout
         # inproc:// already passes frames by reference; shared memory only pays across processes.
-        self._shm_wanted = shm and shmem.same_host(address) and shmem.available()
+        self._shm_wanted = shm and shmem.same_host(address) and shmem.available() and curve is None
         self._shm: shmem.ClientShm | None = None
         self._engine: Any = None  # set by in_process
         self._ids = itertools.count(1)
@@ -171,6 +208,13 @@ class Client:
         self._sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, HEARTBEAT_TIMEOUT_MS)
         if "[" in address:
             self._sock.setsockopt(zmq.IPV6, 1)
+        self._keyed = curve is not None
+        if curve is not None:
+            curve.apply(self._sock)
+        # inproc has no handshake; elsewhere the monitor tells a refused key from a silent engine
+        self._monitor = None if address.startswith("inproc://") else self._sock.get_monitor_socket(_HANDSHAKE)
+        self._refused: str | None = None  # why the last handshake failed (cleared by a successful one)
+        self._handshakes = 0
         self._sock.connect(address)
         wake = f"inproc://client-wake-{os.getpid()}-{id(self):x}"
         self._wake_rx = self._ctx.socket(zmq.PAIR)
@@ -237,6 +281,8 @@ class Client:
         poller = zmq.Poller()
         poller.register(self._sock, zmq.POLLIN)
         poller.register(self._wake_rx, zmq.POLLIN)
+        if self._monitor is not None:
+            poller.register(self._monitor, zmq.POLLIN)
         try:
             while not self._stop.is_set():
                 events = dict(poller.poll(20 if self._outq else 500))
@@ -259,12 +305,34 @@ class Client:
                         except zmq.Again:
                             break
                         self._receive(frames)
+                if self._monitor is not None and self._monitor in events:
+                    self._on_monitor()
         finally:
             with self._wake_lock:
+                if self._monitor is not None:
+                    self._sock.disable_monitor()
+                    self._monitor.close(0)
                 for sock in (self._sock, self._wake_tx, self._wake_rx):
                     sock.close(0)
             if self._own_ctx:
                 self._ctx.term()
+
+    def _on_monitor(self) -> None:
+        """Handshake events: remember a refusal (waits then fail at once); after a reconnect,
+        ping, so that the engine hears from the new connection without waiting for a request."""
+        assert self._monitor is not None
+        while True:
+            try:
+                event = recv_monitor_message(self._monitor, zmq.NOBLOCK)["event"]
+            except zmq.Again:
+                return
+            if event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+                self._refused = None
+                self._handshakes += 1
+                if self._handshakes > 1:
+                    self._outq.append(encode({"type": "ping"}))
+            else:
+                self._refused = refusal(event, self.address, self._keyed)
 
     def _receive(self, frames: list) -> None:
         self._last_rx = time.monotonic()
@@ -344,9 +412,14 @@ class Client:
             except queue.Empty:
                 pass
             silent = time.monotonic() - self._last_rx
+            refused = self._refused
+            if refused is not None and pending.messages.empty():
+                raise EngineRefused(f"{what}: {refused}")
             if silent > self.timeout:
+                hint = ("it is not running, unreachable, or it refused this key" if self._keyed
+                        else "is `sfumato serve` running there?")
                 raise EngineTimeout(f"{what}: the engine at {self.address} has not answered for "
-                                    f"{silent:.0f} s; is `sfumato serve` running there?")
+                                    f"{silent:.0f} s; {hint}")
             if silent > self.timeout / 3 and time.monotonic() - last_ping > self.timeout / 3:
                 last_ping = time.monotonic()
                 self._send({"type": "ping", "id": self._new_id()}, None)
