@@ -37,7 +37,7 @@ from . import DEFAULT_ADDRESS, HEARTBEAT_IVL_MS, HEARTBEAT_TIMEOUT_MS
 from . import shm as shmem
 from .arrays import as_array
 from .errors import BAD_MESSAGE, TOO_LARGE, UNKNOWN_OP
-from .keys import ClientCurve
+from .keys import HANDSHAKE_EVENTS, ClientCurve, refusal
 from .opcall import bind
 from .protocol import CAPABILITIES, decode, encode, request_id_of
 
@@ -46,8 +46,6 @@ log = logging.getLogger("sfumato.client")
 DEFAULT_JOB_TIMEOUT = 3600.0  # run() and the one-call ops: longest wait for one job, in seconds
 ENGINE_RESTARTED = "engine_restarted"  # client-side error code: the engine that accepted a job is gone
 REFUSED = "refused"  # client-side error code: the engine refused the connection's handshake (keys)
-_HANDSHAKE = (zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_HANDSHAKE_FAILED_AUTH
-              | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL)
 ProgressFn = Callable[[dict], None]
 
 
@@ -65,20 +63,6 @@ class EngineRefused(EngineClientError):
 
     def __init__(self, message: str):
         super().__init__(REFUSED, message)
-
-
-def refusal(event: int, address: str, keyed: bool) -> str:
-    """What a failed handshake means, for a person (the monitor event says who refused what)."""
-    if event == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
-        return (f"the engine at {address} refused this client key (not authorised, or revoked): ask the "
-                "engine's operator to authorise it (`sfumato keys add-client`)")
-    if not keyed:
-        return (f"the engine at {address} requires a client key (CURVE): pass --server-key and --client-key "
-                "(or set SFUMATO_SERVER_KEY and SFUMATO_CLIENT_KEY)")
-    if event == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL:
-        return f"the engine at {address} does not use keys (CURVE); connect without --server-key/--client-key"
-    return (f"the engine at {address} refused the handshake: --server-key is not this engine's public key "
-            "(server.key of its key folder), or the engine refused this key")
 
 
 class EngineTimeout(EngineClientError, TimeoutError):
@@ -212,7 +196,7 @@ class Client:
         if curve is not None:
             curve.apply(self._sock)
         # inproc has no handshake; elsewhere the monitor tells a refused key from a silent engine
-        self._monitor = None if address.startswith("inproc://") else self._sock.get_monitor_socket(_HANDSHAKE)
+        self._monitor = None if address.startswith("inproc://") else self._sock.get_monitor_socket(HANDSHAKE_EVENTS)
         self._refused: str | None = None  # why the last handshake failed (cleared by a successful one)
         self._handshakes = 0
         self._sock.connect(address)

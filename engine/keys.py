@@ -22,10 +22,10 @@ import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import zmq
 from zmq.auth.certs import create_certificates, load_certificate
-from zmq.auth.thread import ThreadAuthenticator
 
 SERVER = "server"
 CLIENTS = "clients"
@@ -89,7 +89,7 @@ def add_client(folder: str | os.PathLike, name: str, out: str | os.PathLike | No
     target = Path(out) if out is not None else folder / ISSUED / (name + SECRET_SUFFIX)
     if target.exists():
         raise KeyFileError(f"{target} already exists; choose another --out or remove it")
-    target.parent.mkdir(parents=True, exist_ok=True)
+    target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # issued/: secrets waiting to be handed over
     public, secret = _new_pair(target.parent, f".new-{name}")
     try:
         os.replace(secret, target)
@@ -148,6 +148,24 @@ def server_secret(folder: str | os.PathLike) -> tuple[bytes, bytes]:
     public, secret = _load(path, want_secret=True)
     assert secret is not None
     return public, secret
+
+
+HANDSHAKE_EVENTS = (zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_HANDSHAKE_FAILED_AUTH
+                    | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL)
+
+
+def refusal(event: int, address: str, keyed: bool) -> str:
+    """What a failed handshake means, for a person (the monitor event says who refused what)."""
+    if event == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
+        return (f"the engine at {address} refused this client key (not authorised, or revoked): ask the "
+                "engine's operator to authorise it (`sfumato keys add-client`)")
+    if not keyed:
+        return (f"the engine at {address} requires a client key (CURVE): pass --server-key and --client-key "
+                f"(or set {ENV_SERVER_KEY} and {ENV_CLIENT_KEY})")
+    if event == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL:
+        return f"the engine at {address} does not use keys (CURVE); connect without --server-key/--client-key"
+    return (f"the engine at {address} refused the handshake: --server-key is not this engine's public key "
+            "(server.key of its key folder), or the engine refused this key")
 
 
 @dataclass(frozen=True)
@@ -235,10 +253,12 @@ class ServerCurve:
         self.folder = Path(folder)
         self.public, self._secret = server_secret(self.folder)
         self.clients = ClientKeys(self.folder)
-        self._auth: ThreadAuthenticator | None = None
+        self._auth: Any = None  # zmq.auth.thread.ThreadAuthenticator once started
 
     def start(self, ctx: zmq.Context, router: zmq.Socket) -> None:
         """Start the authenticator and make `router` a CURVE server; call before bind()."""
+        from zmq.auth.thread import ThreadAuthenticator  # asyncio underneath: only the engine pays for it
+
         self._auth = ThreadAuthenticator(ctx, log=logging.getLogger("sfumato.auth"))
         self._auth.start()
         self._auth.configure_curve_callback("*", self.clients)
