@@ -205,3 +205,40 @@ def test_bind_rules_and_the_insecure_warning(key_dir):
     security = open_engine.welcome()["security"]
     assert security["auth"] == "none" and "INSECURE" in security["warning"]
     assert "warning" not in Engine(bind="tcp://127.0.0.1:5555", device="cpu").welcome()["security"]
+
+
+# ---- the plug-ins' thin client: both transports take the key files ------------------------------
+@pytest.mark.parametrize("kind", ["zmq", "relay"])
+def test_plugin_transports_with_keys(engine, key_dir, tmp_path, kind):
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "plugins" / "common"))
+    import sfumato_link as sl
+    from sfumato_link.errors import KEY_REFUSED
+
+    root = str(Path(__file__).resolve().parents[1])
+
+    def session(server_key: str, client_key: str) -> "sl.Session":
+        settings = sl.Settings(address=engine.address, transport=kind, python=sys.executable, engine_root=root,
+                               server_key=server_key, client_key=client_key, timeout=10)
+        return sl.Session.open(settings, client=f"test-{kind}")
+
+    good = session(str(key_dir / "server.key"), str(given(key_dir, "anna")))
+    try:
+        assert good.hello()["security"]["auth"] == "curve"
+    finally:
+        good.close()
+    stranger = tmp_path / "stranger"
+    keys.new_server(stranger)
+    _, eve = keys.add_client(stranger, "eve")
+    for server_key, client_key, words in (("", "", "requires a client key"),
+                                          (str(key_dir / "server.key"), str(eve), "not authorised")):
+        start = time.monotonic()
+        bad = session(server_key, client_key)
+        try:
+            with pytest.raises(sl.LinkError) as caught:
+                bad.hello()
+        finally:
+            bad.close()
+        assert caught.value.code == KEY_REFUSED and words in caught.value.message, caught.value.message
+        assert time.monotonic() - start < 8, "a refused key must not wait for the hello timeout"
