@@ -242,3 +242,78 @@ def test_plugin_transports_with_keys(engine, key_dir, tmp_path, kind):
             bad.close()
         assert caught.value.code == KEY_REFUSED and words in caught.value.message, caught.value.message
         assert time.monotonic() - start < 8, "a refused key must not wait for the hello timeout"
+
+
+class Cable:
+    """A TCP forwarder between a client and the engine that can be cut, like a network drop:
+    every open connection is closed; new connections go through again."""
+
+    def __init__(self, target: str):
+        import socket
+        import threading
+
+        host, port = target.rsplit("//", 1)[1].rsplit(":", 1)
+        self._target = (host, int(port))
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.address = f"tcp://127.0.0.1:{self._listener.getsockname()[1]}"
+        self._open: list = []
+        self._lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import socket
+        import threading
+
+        while True:
+            try:
+                near, _ = self._listener.accept()
+            except OSError:
+                return
+            far = socket.create_connection(self._target)
+            with self._lock:
+                self._open += [near, far]
+            for a, b in ((near, far), (far, near)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(src, dst) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+
+    def cut(self) -> None:
+        import socket
+
+        with self._lock:
+            for sock in self._open:
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                sock.close()
+            self._open = []
+
+    def close(self) -> None:
+        self._listener.close()
+        self.cut()
+
+
+def test_the_python_client_gets_its_result_after_a_network_drop(engine, key_dir):
+    cable = Cable(engine.address)
+    try:
+        with Client(cable.address, timeout=30, server_key=key_dir / "server.key",
+                    client_key=given(key_dir, "anna")) as client:
+            job = client.submit("echo", {"image": np.zeros((2, 2, 3), np.uint8)}, {"steps": 100, "delay": 2.0})
+            deadline = time.monotonic() + 5
+            while not engine.scheduler.status()["running"] and time.monotonic() < deadline:
+                time.sleep(0.02)
+            time.sleep(0.2)
+            cable.cut()
+            start = time.monotonic()
+            result = job.result(timeout=20)
+            assert result.image.shape == (2, 2, 3)
+            assert time.monotonic() - start < 5, "the result waited for a ping at a third of the timeout"
+    finally:
+        cable.close()
