@@ -178,7 +178,8 @@ class Client:
         self._shm: shmem.ClientShm | None = None
         self._engine: Any = None  # set by in_process
         self._ids = itertools.count(1)
-        self._prefix = f"{os.getpid():x}{id(self) & 0xffff:04x}"
+        # ids are unique per connection, or per key on a keyed engine (other programs, other hosts)
+        self._prefix = f"{os.getpid():x}{os.urandom(3).hex()}"
         self._pending: dict[str, _Pending] = {}
         self._lock = threading.Lock()
         self._outq: deque[list] = deque()
