@@ -378,6 +378,9 @@ class Engine:
         if len(frames) < 1:
             return
         client = self._peers.owner(frames[0].bytes, frames[-1])  # type: ignore[union-attr]
+        if self.curve is not None and is_key_owner(client) and self._key_name(client) is None:
+            self._revoked(client)
+            return
         rid: str | None = None
         try:
             access = self.shm.access(client) if self.shm is not None else None
@@ -422,12 +425,23 @@ class Engine:
         log.info("hello from %r (%s)", msg.get("client", "?"), self._who(client))  # repr: no forged log lines
         self._emit(client, {"type": "welcome", "id": msg.get("id"), **self.welcome()})
 
+    def _key_name(self, client: bytes) -> str | None:
+        """The name of a key owner's key in the key folder now; None once it is revoked."""
+        assert self.curve is not None
+        return self.curve.clients.name_of(client[len(KEY_OWNER):].decode("ascii"))
+
     def _who(self, client: bytes) -> str:
         """An owner for the log: the client key's name, or the connection's routing id."""
         if self.curve is not None and is_key_owner(client):
-            key = client[len(KEY_OWNER):].decode("ascii")
-            return f"key {self.curve.clients.name_of(key)!r}"
+            return f"key {self._key_name(client)!r}"
         return client.hex()
+
+    def _revoked(self, client: bytes) -> None:
+        """A message on a connection whose key was revoked after its handshake: ZeroMQ cannot
+        close one peer of a ROUTER, so the engine ignores it (as a refused handshake gets no
+        answer) and cancels the key's jobs."""
+        if self.scheduler is not None and self.scheduler.cancel_client(client):
+            log.warning("a revoked key is still connected: its jobs are cancelled and its messages ignored")
 
     def _on_ping(self, client: bytes, msg: dict) -> None:
         self._emit(client, {"type": "pong", "id": msg.get("id"), "instance": self.instance})

@@ -157,7 +157,7 @@ def test_jobs_follow_the_key_across_a_reconnect_and_never_reach_another_key(engi
     ctx = zmq.Context()
     try:
         first = dealer(ctx, engine, key_dir, "anna")
-        send(first, *slow_job("drawing-1", 2.0))
+        send(first, *slow_job("drawing-1", 1.5))
         until(first, lambda m: m["type"] == "progress")
         first.close(0)  # the network drops
         time.sleep(0.3)
@@ -305,7 +305,7 @@ def test_the_python_client_gets_its_result_after_a_network_drop(engine, key_dir)
     try:
         with Client(cable.address, timeout=30, server_key=key_dir / "server.key",
                     client_key=given(key_dir, "anna")) as client:
-            job = client.submit("echo", {"image": np.zeros((2, 2, 3), np.uint8)}, {"steps": 100, "delay": 2.0})
+            job = client.submit("echo", {"image": np.zeros((2, 2, 3), np.uint8)}, {"steps": 100, "delay": 1.5})
             deadline = time.monotonic() + 5
             while not engine.scheduler.status()["running"] and time.monotonic() < deadline:
                 time.sleep(0.02)
@@ -317,3 +317,21 @@ def test_the_python_client_gets_its_result_after_a_network_drop(engine, key_dir)
             assert time.monotonic() - start < 5, "the result waited for a ping at a third of the timeout"
     finally:
         cable.close()
+
+
+def test_a_key_revoked_while_connected_is_ignored_and_loses_its_jobs(engine, key_dir):
+    ctx = zmq.Context()
+    try:
+        sock = dealer(ctx, engine, key_dir, "ben")
+        send(sock, *slow_job("late", 10.0))
+        until(sock, lambda m: m["type"] == "progress")
+        keys.revoke(key_dir, "ben")
+        send(sock, {"type": "status", "id": "s"})
+        deadline = time.monotonic() + 3
+        while engine.scheduler.status()["running"] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not engine.scheduler.status()["running"], "a revoked key's job kept running"
+        rest = until(sock, lambda m: m["type"] == "cancelled")  # the running job's own end
+        assert all(m["type"] in ("progress", "cancelled") for m in rest), "a revoked key got an answer"
+    finally:
+        ctx.destroy(0)
