@@ -335,3 +335,31 @@ def test_a_key_revoked_while_connected_is_ignored_and_loses_its_jobs(engine, key
         assert all(m["type"] in ("progress", "cancelled") for m in rest), "a revoked key got an answer"
     finally:
         ctx.destroy(0)
+
+
+def test_cli_keys_commands_and_client_options(tmp_path, monkeypatch, capsys):
+    from engine.cli import main
+
+    folder = tmp_path / "studio"
+    assert main(["keys", "new", str(folder)]) == 0
+    assert main(["keys", "new", str(folder)]) == 2 and "--force" in capsys.readouterr().err
+    assert main(["keys", "add-client", str(folder), "anna", "--out", str(tmp_path / "anna.key_secret")]) == 0
+    assert main(["keys", "add-client", str(folder), "ben"]) == 0
+    capsys.readouterr()
+    assert main(["keys", "list", str(folder)]) == 0
+    assert [line.split()[0] for line in capsys.readouterr().out.splitlines()] == ["anna", "ben"]
+    assert main(["keys", "revoke", str(folder), "ben"]) == 0
+    with Engine(bind="tcp://127.0.0.1:*", models_dir=tmp_path, device="cpu", keys=folder) as eng:
+        capsys.readouterr()
+        assert main(["info", "--engine", eng.address, "--json", "--server-key", str(folder / "server.key"),
+                     "--client-key", str(tmp_path / "anna.key_secret")]) == 0
+        assert '"auth": "curve"' in capsys.readouterr().out
+        monkeypatch.setenv("SFUMATO_SERVER_KEY", str(folder / "server.key"))
+        monkeypatch.setenv("SFUMATO_CLIENT_KEY", str(tmp_path / "anna.key_secret"))
+        assert main(["info", "--engine", eng.address, "--json"]) == 0
+        monkeypatch.delenv("SFUMATO_CLIENT_KEY")
+        assert main(["info", "--engine", eng.address]) == 2
+        assert "both" in capsys.readouterr().err
+        monkeypatch.delenv("SFUMATO_SERVER_KEY")
+        assert main(["info", "--engine", eng.address, "--timeout", "10"]) == 1
+        assert "[refused]" in capsys.readouterr().err
