@@ -31,13 +31,12 @@ from typing import Any, Callable
 
 import numpy as np
 import zmq
-from zmq.utils.monitor import recv_monitor_message
 
 from . import DEFAULT_ADDRESS, HEARTBEAT_IVL_MS, HEARTBEAT_TIMEOUT_MS
 from . import shm as shmem
 from .arrays import as_array
 from .errors import BAD_MESSAGE, TOO_LARGE, UNKNOWN_OP
-from .keys import HANDSHAKE_EVENTS, ClientCurve, refusal
+from .keys import ClientCurve, HandshakeWatch
 from .opcall import bind
 from .protocol import CAPABILITIES, decode, encode, request_id_of
 
@@ -197,9 +196,7 @@ class Client:
         if curve is not None:
             curve.apply(self._sock)
         # inproc has no handshake; elsewhere the monitor tells a refused key from a silent engine
-        self._monitor = None if address.startswith("inproc://") else self._sock.get_monitor_socket(HANDSHAKE_EVENTS)
-        self._refused: str | None = None  # why the last handshake failed (cleared by a successful one)
-        self._handshakes = 0
+        self._watch = None if address.startswith("inproc://") else HandshakeWatch(self._sock, address, self._keyed)
         self._sock.connect(address)
         wake = f"inproc://client-wake-{os.getpid()}-{id(self):x}"
         self._wake_rx = self._ctx.socket(zmq.PAIR)
@@ -266,8 +263,8 @@ class Client:
         poller = zmq.Poller()
         poller.register(self._sock, zmq.POLLIN)
         poller.register(self._wake_rx, zmq.POLLIN)
-        if self._monitor is not None:
-            poller.register(self._monitor, zmq.POLLIN)
+        if self._watch is not None:
+            poller.register(self._watch.socket, zmq.POLLIN)
         try:
             while not self._stop.is_set():
                 events = dict(poller.poll(20 if self._outq else 500))
@@ -290,34 +287,18 @@ class Client:
                         except zmq.Again:
                             break
                         self._receive(frames)
-                if self._monitor is not None and self._monitor in events:
-                    self._on_monitor()
+                if self._watch is not None and self._watch.socket in events and self._watch.read():
+                    # a reconnect: let the engine hear from the new connection now (a keyed
+                    # engine then routes the key's jobs to it; a restarted one shows its instance)
+                    self._outq.append(encode({"type": "ping"}))
         finally:
             with self._wake_lock:
-                if self._monitor is not None:
-                    self._sock.disable_monitor()
-                    self._monitor.close(0)
+                if self._watch is not None:
+                    self._watch.close()
                 for sock in (self._sock, self._wake_tx, self._wake_rx):
                     sock.close(0)
             if self._own_ctx:
                 self._ctx.term()
-
-    def _on_monitor(self) -> None:
-        """Handshake events: remember a refusal (waits then fail at once); after a reconnect,
-        ping, so that the engine hears from the new connection without waiting for a request."""
-        assert self._monitor is not None
-        while True:
-            try:
-                event = recv_monitor_message(self._monitor, zmq.NOBLOCK)["event"]
-            except zmq.Again:
-                return
-            if event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
-                self._refused = None
-                self._handshakes += 1
-                if self._handshakes > 1:
-                    self._outq.append(encode({"type": "ping"}))
-            else:
-                self._refused = refusal(event, self.address, self._keyed)
 
     def _receive(self, frames: list) -> None:
         self._last_rx = time.monotonic()
@@ -397,7 +378,7 @@ class Client:
             except queue.Empty:
                 pass
             silent = time.monotonic() - self._last_rx
-            refused = self._refused
+            refused = self._watch.refused if self._watch is not None else None
             if refused is not None and pending.messages.empty():
                 raise EngineRefused(f"{what}: {refused}")
             if silent > self.timeout:

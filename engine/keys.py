@@ -8,9 +8,8 @@ A key folder (`sfumato keys new DIR`) holds the engine's pair and the authorised
     DIR/issued/NAME.key_secret  a client's key pair as `keys add-client` wrote it, to hand over
 
 Files are ZeroMQ certificates (pyzmq's `zmq.auth` format, readable by czmq). The engine asks
-`ClientKeys` at every CURVE handshake, and `ClientKeys` reads `clients/` again whenever the
-folder changed, so adding or deleting a file takes effect for the next connection without a
-restart.
+`ClientKeys` at every CURVE handshake, and `ClientKeys` looks at `clients/` each time, so adding
+or deleting a file takes effect for the next connection without a restart.
 """
 from __future__ import annotations
 
@@ -20,9 +19,10 @@ import re
 import shutil
 import tempfile
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import zmq
 from zmq.auth.certs import create_certificates, load_certificate
@@ -48,21 +48,27 @@ def check_name(name: str) -> str:
     return name
 
 
-def _new_pair(folder: Path, name: str) -> tuple[Path, Path]:
-    """A fresh key pair NAME.key / NAME.key_secret in `folder`. The pair is made in a private
-    (0700) scratch folder and the secret file is 0600 before it is moved in: never readable by
-    others, not even for a moment."""
+@contextmanager
+def _scratch_pair(folder: Path, name: str) -> Iterator[tuple[Path, Path]]:
+    """A fresh key pair (NAME.key 0644, NAME.key_secret 0600) in a private (0700) scratch folder
+    inside `folder`, removed afterwards: a secret is never readable by others, not even for a
+    moment, and moves into `folder` are renames on one file system."""
     folder.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=".keys-", dir=folder))
     try:
         public, secret = (Path(p) for p in create_certificates(scratch, name))
         os.chmod(secret, 0o600)
         os.chmod(public, 0o644)
-        os.replace(secret, folder / secret.name)
-        os.replace(public, folder / public.name)
+        yield public, secret
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    return folder / public.name, folder / secret.name
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """Create `path` with mode 0600 from the start; never over an existing file."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
 
 
 def new_server(folder: str | os.PathLike, force: bool = False) -> Path:
@@ -72,9 +78,11 @@ def new_server(folder: str | os.PathLike, force: bool = False) -> Path:
     if (folder / (SERVER + SECRET_SUFFIX)).exists() and not force:
         raise KeyFileError(f"{folder} already has an engine key pair; pass --force to replace it "
                            "(every client then needs the new server.key)")
-    public, _secret = _new_pair(folder, SERVER)
+    with _scratch_pair(folder, SERVER) as (public, secret):
+        os.replace(secret, folder / secret.name)
+        os.replace(public, folder / public.name)
     (folder / CLIENTS).mkdir(exist_ok=True)
-    return public
+    return folder / public.name
 
 
 def add_client(folder: str | os.PathLike, name: str, out: str | os.PathLike | None = None) -> tuple[Path, Path]:
@@ -90,28 +98,17 @@ def add_client(folder: str | os.PathLike, name: str, out: str | os.PathLike | No
     if target.exists():
         raise KeyFileError(f"{target} already exists; choose another --out or remove it")
     target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # issued/: secrets waiting to be handed over
-    public, secret = _new_pair(target.parent, f".new-{name}")
-    try:
-        os.replace(secret, target)
+    with _scratch_pair(folder, name) as (public, secret):
+        _write_private(target, secret.read_bytes())  # --out may be on another file system
         (folder / CLIENTS).mkdir(exist_ok=True)
         os.replace(public, authorised)  # last: the key is authorised only once its pair exists
-    finally:
-        public.unlink(missing_ok=True)
-        secret.unlink(missing_ok=True)
     return authorised, target
 
 
 def list_clients(folder: str | os.PathLike) -> dict[str, str]:
-    """Authorised clients: name -> public key (z85)."""
-    found: dict[str, str] = {}
-    clients = Path(folder) / CLIENTS
-    for path in sorted(clients.glob("*" + PUBLIC_SUFFIX)) if clients.is_dir() else []:
-        try:
-            public, _ = load_certificate(path)
-        except (OSError, ValueError):
-            continue
-        found[path.name[:-len(PUBLIC_SUFFIX)]] = public.decode("ascii")
-    return found
+    """Authorised clients, by name: name -> public key (z85)."""
+    return {name: key.decode("ascii") for key, name in sorted(ClientKeys(folder).current().items(),
+                                                                key=lambda item: item[1])}
 
 
 def revoke(folder: str | os.PathLike, name: str) -> Path:
@@ -150,24 +147,6 @@ def server_secret(folder: str | os.PathLike) -> tuple[bytes, bytes]:
     return public, secret
 
 
-HANDSHAKE_EVENTS = (zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_HANDSHAKE_FAILED_AUTH
-                    | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL)
-
-
-def refusal(event: int, address: str, keyed: bool) -> str:
-    """What a failed handshake means, for a person (the monitor event says who refused what)."""
-    if event == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
-        return (f"the engine at {address} refused this client key (not authorised, or revoked): ask the "
-                "engine's operator to authorise it (`sfumato keys add-client`)")
-    if not keyed:
-        return (f"the engine at {address} requires a client key (CURVE): pass --server-key and --client-key "
-                f"(or set {ENV_SERVER_KEY} and {ENV_CLIENT_KEY})")
-    if event == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL:
-        return f"the engine at {address} does not use keys (CURVE); connect without --server-key/--client-key"
-    return (f"the engine at {address} refused the handshake: --server-key is not this engine's public key "
-            "(server.key of its key folder), or the engine refused this key")
-
-
 @dataclass(frozen=True)
 class ClientCurve:
     """What a client socket needs for CURVE: the engine's public key and its own pair."""
@@ -202,6 +181,58 @@ class ClientCurve:
         sock.setsockopt(zmq.CURVE_SECRETKEY, self.secret)
 
 
+HANDSHAKE_EVENTS = (zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_HANDSHAKE_FAILED_AUTH
+                    | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL)
+
+
+def refusal(event: int, address: str, keyed: bool) -> str:
+    """What a failed handshake means, for a person (the monitor event says who refused what)."""
+    if event == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
+        return (f"the engine at {address} refused this client key (not authorised, or revoked): ask the "
+                "engine's operator to authorise it (`sfumato keys add-client`)")
+    if not keyed:
+        return (f"the engine at {address} requires a client key (CURVE): pass --server-key and --client-key "
+                f"(or set {ENV_SERVER_KEY} and {ENV_CLIENT_KEY})")
+    if event == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL:
+        return f"the engine at {address} does not use keys (CURVE); connect without --server-key/--client-key"
+    return (f"the engine at {address} refused the handshake: --server-key is not this engine's public key "
+            "(server.key of its key folder), or the engine refused this key")
+
+
+class HandshakeWatch:
+    """The handshakes of a client socket, from its monitor. ZeroMQ keeps a refused handshake to
+    itself (the socket just retries), so this is how a client can say why nothing comes back.
+    Used by the thread that owns the socket; poll `.socket` for events, then call `read()`."""
+
+    def __init__(self, sock: zmq.Socket, address: str, keyed: bool):
+        self._sock, self.address, self.keyed = sock, address, keyed
+        self.socket = sock.get_monitor_socket(HANDSHAKE_EVENTS)  # before connect(): no event is missed
+        self.refused: str | None = None  # why the last handshake failed; None after a good one
+        self.handshakes = 0
+
+    def read(self) -> bool:
+        """Take the pending events; True if a handshake succeeded after an earlier one (a reconnect)."""
+        from zmq.utils.monitor import recv_monitor_message
+
+        reconnected = False
+        while True:
+            try:
+                event = recv_monitor_message(self.socket, zmq.NOBLOCK)["event"]
+            except zmq.Again:
+                return reconnected
+            if event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+                self.refused = None
+                self.handshakes += 1
+                reconnected = reconnected or self.handshakes > 1
+            else:
+                self.refused = refusal(event, self.address, self.keyed)
+
+    def close(self) -> None:
+        """Before the socket is closed (frees the monitor's inproc address for the next socket)."""
+        self._sock.disable_monitor()
+        self.socket.close(0)
+
+
 class ClientKeys:
     """The authorised client keys of a key folder, as they are on disk now.
 
@@ -214,9 +245,11 @@ class ClientKeys:
         self._lock = threading.Lock()
         self._files: dict[tuple[str, int, int, int], tuple[bytes, str] | None] = {}  # stat -> (key, name)
 
-    def _current(self) -> dict[bytes, str]:
+    def current(self) -> dict[bytes, str]:
+        """Authorised keys now: z85 public key -> client name."""
         try:
-            entries = [e for e in os.scandir(self.folder) if e.name.endswith(PUBLIC_SUFFIX) and e.is_file()]
+            entries = [e for e in os.scandir(self.folder)
+                       if e.name.endswith(PUBLIC_SUFFIX) and not e.name.startswith(".") and e.is_file()]
         except OSError:
             entries = []
         with self._lock:
@@ -237,11 +270,11 @@ class ClientKeys:
 
     def callback(self, domain: str, key: bytes) -> bool:
         """zmq.auth credentials provider: is this z85 public key authorised now?"""
-        return key in self._current()
+        return key in self.current()
 
     def name_of(self, key: str) -> str | None:
         """The client name of an authorised z85 key, or None (unknown or revoked)."""
-        return self._current().get(key.encode("ascii"))
+        return self.current().get(key.encode("ascii"))
 
 
 class ServerCurve:

@@ -30,10 +30,8 @@ from typing import Any, BinaryIO, Sequence
 import msgpack
 import zmq
 
-from zmq.utils.monitor import recv_monitor_message
-
 from . import DEFAULT_ADDRESS, MAX_MESSAGE_BYTES, PROTOCOL_VERSION
-from .keys import ENV_CLIENT_KEY, ENV_SERVER_KEY, HANDSHAKE_EVENTS, ClientCurve, refusal
+from .keys import ENV_CLIENT_KEY, ENV_SERVER_KEY, ClientCurve, HandshakeWatch
 
 MAX_FRAMES = 64
 REFUSED_STATUS = 3  # exit status when the engine refused the handshake (the plug-ins' transport knows it)
@@ -102,10 +100,9 @@ class Relay:
         self.stdin, self.stdout = stdin, stdout
         self.dealer = self.ctx.socket(zmq.DEALER)
         self.dealer.setsockopt(zmq.LINGER, 500)
-        self.keyed = curve is not None
         if curve is not None:
             curve.apply(self.dealer)
-        self.monitor = self.dealer.get_monitor_socket(HANDSHAKE_EVENTS)  # a refused key is told, not waited out
+        self.watch = HandshakeWatch(self.dealer, address, keyed=curve is not None)  # a refused key is told
         self.dealer.connect(address)
         self.open_jobs: set[str] = set()
         self.failed = False  # the plug-in's input broke the framing: exit non-zero
@@ -140,8 +137,7 @@ class Relay:
             self.open_jobs.add(header["id"])
         # A DEALER's send blocks until a connection is up; a refused one never comes up.
         while not self.dealer.poll(50, zmq.POLLOUT):
-            self._on_monitor()
-            if self.refused:
+            if self._refused():
                 return
         self.dealer.send_multipart(frames, copy=False)
 
@@ -156,12 +152,12 @@ class Relay:
         poller = zmq.Poller()
         poller.register(self.dealer, zmq.POLLIN)
         poller.register(self._pipe_in, zmq.POLLIN)
-        poller.register(self.monitor, zmq.POLLIN)
+        poller.register(self.watch.socket, zmq.POLLIN)
         try:
             while not self.refused:
                 ready = dict(poller.poll())
-                if self.monitor in ready:
-                    self._on_monitor()
+                if self.watch.socket in ready and self._refused():
+                    break
                 if self._pipe_in in ready:
                     frames = self._pipe_in.recv_multipart(copy=False)
                     if len(frames) == 1 and len(frames[0].buffer) == 0:
@@ -176,20 +172,17 @@ class Relay:
                 self._cancel_open()
         finally:
             self._pipe_in.close(linger=0)
-            self.dealer.disable_monitor()
-            self.monitor.close(0)
+            self.watch.close()
             self.dealer.close(linger=500)
         return REFUSED_STATUS if self.refused else 1 if self.failed else 0
 
-    def _on_monitor(self) -> None:
-        while True:
-            try:
-                event = recv_monitor_message(self.monitor, zmq.NOBLOCK)["event"]
-            except zmq.Again:
-                return
-            if event != zmq.EVENT_HANDSHAKE_SUCCEEDED:
-                print(f"sfumato relay: {refusal(event, self.address, self.keyed)}", file=sys.stderr, flush=True)
-                self.refused = True
+    def _refused(self) -> bool:
+        """True (after saying why on stderr) once the engine has refused the handshake."""
+        self.watch.read()
+        if self.watch.refused is not None and not self.refused:
+            print(f"sfumato relay: {self.watch.refused}", file=sys.stderr, flush=True)
+            self.refused = True
+        return self.refused
 
     def _cancel_open(self, wait: float = 3.0) -> None:
         """The plug-in went away: cancel its open jobs and wait briefly for the engine to confirm."""
