@@ -10,6 +10,12 @@ engine a region of it for the results, and returns results as views of that regi
 round trip costs two memcpys instead of a trip through the kernel's socket buffers. If the
 engine cannot see the segment (another /dev/shm, e.g. a container), the client falls back to
 frames for the rest of the connection.
+
+An engine that serves the network authenticates clients with CURVE keys (engine/keys.py).
+ZeroMQ keeps a refused handshake to itself (the socket just retries), so the client watches its
+socket's monitor: a failed handshake ends the waits at once with the code `refused` and a
+message that says which side's key to check, instead of a timeout. After a reconnect it pings
+the engine at once, so that a keyed engine routes the key's jobs to the new connection.
 """
 from __future__ import annotations
 
@@ -30,6 +36,7 @@ from . import DEFAULT_ADDRESS, HEARTBEAT_IVL_MS, HEARTBEAT_TIMEOUT_MS
 from . import shm as shmem
 from .arrays import as_array
 from .errors import BAD_MESSAGE, TOO_LARGE, UNKNOWN_OP
+from .keys import ClientCurve, HandshakeWatch
 from .opcall import bind
 from .protocol import CAPABILITIES, decode, encode, request_id_of
 
@@ -37,6 +44,7 @@ log = logging.getLogger("sfumato.client")
 
 DEFAULT_JOB_TIMEOUT = 3600.0  # run() and the one-call ops: longest wait for one job, in seconds
 ENGINE_RESTARTED = "engine_restarted"  # client-side error code: the engine that accepted a job is gone
+REFUSED = "refused"  # client-side error code: the engine refused the connection's handshake (keys)
 ProgressFn = Callable[[dict], None]
 
 
@@ -46,6 +54,14 @@ class EngineClientError(Exception):
     def __init__(self, code: str, message: str, field: str | None = None):
         super().__init__(f"[{code}] {message}" + (f" (field: {field})" if field else ""))
         self.code, self.message, self.field = code, message, field
+
+
+class EngineRefused(EngineClientError):
+    """The engine refused this client's handshake: a key not authorised (or revoked), the wrong
+    engine key, or a key on one side only."""
+
+    def __init__(self, message: str):
+        super().__init__(REFUSED, message)
 
 
 class EngineTimeout(EngineClientError, TimeoutError):
@@ -147,17 +163,22 @@ class Client:
 
     def __init__(self, address: str = DEFAULT_ADDRESS, timeout: float = 30.0, name: str = "sfumato-python",
                  context: zmq.Context | None = None, shm: bool = True,
-                 job_timeout: float | None = DEFAULT_JOB_TIMEOUT):
+                 job_timeout: float | None = DEFAULT_JOB_TIMEOUT, server_key: str | os.PathLike | None = None,
+                 client_key: str | os.PathLike | None = None):
         """`timeout`: seconds without any message from the engine before a wait fails;
-        `job_timeout`: the longest run() (and inpaint(), ...) waits for a job (None: no limit)."""
+        `job_timeout`: the longest run() (and inpaint(), ...) waits for a job (None: no limit);
+        `server_key`, `client_key`: for an engine served with keys, its public key file
+        (server.key) and this client's key pair (NAME.key_secret), see `sfumato keys`."""
+        curve = ClientCurve.optional(server_key, client_key)  # KeyFileError (a ValueError) before any socket
         self.address, self.timeout, self.name = address, timeout, name
         self.job_timeout = job_timeout
         # inproc:// already passes frames by reference; shared memory only pays across processes.
-        self._shm_wanted = shm and shmem.same_host(address) and shmem.available()
+        self._shm_wanted = shm and shmem.same_host(address) and shmem.available() and curve is None
         self._shm: shmem.ClientShm | None = None
         self._engine: Any = None  # set by in_process
         self._ids = itertools.count(1)
-        self._prefix = f"{os.getpid():x}{id(self) & 0xffff:04x}"
+        # ids are unique per connection, or per key on a keyed engine (other programs, other hosts)
+        self._prefix = f"{os.getpid():x}{os.urandom(3).hex()}"
         self._pending: dict[str, _Pending] = {}
         self._lock = threading.Lock()
         self._outq: deque[list] = deque()
@@ -171,6 +192,11 @@ class Client:
         self._sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, HEARTBEAT_TIMEOUT_MS)
         if "[" in address:
             self._sock.setsockopt(zmq.IPV6, 1)
+        self._keyed = curve is not None
+        if curve is not None:
+            curve.apply(self._sock)
+        # inproc has no handshake; elsewhere the monitor tells a refused key from a silent engine
+        self._watch = None if address.startswith("inproc://") else HandshakeWatch(self._sock, address, self._keyed)
         self._sock.connect(address)
         wake = f"inproc://client-wake-{os.getpid()}-{id(self):x}"
         self._wake_rx = self._ctx.socket(zmq.PAIR)
@@ -237,6 +263,8 @@ class Client:
         poller = zmq.Poller()
         poller.register(self._sock, zmq.POLLIN)
         poller.register(self._wake_rx, zmq.POLLIN)
+        if self._watch is not None:
+            poller.register(self._watch.socket, zmq.POLLIN)
         try:
             while not self._stop.is_set():
                 events = dict(poller.poll(20 if self._outq else 500))
@@ -259,8 +287,14 @@ class Client:
                         except zmq.Again:
                             break
                         self._receive(frames)
+                if self._watch is not None and self._watch.socket in events and self._watch.read():
+                    # a reconnect: let the engine hear from the new connection now (a keyed
+                    # engine then routes the key's jobs to it; a restarted one shows its instance)
+                    self._outq.append(encode({"type": "ping"}))
         finally:
             with self._wake_lock:
+                if self._watch is not None:
+                    self._watch.close()
                 for sock in (self._sock, self._wake_tx, self._wake_rx):
                     sock.close(0)
             if self._own_ctx:
@@ -344,9 +378,14 @@ class Client:
             except queue.Empty:
                 pass
             silent = time.monotonic() - self._last_rx
+            refused = self._watch.refused if self._watch is not None else None
+            if refused is not None and pending.messages.empty():
+                raise EngineRefused(f"{what}: {refused}")
             if silent > self.timeout:
+                hint = ("it is not running, unreachable, or it refused this key" if self._keyed
+                        else "is `sfumato serve` running there?")
                 raise EngineTimeout(f"{what}: the engine at {self.address} has not answered for "
-                                    f"{silent:.0f} s; is `sfumato serve` running there?")
+                                    f"{silent:.0f} s; {hint}")
             if silent > self.timeout / 3 and time.monotonic() - last_ping > self.timeout / 3:
                 last_ping = time.monotonic()
                 self._send({"type": "ping", "id": self._new_id()}, None)

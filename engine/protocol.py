@@ -40,7 +40,7 @@ SHM_ALIGN = 64
 # either side ignores names it does not know.
 #   rules: op schemas carry `rules`, and the parameter types `multi` and `model`
 #   shm: the same-host shared-memory extension (listed only where the engine offers it)
-CAPABILITIES = ("rules", "shm")
+CAPABILITIES = ("rules", "shm", "keys")
 MAX_CAPABILITIES = 64
 
 CLIENT_TYPES = ("hello", "submit", "cancel", "status", "models", "ping")

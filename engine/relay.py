@@ -12,10 +12,15 @@ it saw submitted that has not ended, waits briefly for the answers, and exits: a
 plug-in leaves no work running on the engine. Input that breaks the framing (too many
 frames, a frame longer than the engine's frame limit) does the same and exits with status 1. Only pyzmq and msgpack are imported here
 (no numpy, no torch), so the relay starts in a fraction of a second.
+
+An engine served with keys needs `--server-key FILE --client-key FILE` (or the environment
+variables SFUMATO_SERVER_KEY, SFUMATO_CLIENT_KEY). If the engine refuses the handshake, the
+relay says why on stderr and exits with status 3 (the plug-in shows its last stderr line).
 """
 from __future__ import annotations
 
 import argparse
+import os
 import struct
 import sys
 import threading
@@ -26,8 +31,10 @@ import msgpack
 import zmq
 
 from . import DEFAULT_ADDRESS, MAX_MESSAGE_BYTES, PROTOCOL_VERSION
+from .keys import ENV_CLIENT_KEY, ENV_SERVER_KEY, ClientCurve, HandshakeWatch
 
 MAX_FRAMES = 64
+REFUSED_STATUS = 3  # exit status when the engine refused the handshake (the plug-ins' transport knows it)
 _FINAL = ("result", "error", "cancelled")
 
 
@@ -86,15 +93,20 @@ def _header(frames: Sequence[Any]) -> dict:
 class Relay:
     """Moves messages between a byte stream pair and one DEALER connection."""
 
-    def __init__(self, address: str, stdin: BinaryIO, stdout: BinaryIO, ctx: zmq.Context | None = None):
+    def __init__(self, address: str, stdin: BinaryIO, stdout: BinaryIO, ctx: zmq.Context | None = None,
+                 curve: ClientCurve | None = None):
         self.ctx = ctx or zmq.Context.instance()
         self.address = address
         self.stdin, self.stdout = stdin, stdout
         self.dealer = self.ctx.socket(zmq.DEALER)
         self.dealer.setsockopt(zmq.LINGER, 500)
+        if curve is not None:
+            curve.apply(self.dealer)
+        self.watch = HandshakeWatch(self.dealer, address, keyed=curve is not None)  # a refused key is told
         self.dealer.connect(address)
         self.open_jobs: set[str] = set()
         self.failed = False  # the plug-in's input broke the framing: exit non-zero
+        self.refused = False  # the engine refused the handshake: exit REFUSED_STATUS
         self._inproc = f"inproc://sfumato-relay-{id(self)}"
         self._pipe_in = self.ctx.socket(zmq.PAIR)
         self._pipe_in.bind(self._inproc)
@@ -123,6 +135,10 @@ class Relay:
         header = _header(frames)
         if header.get("type") == "submit" and isinstance(header.get("id"), str):
             self.open_jobs.add(header["id"])
+        # A DEALER's send blocks until a connection is up; a refused one never comes up.
+        while not self.dealer.poll(50, zmq.POLLOUT):
+            if self._refused():
+                return
         self.dealer.send_multipart(frames, copy=False)
 
     def _to_plugin(self, frames: list[Any]) -> None:
@@ -136,9 +152,12 @@ class Relay:
         poller = zmq.Poller()
         poller.register(self.dealer, zmq.POLLIN)
         poller.register(self._pipe_in, zmq.POLLIN)
+        poller.register(self.watch.socket, zmq.POLLIN)
         try:
-            while True:
+            while not self.refused:
                 ready = dict(poller.poll())
+                if self.watch.socket in ready and self._refused():
+                    break
                 if self._pipe_in in ready:
                     frames = self._pipe_in.recv_multipart(copy=False)
                     if len(frames) == 1 and len(frames[0].buffer) == 0:
@@ -149,11 +168,21 @@ class Relay:
                         self._to_plugin(self.dealer.recv_multipart(copy=False))
                     except (BrokenPipeError, OSError):
                         break  # the plug-in is gone: treat like end of input
-            self._cancel_open()
+            if not self.refused:
+                self._cancel_open()
         finally:
             self._pipe_in.close(linger=0)
+            self.watch.close()
             self.dealer.close(linger=500)
-        return 1 if self.failed else 0
+        return REFUSED_STATUS if self.refused else 1 if self.failed else 0
+
+    def _refused(self) -> bool:
+        """True (after saying why on stderr) once the engine has refused the handshake."""
+        self.watch.read()
+        if self.watch.refused is not None and not self.refused:
+            print(f"sfumato relay: {self.watch.refused}", file=sys.stderr, flush=True)
+            self.refused = True
+        return self.refused
 
     def _cancel_open(self, wait: float = 3.0) -> None:
         """The plug-in went away: cancel its open jobs and wait briefly for the engine to confirm."""
@@ -175,8 +204,22 @@ class Relay:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m engine.relay", description=__doc__.split("\n\n")[0])
     parser.add_argument("--address", default=DEFAULT_ADDRESS, help="the engine's ROUTER address")
+    parser.add_argument("--server-key", metavar="FILE", default=os.environ.get(ENV_SERVER_KEY) or None,
+                        help=f"an engine served with keys: its server.key (or {ENV_SERVER_KEY})")
+    parser.add_argument("--client-key", metavar="FILE", default=os.environ.get(ENV_CLIENT_KEY) or None,
+                        help=f"this client's NAME.key_secret (or {ENV_CLIENT_KEY})")
     args = parser.parse_args(argv)
-    return Relay(args.address, sys.stdin.buffer, sys.stdout.buffer).run()
+    try:
+        curve = ClientCurve.optional(args.server_key, args.client_key)
+    except ValueError as exc:
+        print(f"sfumato relay: {exc}", file=sys.stderr)
+        return 2
+    code = Relay(args.address, sys.stdin.buffer, sys.stdout.buffer, curve=curve).run()
+    if code == REFUSED_STATUS:  # refused while the plug-in keeps stdin open: the reader thread still blocks in read,
+        sys.stdout.flush()  # and Python's shutdown would abort on its lock; leave at once instead
+        sys.stderr.flush()
+        os._exit(code)
+    return code
 
 
 if __name__ == "__main__":

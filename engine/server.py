@@ -10,9 +10,10 @@ EHOSTUNREACH instead of being discarded silently). Every running job reports pro
 the next message to a vanished client fails and all of that client's jobs are cancelled.
 Jobs belong to a connection, not to a routing id (engine/peers.py): a closed connection's jobs
 are cancelled as soon as the ROUTER's monitor reports it, and nothing of theirs reaches a new
-socket that takes the same routing id.
+socket that takes the same routing id. With CURVE keys (`keys=DIR`, engine/keys.py) jobs belong
+to the authenticated key instead, and wait a while for it to reconnect before they are cancelled.
 
-Shared memory (engine/shm.py): on a loopback or ipc bind the engine offers the same-host
+Shared memory (engine/shm.py): on a loopback or ipc bind without keys the engine offers the same-host
 extension in `welcome`. It maps a client's segment when a message names it, and writes a
 job's result arrays into the region the submit granted (`shm_out`) on the worker thread,
 before the result reaches the socket thread.
@@ -33,8 +34,9 @@ import zmq
 
 from . import DEFAULT_ADDRESS, HEARTBEAT_IVL_MS, HEARTBEAT_TIMEOUT_MS, PROTOCOL_VERSION, __version__
 from . import shm as shmem
+from .keys import ServerCurve
 from .errors import INTERNAL, NOT_FOUND, EngineError
-from .peers import Peers
+from .peers import KEY_OWNER, RECONNECT_GRACE_S, Peers, is_key_owner
 from .protocol import CAPABILITIES, Limits, decode, encode, request_id_of
 from .devices import resolve_device
 from .registry import ModelRegistry
@@ -49,8 +51,13 @@ SHM_SWEEP_S = 1.0  # how often idle shared-memory attachments are looked at
 SEND_RETRY_S = 30.0  # how long a result waits for a client whose receive queue is full
 
 
+FINAL = ("result", "error", "cancelled")  # the message types that end a job
+INSECURE_WARNING = ("this engine serves the network without authentication: anyone who can reach "
+                    "{address} can use it and read the images sent to it")
+
+
 class BindRefused(ValueError):
-    """A bind address the engine will not serve on without --insecure."""
+    """A bind address the engine will not serve on without --keys or --insecure."""
 
 
 def is_local_bind(address: str) -> bool:
@@ -61,14 +68,14 @@ def is_local_bind(address: str) -> bool:
     return shmem.same_host(address)  # ipc, or tcp on a loopback address ("*", names: not provably loopback)
 
 
-def check_bind(address: str, insecure: bool) -> None:
+def check_bind(address: str, insecure: bool, keys: bool = False) -> None:
     if "://" not in address:
         raise BindRefused(f"bind address {address!r} needs a scheme, e.g. tcp://127.0.0.1:5555 or ipc:///tmp/sfumato")
-    if not is_local_bind(address) and not insecure:
+    if not is_local_bind(address) and not insecure and not keys:
         raise BindRefused(
-            f"refusing to bind {address}: it is reachable from other machines and this engine has no "
-            "authentication yet. Bind a loopback address (tcp://127.0.0.1:PORT) or an ipc:// path, "
-            "or pass --insecure to serve the network unauthenticated at your own risk.")
+            f"refusing to bind {address}: it is reachable from other machines. Serve authorised clients "
+            "only with --keys DIR (see `sfumato keys new`), bind a loopback address (tcp://127.0.0.1:PORT) "
+            "or an ipc:// path, or pass --insecure to serve the network unauthenticated at your own risk.")
 
 
 class Engine:
@@ -77,13 +84,18 @@ class Engine:
     def __init__(self, bind: str = DEFAULT_ADDRESS, models_dir: str | Path | None = None, device: str = "auto",
                  insecure: bool = False, limits: Limits | None = None,
                  operations: dict[str, Operation] | None = None, shm: bool | None = None,
-                 shm_idle_s: float = shmem.DEFAULT_IDLE_S):
+                 shm_idle_s: float = shmem.DEFAULT_IDLE_S, keys: str | Path | None = None,
+                 reconnect_s: float = RECONNECT_GRACE_S):
         """`shm`: offer the same-host shared-memory extension (None: when the bind is
-        loopback tcp or ipc and /dev/shm is usable; True: require it; False: never).
-        `shm_idle_s`: how long a client's segment stays mapped without being used."""
-        check_bind(bind, insecure)
+        loopback tcp or ipc, without keys, and /dev/shm is usable; True: require it; False: never).
+        `shm_idle_s`: how long a client's segment stays mapped without being used.
+        `keys`: a key folder (`sfumato keys new`): serve only its authorised clients, through
+        CURVE; their jobs then belong to their key and wait `reconnect_s` for it to reconnect."""
+        check_bind(bind, insecure, keys=keys is not None)
         self.bind = bind
-        self.insecure = insecure
+        self.curve = ServerCurve(keys) if keys is not None else None  # reads the key pair now: errors early
+        self.reconnect_s = reconnect_s
+        self.insecure = insecure and self.curve is None and not is_local_bind(bind)
         self.device = resolve_device(device)
         self.limits = limits or Limits()
         self.operations = dict(OPERATIONS if operations is None else operations)
@@ -100,15 +112,17 @@ class Engine:
         self._wake_rx: zmq.Socket | None = None
         self._wake_lock = threading.Lock()
         self._outbox: deque[tuple[bytes, dict]] = deque()
-        self._backlog: deque[tuple[bytes, list, float]] = deque()
+        self._backlog: deque[tuple[bytes, list, Any, bool, float]] = deque()  # client, frames, id, ends job, deadline
         self._stop = threading.Event()
         self._done = threading.Event()
         self._thread: threading.Thread | None = None
         self._loop_thread_id: int | None = None
         self.scheduler: Scheduler | None = None
-        offer = shmem.available() and shmem.same_host(bind)
+        # Never with keys: a keyed engine serves remote clients, and a segment name proves nothing.
+        offer = shmem.available() and shmem.same_host(bind) and self.curve is None
         if shm and not offer:
-            raise ValueError(f"shared memory needs a loopback tcp or ipc bind and a usable {shmem.SHM_DIR}")
+            raise ValueError(f"shared memory needs a loopback tcp or ipc bind without keys and a usable "
+                             f"{shmem.SHM_DIR}")
         self.shm: shmem.EngineShm | None = (
             shmem.EngineShm(idle_s=shm_idle_s, max_bytes=4 * self.limits.max_message_bytes)
             if offer and shm is not False else None)
@@ -131,15 +145,22 @@ class Engine:
         router.setsockopt(zmq.LINGER, 2000)
         if "[" in self.bind:
             router.setsockopt(zmq.IPV6, 1)
-        self._peers = Peers(router)  # before bind: every connection is seen
+        if self.curve is not None:
+            self.curve.start(self._ctx, router)
+        self._peers = Peers(router, grace_s=self.reconnect_s)  # before bind: every connection is seen
         try:
             router.bind(self.bind)
         except zmq.ZMQError as exc:
             self._peers.close()
+            if self.curve is not None:
+                self.curve.stop()
             router.close(0)
             self._ctx.term()
             raise OSError(f"cannot bind {self.bind}: {exc}") from exc
         self.address = router.getsockopt(zmq.LAST_ENDPOINT).decode()
+        if self.insecure:
+            log.warning("*** INSECURE: %s; use --keys DIR (sfumato keys new) to serve authorised clients "
+                        "only ***", INSECURE_WARNING.format(address=self.address))
         # Clients in this process (Client.in_process) connect here: inproc passes frames by
         # reference, so arrays cross without any copy.
         self.inproc_address = f"inproc://sfumato-engine-{id(self):x}"
@@ -273,6 +294,8 @@ class Engine:
                 self._peers.close()
             if self._router is not None:
                 self._router.close()  # LINGER lets the last replies go out
+            if self.curve is not None:
+                self.curve.stop()
             if self._ctx is not None:
                 # term() waits for the last replies (LINGER) and for every socket of this
                 # context; an in-process client that is still open must not hang the engine.
@@ -289,8 +312,8 @@ class Engine:
             self._vanish(owner)
         now = time.monotonic()
         for _ in range(len(self._backlog)):
-            client, frames, deadline = self._backlog.popleft()
-            self._send(client, frames, final=True, deadline=deadline, now=now)
+            client, frames, job_id, ends, deadline = self._backlog.popleft()
+            self._send(client, frames, job_id, ends, final=True, deadline=deadline, now=now)
         while self._outbox:
             client, header = self._outbox.popleft()
             try:
@@ -300,28 +323,42 @@ class Engine:
                 frames = encode({"type": "error", "id": header.get("id"), "code": INTERNAL,
                                  "message": f"the engine could not encode its {header.get('type')} reply "
                                             "(see the engine log)", "field": None})
-            self._send(client, frames, final=header.get("type") != "progress",
+            kind = header.get("type")
+            self._send(client, frames, header.get("id"), kind in FINAL, final=kind != "progress",
                        deadline=now + SEND_RETRY_S, now=now)
 
-    def _send(self, client: bytes, frames: list, final: bool, deadline: float, now: float) -> None:
-        route = self._peers.route(client)  # type: ignore[union-attr]
-        if route is None:  # its connection closed: never to a new connection that took the routing id
-            self._vanish(client)
+    def _send(self, client: bytes, frames: list, job_id: Any, ends: bool, final: bool, deadline: float,
+              now: float) -> None:
+        """Send to the owner's connection (for a key: the job's submitter, else its latest). A
+        key with no open connection gets its final messages when it reconnects in time."""
+        peers = self._peers
+        assert peers is not None
+        route = peers.route(client, job_id)
+        if route is None:
+            back = peers.waiting(client)
+            if back is None:  # its connection closed: never to a new connection that took the routing id
+                self._vanish(client)
+            elif final and now < back:
+                self._backlog.append((client, frames, job_id, ends, back))
             return
         try:
             self._router.send_multipart([route, *frames], zmq.NOBLOCK, copy=False)  # type: ignore[union-attr]
         except zmq.Again:
             if final and now < deadline:
-                self._backlog.append((client, frames, deadline))  # client not reading: retry later
+                self._backlog.append((client, frames, job_id, ends, deadline))  # client not reading: retry later
             elif final:
                 log.warning("dropping a reply to %s: the client has not read anything for %.0f s",
                             client.hex(), SEND_RETRY_S)
         except zmq.ZMQError as exc:
             if exc.errno == zmq.EHOSTUNREACH:
-                self._peers.forget(client)  # type: ignore[union-attr]
-                self._vanish(client)
+                peers.forget(route)
+                if final:  # another connection of its key may take it; else it is dropped next round
+                    self._backlog.append((client, frames, job_id, ends, deadline))
             else:
                 log.error("send to %s failed: %s", client.hex(), exc)
+        else:
+            if ends:
+                peers.end_job(client, job_id)
 
     def _vanish(self, client: bytes) -> None:
         """A connection that is gone: cancel its jobs (silently), unmap its shared memory."""
@@ -341,6 +378,9 @@ class Engine:
         if len(frames) < 1:
             return
         client = self._peers.owner(frames[0].bytes, frames[-1])  # type: ignore[union-attr]
+        if self.curve is not None and is_key_owner(client) and self._key_name(client) is None:
+            self._revoked(client)
+            return
         rid: str | None = None
         try:
             access = self.shm.access(client) if self.shm is not None else None
@@ -360,20 +400,48 @@ class Engine:
     def welcome(self) -> dict:
         """The `welcome` body: versions, capabilities, op schemas (with the limits folded in),
         models, device, limits."""
-        capabilities = [c for c in CAPABILITIES if c != "shm" or self.shm is not None]
+        offered = {"shm": self.shm is not None, "keys": self.curve is not None}
+        capabilities = [c for c in CAPABILITIES if offered.get(c, True)]
         body = {"engine": __version__, "protocol": PROTOCOL_VERSION, "capabilities": capabilities,
-                "instance": self.instance,
+                "instance": self.instance, "security": self.security(),
                 "ops": {name: op.schema(self.limits) for name, op in sorted(self.operations.items())},
                 "models": self.models.list(), "device": self.device, "limits": self.limits.to_dict()}
         if self.shm is not None:
             body["shm"] = self.shm.info()  # absent = not offered (plain-frame clients ignore it)
         return body
 
+    def security(self) -> dict:
+        """The `welcome.security` map: how clients are authenticated and who owns jobs."""
+        if self.curve is not None:
+            return {"auth": "curve", "owner": "key", "reconnect_s": self.reconnect_s}
+        body: dict[str, Any] = {"auth": "none", "owner": "connection"}
+        if self.insecure:
+            body["warning"] = "INSECURE: " + INSECURE_WARNING.format(address=self.address or self.bind)
+        return body
+
     def _on_hello(self, client: bytes, msg: dict) -> None:
         # A client's `capabilities` are accepted and, in this engine, all ignored: no feature it
         # offers yet needs the client to opt in (docs/protocol.md, "Evolution").
-        log.info("hello from %r (%s)", msg.get("client", "?"), client.hex())  # repr: no forged log lines
+        log.info("hello from %r (%s)", msg.get("client", "?"), self._who(client))  # repr: no forged log lines
         self._emit(client, {"type": "welcome", "id": msg.get("id"), **self.welcome()})
+
+    def _key_name(self, client: bytes) -> str | None:
+        """The name of a key owner's key in the key folder now; None once it is revoked."""
+        assert self.curve is not None
+        return self.curve.clients.name_of(client[len(KEY_OWNER):].decode("ascii"))
+
+    def _who(self, client: bytes) -> str:
+        """An owner for the log: the client key's name, or the connection's routing id."""
+        if self.curve is not None and is_key_owner(client):
+            return f"key {self._key_name(client)!r}"
+        return client.hex()
+
+    def _revoked(self, client: bytes) -> None:
+        """A message on a connection whose key was revoked after its handshake: ZeroMQ cannot
+        close one peer of a ROUTER, so the engine ignores it (as a refused handshake gets no
+        answer) and cancels the key's jobs."""
+        if self.scheduler is not None and self.scheduler.cancel_client(client):
+            log.warning("a revoked key is still connected: its jobs are cancelled and its messages ignored")
 
     def _on_ping(self, client: bytes, msg: dict) -> None:
         self._emit(client, {"type": "pong", "id": msg.get("id"), "instance": self.instance})
@@ -397,6 +465,7 @@ class Engine:
                 self._grants[key] = grant
         try:
             self.scheduler.submit(Job(client, msg["id"], op, inputs, params))  # emits `accepted`
+            self._peers.claim(client, msg["id"])  # type: ignore[union-attr]  # before anything is sent
         except BaseException:
             if mine:
                 with self._grants_lock:

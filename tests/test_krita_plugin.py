@@ -505,3 +505,25 @@ def test_zip_is_accepted_by_kritas_own_importer(tmp_path):
 
 def test_manual_exists_for_krita_plugin_manager():
     assert (PKG_DIR / "Manual.html").is_file()
+
+
+def test_key_files_reach_a_keyed_engine_and_are_stored(tmp_path, monkeypatch):
+    from engine import keys
+
+    for name in ("SFUMATO_ENGINE", "SFUMATO_SERVER_KEY", "SFUMATO_CLIENT_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    keys.new_server(tmp_path / "keys")
+    _, pair = keys.add_client(tmp_path / "keys", "krita")
+    store = {"text": ""}
+    with Engine(bind="tcp://127.0.0.1:*", models_dir=tmp_path, device="cpu", keys=tmp_path / "keys") as eng:
+        c = controller.Controller(load_store=lambda: store["text"], save_store=lambda t: store.update(text=t))
+        try:
+            c.connect(eng.address)
+            pump(c, lambda: c.state != controller.CONNECTING)
+            assert c.state == controller.DOWN and "requires a client key" in c.message
+            c.connect(eng.address, str(tmp_path / "keys" / "server.key"), str(pair))
+            pump(c, lambda: c.state != controller.CONNECTING)
+            assert c.state == controller.ONLINE, c.message
+            assert json.loads(store["text"])["client_key"] == str(pair)
+        finally:
+            c.close()

@@ -1,13 +1,15 @@
-"""The engine's own subcommands: serve, info, models, train, plugins, demo."""
+"""The engine's own subcommands: serve, keys, info, models, train, plugins, demo."""
 from __future__ import annotations
 
 import argparse
 import json
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 
 from .. import DEFAULT_ADDRESS, __version__
+from .. import keys
 from .common import add_engine_options, command, connect, fail
 
 
@@ -19,7 +21,10 @@ def add_serve(sub: Any) -> None:
                    "ipc:///path also works)")
     p.add_argument("--models", metavar="DIR", help="models folder (default: the models shipped with sfumato, see docs/models.md)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    p.add_argument("--insecure", action="store_true", help="allow a non-loopback bind without authentication")
+    p.add_argument("--keys", metavar="DIR", help="serve only the clients authorised in this key folder, through "
+                   "CURVE (see `sfumato keys`); required for a non-loopback bind")
+    p.add_argument("--insecure", action="store_true", help="allow a non-loopback bind without keys: anyone who "
+                   "can reach it can use the engine")
     p.add_argument("--max-pixels", type=int, help="pixel cap per array")
     p.add_argument("--max-steps", type=int, help="sampler step cap per job")
     p.add_argument("--max-queue", type=int, help="queued + running jobs per client")
@@ -40,7 +45,7 @@ def add_serve(sub: Any) -> None:
                 limits = replace(limits, **{name: getattr(args, opt)})
         try:
             engine = Engine(args.bind, models_dir=args.models, device=args.device, insecure=args.insecure,
-                            limits=limits)
+                            limits=limits, keys=args.keys)
         except (BindRefused, ValueError) as exc:
             return fail(str(exc), 2)
 
@@ -49,6 +54,11 @@ def add_serve(sub: Any) -> None:
             models = ", ".join(engine.models.names()) or "none"
             print(f"sfumato {__version__} ready on {address} (device {engine.device}; ops: {ops}; "
                   f"models: {models})", flush=True)
+            if engine.curve is not None:
+                print(f"clients need {Path(args.keys) / 'server.key'} and a key of {Path(args.keys) / 'clients'} "
+                      f"({len(keys.list_clients(args.keys))} authorised now)", flush=True)
+            if engine.insecure:
+                print(f"sfumato: WARNING: {engine.security()['warning']}", file=sys.stderr, flush=True)
 
         try:
             engine.serve_forever(on_ready=ready)
@@ -57,6 +67,49 @@ def add_serve(sub: Any) -> None:
         return 0
 
     p.set_defaults(func=run)
+
+
+@command
+def add_keys(sub: Any) -> None:
+    p = sub.add_parser("keys", help="CURVE keys for a remote engine: the engine's pair, authorised clients")
+    ksub = p.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
+    new = ksub.add_parser("new", help="write the engine's key pair into DIR (for `serve --keys DIR`)")
+    new.add_argument("dir", type=Path)
+    new.add_argument("--force", action="store_true", help="replace an existing pair (every client needs the new "
+                     "server.key)")
+    add = ksub.add_parser("add-client", help="make a client key pair and authorise it")
+    add.add_argument("dir", type=Path)
+    add.add_argument("name", help="who the key is for (letters, digits, '.', '_', '-')")
+    add.add_argument("--out", type=Path, help="where to write the client's pair (default DIR/issued/NAME.key_secret)")
+    lst = ksub.add_parser("list", help="the authorised clients")
+    lst.add_argument("dir", type=Path)
+    rev = ksub.add_parser("revoke", help="remove a client's authorisation (a running engine refuses it from its "
+                          "next connection on)")
+    rev.add_argument("dir", type=Path)
+    rev.add_argument("name")
+
+    def run_new(args: argparse.Namespace) -> int:
+        public = keys.new_server(args.dir, force=args.force)
+        print(f"engine key pair written to {args.dir}; give every client a copy of {public}")
+        return 0
+
+    def run_add(args: argparse.Namespace) -> int:
+        authorised, pair = keys.add_client(args.dir, args.name, out=args.out)
+        print(f"authorised {args.name} ({authorised}). Give {args.name} these two files, over a safe channel, then "
+              f"delete the pair here:\n  {pair}  (--client-key)\n  {args.dir / 'server.key'}  (--server-key)")
+        return 0
+
+    def run_list(args: argparse.Namespace) -> int:
+        for name, public in keys.list_clients(args.dir).items():
+            print(f"{name}  {public}")
+        return 0
+
+    def run_revoke(args: argparse.Namespace) -> int:
+        print(f"revoked {args.name} (removed {keys.revoke(args.dir, args.name)})")
+        return 0
+
+    for q, func in ((new, run_new), (add, run_add), (lst, run_list), (rev, run_revoke)):
+        q.set_defaults(func=func)
 
 
 @command

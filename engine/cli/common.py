@@ -3,12 +3,15 @@ in and out, the progress bar and the one-line failure."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import numpy as np
+
+from ..keys import ENV_CLIENT_KEY, ENV_SERVER_KEY
 
 COMMANDS: list[Callable[[Any], None]] = []
 
@@ -27,6 +30,10 @@ def add_engine_options(p: argparse.ArgumentParser) -> None:
                    "(default: the models shipped with sfumato)")
     g.add_argument("--device", default="auto", help="device of the in-process engine: auto, cpu or cuda")
     g.add_argument("--timeout", type=float, default=30.0, help="seconds without any answer before giving up")
+    g.add_argument("--server-key", metavar="FILE", default=os.environ.get(ENV_SERVER_KEY) or None,
+                   help=f"an engine served with --keys: its public key file, server.key (or {ENV_SERVER_KEY})")
+    g.add_argument("--client-key", metavar="FILE", default=os.environ.get(ENV_CLIENT_KEY) or None,
+                   help=f"this client's key pair, NAME.key_secret from `sfumato keys add-client` (or {ENV_CLIENT_KEY})")
 
 
 @contextmanager
@@ -34,7 +41,8 @@ def connect(args: argparse.Namespace) -> Iterator[Any]:
     from ..client import Client
 
     if args.engine:
-        client = Client(args.engine, timeout=args.timeout, name="sfumato-cli")
+        client = Client(args.engine, timeout=args.timeout, name="sfumato-cli", server_key=args.server_key,
+                        client_key=args.client_key)
     else:
         client = Client.in_process(models_dir=args.models, device=args.device, timeout=args.timeout)
     try:

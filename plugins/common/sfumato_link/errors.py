@@ -14,6 +14,7 @@ PROTOCOL_MISMATCH = "protocol_mismatch"
 BAD_SELECTION = "bad_selection"
 TIMEOUT = "timeout"  # a job ran past the caller's time limit (and was cancelled)
 UNSUPPORTED = "unsupported"  # a pixel format or colour model the plug-in cannot send
+KEY_REFUSED = "key_refused"  # the engine refused the connection's keys (or needs keys)
 
 START_HINT = ("Start it with `sfumato serve` in a terminal (or `make serve` in the Sfumato source "
               "folder), then try again.")
@@ -54,6 +55,9 @@ def describe(code: str, message: str = "", field: str | None = None, *,
         return (f"Could not start the Sfumato relay (the engine's own Python, used because this editor's "
                 f"Python lacks pyzmq or msgpack): {message or 'no details'}. Set SFUMATO_PYTHON to the Python "
                 f"that has Sfumato installed, or install pyzmq and msgpack for the editor's Python.")
+    if code == KEY_REFUSED:
+        return (f"The Sfumato engine{where} refused the connection: {message}. Set the engine key and "
+                f"client key files in Engine Status (or SFUMATO_SERVER_KEY and SFUMATO_CLIENT_KEY).")
     if code == PROTOCOL_MISMATCH:
         return f"The engine speaks another protocol version ({message}). Update the plug-in and the engine together."
     if code == "model_missing":

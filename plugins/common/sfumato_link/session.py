@@ -129,9 +129,11 @@ class Session:
         if use == "auto":
             use = "zmq" if zmq_available() else "relay"
         if use == "zmq":
-            transport: Transport = ZmqTransport(settings.address)
+            transport: Transport = ZmqTransport(settings.address, server_key=settings.server_key,
+                                                client_key=settings.client_key)
         else:
-            transport = RelayTransport(settings.address, guess_python(settings), settings.engine_root or None)
+            transport = RelayTransport(settings.address, guess_python(settings), settings.engine_root or None,
+                                       server_key=settings.server_key, client_key=settings.client_key)
         watcher = None
         if guard and isinstance(transport, ZmqTransport):
             from .guard import Guard

@@ -1,9 +1,10 @@
-"""Plug-in settings: engine address, the engine's Python (for the relay), transport choice.
+"""Plug-in settings: engine address, the engine's Python (for the relay), transport choice,
+and the two key files for an engine served with keys.
 
 Precedence, lowest first: built-in defaults, the file written by `sfumato plugins install`
 (`sfumato_install.json` next to this package), what the editor stored (a GIMP parasite,
 Krita's settings), then environment variables SFUMATO_ENGINE, SFUMATO_PYTHON,
-SFUMATO_ENGINE_ROOT and SFUMATO_TRANSPORT.
+SFUMATO_ENGINE_ROOT, SFUMATO_TRANSPORT, SFUMATO_SERVER_KEY and SFUMATO_CLIENT_KEY.
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ DEFAULT_ADDRESS = "tcp://127.0.0.1:5555"
 INSTALL_FILE = "sfumato_install.json"
 TRANSPORTS = ("auto", "zmq", "relay")
 ENV = {"address": "SFUMATO_ENGINE", "python": "SFUMATO_PYTHON", "engine_root": "SFUMATO_ENGINE_ROOT",
-       "transport": "SFUMATO_TRANSPORT"}
+       "transport": "SFUMATO_TRANSPORT", "server_key": "SFUMATO_SERVER_KEY", "client_key": "SFUMATO_CLIENT_KEY"}
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,8 @@ class Settings:
     engine_root: str = ""  # source checkout holding engine/, when the engine is not pip-installed
     transport: str = "auto"  # auto = zmq when it imports, else the relay
     timeout: float = 5.0  # seconds to wait for `welcome` before saying the engine is not running
+    server_key: str = ""  # an engine served with keys: its public key file (server.key); "" = no keys
+    client_key: str = ""  # this editor's key pair (NAME.key_secret from `sfumato keys add-client`)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

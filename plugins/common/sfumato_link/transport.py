@@ -5,6 +5,10 @@
   length-prefixed frames over its stdin/stdout; the relay owns the DEALER. Used when pyzmq
   is missing in the editor (GIMP on Windows, odd bundled Pythons).
 
+Both take the key files of an engine served with keys (CURVE). A refused handshake is
+silent in ZeroMQ, so both watch for it and raise `key_refused` rather than let the
+plug-in wait for a welcome that never comes.
+
 Both are non-blocking: `recv(timeout=0)` returns at once, so an editor can poll from its
 UI loop (a QTimer in Krita, a progress loop in GIMP).
 """
@@ -19,7 +23,7 @@ import uuid
 from typing import Any, Sequence
 
 from . import framing
-from .errors import RELAY_FAILED, LinkError
+from .errors import KEY_REFUSED, RELAY_FAILED, LinkError
 from .guard import detached
 
 
@@ -63,7 +67,7 @@ class ZmqTransport(Transport):
 
     kind = "zmq"
 
-    def __init__(self, address: str, routing_id: bytes | None = None):
+    def __init__(self, address: str, routing_id: bytes | None = None, server_key: str = "", client_key: str = ""):
         import zmq
 
         self._zmq = zmq
@@ -73,23 +77,79 @@ class ZmqTransport(Transport):
         self._sock = self._ctx.socket(zmq.DEALER)
         self._sock.setsockopt(zmq.LINGER, 0)
         self._sock.setsockopt(zmq.ROUTING_ID, self.routing_id)
+        self._keyed = bool(server_key or client_key)
+        if self._keyed:
+            try:
+                _apply_keys(self._sock, server_key, client_key)
+            except LinkError:
+                self._sock.close(0)
+                raise
+        failed = (zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+                  | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL)
+        self._monitor = self._sock.get_monitor_socket(failed)
         self._sock.connect(address)
         self._poller = zmq.Poller()
         self._poller.register(self._sock, zmq.POLLIN)
+        self._poller.register(self._monitor, zmq.POLLIN)
 
     def send(self, frames: Sequence[Any]) -> None:
         # copy=False only pays off for big buffers; tiny ones are cheaper to copy
         big = any((f.nbytes if isinstance(f, memoryview) else len(f)) > 65536 for f in frames)
+        # A DEALER's send waits for a connection; one whose keys are refused never comes up.
+        while not self._sock.poll(100, self._zmq.POLLOUT):
+            self._check_refused()
         self._sock.send_multipart(list(frames), copy=not big)
 
+    def _check_refused(self) -> None:
+        """Raise key_refused if the engine refused a handshake since the last look."""
+        from zmq.utils.monitor import recv_monitor_message
+
+        if self._monitor.poll(0):
+            event = recv_monitor_message(self._monitor)["event"]
+            raise LinkError(KEY_REFUSED, _refusal(self._zmq, event, self._keyed), address=self.address)
+
     def recv(self, timeout: float = 0.0) -> list[Any] | None:
-        if not self._poller.poll(int(max(0.0, timeout) * 1000)):
-            return None
-        return self._sock.recv_multipart(copy=False)
+        ready = dict(self._poller.poll(int(max(0.0, timeout) * 1000)))
+        if self._sock in ready:
+            return self._sock.recv_multipart(copy=False)
+        self._check_refused()
+        return None
 
     def close(self) -> None:
         if not self._sock.closed:
+            self._sock.disable_monitor()
+            self._monitor.close(0)
             self._sock.close(linger=300)  # long enough for a last `cancel` to leave
+
+
+def _apply_keys(sock: Any, server_key: str, client_key: str) -> None:
+    """CURVE on a socket from the two key files (zmq certificate files)."""
+    from zmq.auth.certs import load_certificate
+
+    if not server_key or not client_key:
+        raise LinkError(KEY_REFUSED, "both the engine key file (server.key) and this editor's client key file "
+                        "(NAME.key_secret) are needed")
+    try:
+        server_public, _ = load_certificate(server_key)
+        public, secret = load_certificate(client_key)
+    except (OSError, ValueError) as exc:
+        raise LinkError(KEY_REFUSED, f"cannot read a key file: {exc}") from None
+    if not secret:
+        raise LinkError(KEY_REFUSED, f"{client_key} holds no secret key; use the NAME.key_secret file")
+    sock.curve_serverkey, sock.curve_publickey, sock.curve_secretkey = server_public, public, secret
+
+
+def _refusal(zmq: Any, event: int, keyed: bool) -> str:
+    if event == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
+        return "this client key is not authorised (or was revoked) on the engine"
+    if not keyed:
+        return "the engine requires a client key"
+    if event == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL:
+        return "the engine does not use keys; clear the key settings"
+    return "the engine key file is not this engine's server.key, or the engine refused this key"
+
+
+RELAY_REFUSED = 3  # the relay's exit status when the engine refused its keys (engine/relay.py)
 
 
 def _relay_env(engine_root: str | None) -> dict[str, str]:
@@ -113,9 +173,12 @@ class RelayTransport(Transport):
 
     kind = "relay"
 
-    def __init__(self, address: str, python: str, engine_root: str | None = None, start_timeout: float = 10.0):
+    def __init__(self, address: str, python: str, engine_root: str | None = None, start_timeout: float = 10.0,
+                 server_key: str = "", client_key: str = ""):
         self.address, self.python = address, python
         cmd = [python, "-m", "engine.relay", "--address", address]
+        if server_key or client_key:
+            cmd += ["--server-key", server_key, "--client-key", client_key]
         kwargs = detached()
         try:
             self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -158,6 +221,8 @@ class RelayTransport(Transport):
             self._stderr_thread.join(timeout=1.0)  # let the reader take the last words before reporting
         tail = self.stderr_tail().strip().splitlines()
         detail = tail[-1] if tail else f"exit status {self._proc.returncode}"
+        if self._proc.returncode == RELAY_REFUSED:
+            return LinkError(KEY_REFUSED, detail.removeprefix("sfumato relay: "), address=self.address)
         return LinkError(RELAY_FAILED, f"{self.python} -m engine.relay stopped: {detail}")
 
     def send(self, frames: Sequence[Any]) -> None:

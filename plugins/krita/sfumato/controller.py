@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 from .bootstrap import link
@@ -114,13 +114,21 @@ class Controller:
 
     # --- connection -----------------------------------------------------------------
 
-    def connect(self, address: str | None = None) -> None:
-        """(Re)connect and say hello; returns at once. The answer arrives through poll()."""
-        if address is not None and address.strip() and address.strip() != self.settings.address:
-            self.settings = link.Settings.from_mapping({**self.settings.to_dict(), "address": address.strip()})
+    def connect(self, address: str | None = None, server_key: str | None = None,
+                client_key: str | None = None) -> None:
+        """(Re)connect and say hello; returns at once. The answer arrives through poll().
+        `server_key`, `client_key`: the key files of an engine served with keys ("" = none)."""
+        changes = {name: value.strip() for name, value in (("server_key", server_key), ("client_key", client_key))
+                   if value is not None}
+        if address is not None and address.strip():
+            changes["address"] = address.strip()
+        wanted = replace(self.settings, **changes)
+        if wanted != self.settings:
+            self.settings = wanted
             if self._save_store is not None:
                 try:
-                    self._save_store(link.Settings.from_mapping({"address": self.settings.address}).to_json())
+                    self._save_store(link.Settings.from_mapping(
+                        {name: getattr(wanted, name) for name in ("address", "server_key", "client_key")}).to_json())
                 except Exception:
                     log.exception("could not store the Sfumato settings")
         self.close(cancel_jobs=True)  # a reconnect abandons this panel's running jobs: stop them on the engine

@@ -66,6 +66,16 @@ class SfumatoDocker(DockWidget):
         line.addWidget(self.address, 1)
         line.addWidget(self.reconnect_button)
         col.addLayout(line)
+        keys = QtWidgets.QHBoxLayout()  # an engine served with keys (sfumato serve --keys)
+        self.server_key = QtWidgets.QLineEdit(self.ctrl.settings.server_key)
+        self.server_key.setPlaceholderText("engine key file (server.key)")
+        self.client_key = QtWidgets.QLineEdit(self.ctrl.settings.client_key)
+        self.client_key.setPlaceholderText("client key file (.key_secret)")
+        for edit in (self.server_key, self.client_key):
+            edit.setToolTip("Only for an engine served with keys: files from `sfumato keys`; empty = no keys")
+            edit.returnPressed.connect(self._reconnect)
+            keys.addWidget(edit, 1)
+        col.addLayout(keys)
         self.engine_info = wrap_label()
         col.addWidget(self.engine_info)
 
@@ -196,7 +206,7 @@ class SfumatoDocker(DockWidget):
         self.ctrl.cancel()
 
     def _reconnect(self) -> None:
-        runtime.reconnect(self.address.text().strip() or None)
+        runtime.reconnect(self.address.text().strip() or None, self.server_key.text(), self.client_key.text())
 
     def _browse_style(self) -> None:
         path, _ = QtWidgets.QFileDialog.getOpenFileName(self, "Style reference image", "",

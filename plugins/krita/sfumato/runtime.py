@@ -85,8 +85,8 @@ def shutdown() -> None:
     _controller, _pump = None, None
 
 
-def reconnect(address: str | None = None) -> None:
-    controller().connect(address)
+def reconnect(address: str | None = None, server_key: str | None = None, client_key: str | None = None) -> None:
+    controller().connect(address, server_key, client_key)
     if _pump is not None:
         _pump.hurry()
 

@@ -95,6 +95,12 @@ def add_status_arguments(proc: Gimp.Procedure) -> None:
                              "(SFUMATO_PYTHON overrides)", defaults.python, RW)
     proc.add_choice_argument("transport", "_Transport", "How to reach the engine", make_choice(TRANSPORTS),
                              "auto", RW)
+    proc.add_string_argument("server-key", "_Engine key file",
+                             "An engine served with keys: its server.key (SFUMATO_SERVER_KEY overrides)",
+                             defaults.server_key, RW)
+    proc.add_string_argument("client-key", "_Client key file",
+                             "This GIMP's NAME.key_secret from `sfumato keys add-client` (SFUMATO_CLIENT_KEY "
+                             "overrides)", defaults.client_key, RW)
     proc.add_boolean_argument("remember", "_Remember these settings", "Store them for next time", True, RW)
     proc.add_string_return_value("status", "Status", "The engine's status, as text", "", RW)
 
@@ -207,7 +213,9 @@ def status(run_mode, config) -> str:
     address = config.get_property("engine-address") or base.address
     python = config.get_property("engine-python") or base.python
     settings = link.Settings(address=address, python=python, engine_root=base.engine_root,
-                             transport=config.get_property("transport"), timeout=base.timeout)
+                             transport=config.get_property("transport"), timeout=base.timeout,
+                             server_key=config.get_property("server-key") or "",
+                             client_key=config.get_property("client-key") or "")
     if config.get_property("remember"):
         connection.save_settings(settings)
         settings = connection.current_settings()  # environment variables still win
