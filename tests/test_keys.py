@@ -16,7 +16,8 @@ import pytest
 import zmq
 
 from engine import keys
-from engine.client import REFUSED, Client, EngineClientError, EngineRefused
+from engine.client import Client, EngineClientError, EngineRefused
+from engine.client_job import REFUSED
 from engine.server import BindRefused, Engine, check_bind
 
 
