@@ -379,7 +379,8 @@ def run_soak(cfg: SoakConfig) -> dict:
     alive = engine.proc.poll() is None
     exit_code = engine.stop()
     res: dict[str, Any] = {
-        "command": f"python -m bench soak --clients {cfg.clients} --seconds {cfg.seconds:g}",
+        "command": f"python -m bench soak --clients {cfg.clients} " + (
+            f"--minutes {cfg.seconds / 60:g}" if cfg.seconds % 60 == 0 else f"--seconds {cfg.seconds:g}"),
         "config": {k: v for k, v in asdict(cfg).items() if k != "out"}, "environment": env,
         "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "wall_s": round(wall, 1),
         **summarise(records, samples, cfg, wall),

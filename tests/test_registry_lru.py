@@ -57,7 +57,7 @@ def test_least_recently_used_model_is_unloaded(three_models):
 def test_a_held_model_is_never_unloaded(three_models):
     reg = ModelRegistry(three_models, "cpu", max_models=1)
     with reg.hold():  # a running job on this thread uses a
-        a = reg.get("a")
+        reg.get("a")
         in_thread(lambda: reg.get("b"))
         in_thread(lambda: reg.get("c"))
         assert loaded(reg) == {"a", "c"}  # over the limit: a is held, c was just used, b went
