@@ -313,11 +313,11 @@ def summarise(records: list[ClientLog], samples: list[tuple[float, float]], cfg:
 
 
 def write_markdown(res: dict, path: Path) -> None:
-    rss = res["rss"]
+    rss, env = res["rss"], res["environment"]
     lines = [
         "# Soak", "",
-        f"`{res['command']}` on {res['environment']['cpus']} CPUs (load average at start "
-        f"{res['environment'].get('load_average_at_start')}), {res['when']}.", "",
+        f"`{res['command']}` on {env['cpus']} CPUs (load average at start {env.get('load_average_at_start')}"
+        + (f", at end {env['load_average_at_end']}" if "load_average_at_end" in env else "") + f"), {res['when']}.", "",
         f"- jobs accepted {res['accepted']}, terminal messages {res['terminal_messages']}: results {res['results_ok']}, "
         f"cancelled {res['cancelled_ok']}, expected errors {res['errors_ok']}; lost {res['lost']}, duplicated "
         f"{res['duplicated']}, wrong {res['wrong']}; {res['jobs_per_s']} jobs/s",
@@ -377,6 +377,7 @@ def run_soak(cfg: SoakConfig) -> dict:
     finished.set()
     sampler.join()
     alive = engine.proc.poll() is None
+    env["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     exit_code = engine.stop()
     res: dict[str, Any] = {
         "command": f"python -m bench soak --clients {cfg.clients} " + (
