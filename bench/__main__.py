@@ -1,4 +1,4 @@
-"""python -m bench quality | speed | report  (see docs/performance.md)."""
+"""python -m bench quality | speed | soak | report  (see docs/performance.md)."""
 from __future__ import annotations
 
 import argparse
@@ -66,6 +66,16 @@ def build_parser() -> argparse.ArgumentParser:
                         "a subset replaces only those sections of an existing speed.json")
     _engine_options(s)
 
+    k = sub.add_parser("soak", help="many clients against one engine subprocess for a long time: lost or "
+                                     "duplicated jobs, fairness, RSS over time, /dev/shm left (loopback only)")
+    k.add_argument("--clients", type=int, default=8, help="concurrent clients, each with its own connection (default 8)")
+    k.add_argument("--minutes", type=float, default=30.0, help="how long clients keep submitting (default 30)")
+    k.add_argument("--seconds", type=float, help="the duration in seconds instead (short CI runs)")
+    k.add_argument("--seed", type=int, default=0, help="seed of the job mix")
+    k.add_argument("--models", metavar="DIR", help="models folder holding builtin/ (default: the engine's own)")
+    k.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    k.add_argument("--out", type=Path, default=DEFAULT_OUT, help="report folder for soak.json and soak.md")
+
     r = sub.add_parser("report", help="rebuild README.md and plots from the JSON results")
     r.add_argument("--out", type=Path, default=DEFAULT_OUT)
     return parser
@@ -108,6 +118,16 @@ def main(argv: list[str] | None = None) -> int:
                               repeats=args.repeats, clients=args.clients, gpu=not args.no_gpu,
                               ours_params=args.ours_params, sections=tuple(args.sections))
             run_speed(cfg)
+        elif args.command == "soak":
+            from .soak import SoakConfig, run_soak
+
+            cfg = SoakConfig(clients=args.clients, seconds=args.seconds or args.minutes * 60, models=args.models,
+                             device=args.device, out=str(args.out), seed=args.seed)
+            try:
+                return 1 if run_soak(cfg)["failures"] else 0
+            except ValueError as exc:
+                print(f"bench soak: {exc}", file=sys.stderr)
+                return 2
         else:
             from .report import write_report
 

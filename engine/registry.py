@@ -7,10 +7,18 @@ the models folder is a zoo model named after the file (engine/zoo); it is read a
 when the folder is scanned. A request names a model only by a name the registry lists; a path (absolute,
 relative, with `..`) is refused, so a client can load nothing from outside the models folder
 and learns nothing about where that folder is.
+
+At most MAX_LOADED_MODELS models (diffusion and zoo together) stay loaded: using another one
+unloads the least recently used, so an engine serving many models keeps a bounded footprint.
+A model a running job holds (`hold()`) is never unloaded under it; while every loaded model is
+held the registry goes over the limit and comes back to it when the jobs end.
 """
 from __future__ import annotations
 
 import threading
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Hashable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -23,6 +31,7 @@ from .zoo.backend import ZooUnavailable
 from .zoo.checkpoint import SUFFIXES, CheckpointError, ZooModel, load as load_checkpoint
 
 DEFAULT_MODEL = "builtin"
+MAX_LOADED_MODELS = 4  # models kept loaded at once; the least recently used beyond it are unloaded
 
 
 def package_models() -> Path:
@@ -42,13 +51,22 @@ PACKAGE_MODELS = package_models()
 class ModelRegistry:
     """Maps model names (the folders in the models folder) to loaded denoisers, one per real folder."""
 
-    def __init__(self, models_dir: str | Path | None = None, device: str = "cpu"):
+    def __init__(self, models_dir: str | Path | None = None, device: str = "cpu",
+                 max_models: int = MAX_LOADED_MODELS):
+        if max_models < 1:
+            raise ValueError("max_models must be at least 1")
         self.models_dir = Path(models_dir) if models_dir else PACKAGE_MODELS
         self.device = device
-        self._cache: dict[Path, tuple[Denoiser, dict]] = {}  # by real folder: two names of one folder share it
-        self._lock = threading.Lock()
+        self.max_models = max_models
+        # Loaded models, least recently used first. A denoiser's key is its real folder (two names
+        # of one folder share it); a zoo model's is (real file, size, mtime), so a replaced file is
+        # read again. Values: (Denoiser, card) or ZooModel.
+        self._loaded: OrderedDict[Hashable, tuple[Denoiser, dict] | ZooModel] = OrderedDict()
+        self._held: Counter[Hashable] = Counter()  # keys running jobs hold: never unloaded
+        self._holder = threading.local()  # the keys the current thread's job holds
+        self._lock = threading.RLock()
         self._cards: dict[str, dict] = {}
-        self._zoo: dict[tuple, ZooModel] = {}  # by (real file, size, mtime): a replaced file is read again
+        self._zoo_info: dict[tuple, dict] = {}  # descriptions of zoo files, kept when the model is unloaded
         self.refresh()
 
     def refresh(self) -> list[dict]:
@@ -72,12 +90,13 @@ class ModelRegistry:
         return (path.resolve(), st.st_size, st.st_mtime_ns)
 
     def _zoo_card(self, path: Path) -> dict:
-        """Read and describe a checkpoint file (cached while the file is unchanged)."""
+        """Read and describe a checkpoint file (the description is kept while the file is unchanged)."""
         try:
             key = self._zoo_key(path)
-            if key not in self._zoo:
-                self._zoo[key] = load_checkpoint(path)
-            return {"kind": ZOO, "file": path.name, **self._zoo[key].info}
+            if key not in self._zoo_info:
+                with self._lock:
+                    self._zoo_info[key] = self._use(key, lambda: load_checkpoint(path)).info
+            return {"kind": ZOO, "file": path.name, **self._zoo_info[key]}
         except (ZooUnavailable, CheckpointError, OSError) as exc:
             return {"kind": ZOO, "file": path.name, "error": self._public(str(exc))}
 
@@ -87,13 +106,60 @@ class ModelRegistry:
         path = self.models_dir / self._cards[name]["file"]
         with self._lock:
             try:
-                key = self._zoo_key(path)
-                if key not in self._zoo:
-                    self._zoo[key] = load_checkpoint(path)
+                zm = self._use(self._zoo_key(path), lambda: load_checkpoint(path))
             except (ZooUnavailable, CheckpointError, OSError) as exc:
                 raise EngineError(MODEL_MISSING, f"model {name!r} cannot be loaded: {self._public(str(exc))}",
                                   "params.model") from exc
-            return self._zoo[key]
+            assert isinstance(zm, ZooModel)
+            return zm
+
+    # ---- the loaded models: least recently used out, held ones kept -------------------------
+    def _use(self, key: Hashable, load: Callable[[], tuple[Denoiser, dict] | ZooModel]
+             ) -> tuple[Denoiser, dict] | ZooModel:
+        """The loaded model under `key` (loaded now if absent), marked most recently used and
+        held by the current job; then unload what is over the limit. Call with the lock held."""
+        if key in self._loaded:
+            self._loaded.move_to_end(key)
+        else:
+            self._loaded[key] = load()
+        held = getattr(self._holder, "keys", None)
+        if held is not None and key not in held:
+            held.add(key)
+            self._held[key] += 1
+        model = self._loaded[key]
+        self._trim(keep=key)
+        return model
+
+    def _trim(self, keep: Hashable | None = None) -> None:
+        """Unload least recently used models over max_models, skipping held ones and `keep`."""
+        unloaded = False
+        for key in list(self._loaded):
+            if len(self._loaded) <= self.max_models:
+                break
+            if key != keep and not self._held[key]:
+                del self._loaded[key]
+                unloaded = True
+        if unloaded and self.device.startswith("cuda") and torch.cuda.is_available():
+            torch.cuda.empty_cache()  # give an unloaded model's memory back to other processes
+
+    @contextmanager
+    def hold(self) -> Iterator[None]:
+        """Models this thread uses inside the block stay loaded until it ends (a running job)."""
+        held: set[Hashable] = set()
+        outer = getattr(self._holder, "keys", None)
+        self._holder.keys = held
+        try:
+            yield
+        finally:
+            self._holder.keys = outer
+            with self._lock:
+                self._held.subtract(held)
+                self._held += Counter()  # drop the keys no job holds any more
+                self._trim()
+
+    def loaded(self) -> int:
+        """How many models are loaded now."""
+        return len(self._loaded)
 
     def is_zoo(self, name: str) -> bool:
         return kind_of(self._cards.get(name, {})) == ZOO
@@ -101,10 +167,10 @@ class ModelRegistry:
     def list(self) -> list[dict]:
         out = []
         for name, card in self._cards.items():
-            entry = {"name": name, "loaded": self._real(name) in self._cache}
+            entry = {"name": name, "loaded": self._real(name) in self._loaded}
             if kind_of(card) == ZOO:
                 entry.update(card)
-                entry["loaded"] = "error" not in card
+                entry["loaded"] = self._zoo_loaded(card)
                 entry.pop("file")
             elif "error" in card:
                 entry["error"] = card["error"]
@@ -113,6 +179,14 @@ class ModelRegistry:
                 entry["kind"] = kind_of(card)
             out.append(entry)
         return out
+
+    def _zoo_loaded(self, card: dict) -> bool:
+        if "error" in card:
+            return False
+        try:
+            return self._zoo_key(self.models_dir / card["file"]) in self._loaded
+        except OSError:
+            return False
 
     def names(self) -> list[str]:
         return [n for n, c in self._cards.items() if "error" not in c]
@@ -154,9 +228,16 @@ class ModelRegistry:
 
     def get(self, name: str = DEFAULT_MODEL) -> Denoiser:
         """The loaded denoiser, cached per real folder; raises EngineError(model_missing) if absent or broken."""
+        return self._denoiser(name)[0]
+
+    def card(self, name: str = DEFAULT_MODEL) -> dict:
+        return self._denoiser(name)[1]
+
+    def _denoiser(self, name: str) -> tuple[Denoiser, dict]:
         with self._lock:
             real = self.folder(name).resolve()
-            if real not in self._cache:
+
+            def load() -> tuple[Denoiser, dict]:
                 try:
                     den, card = load_model(real, self.device)
                 except ModelFileError as exc:
@@ -164,12 +245,11 @@ class ModelRegistry:
                                       "params.model") from exc
                 if self.device == "cpu":
                     den = den.to(memory_format=torch.channels_last)
-                self._cache[real] = (den, card)
-            return self._cache[real][0]
+                return den, card
 
-    def card(self, name: str = DEFAULT_MODEL) -> dict:
-        self.get(name)
-        return self._cache[self._real(name)][1]
+            entry = self._use(real, load)
+            assert isinstance(entry, tuple)
+            return entry
 
 
 def kind_of(card: dict) -> str:

@@ -11,6 +11,7 @@ import threading
 import time
 import traceback
 from collections import deque
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -181,7 +182,8 @@ class Scheduler:
                          preview_every=self.preview_every, cancel_event=job.cancel_event)
         try:
             ctx.progress(0, 0, "start")  # tells the client the job left the queue
-            outputs, meta = job.op.run(job.inputs, job.params, ctx)
+            with self.models.hold() if self.models is not None else nullcontext():  # its models stay loaded
+                outputs, meta = job.op.run(job.inputs, job.params, ctx)
             ctx.check_cancelled()  # a cancel that arrived after the last step still wins
             header = {"type": "result", "id": job.id, "outputs": _check_outputs(job.op.name, outputs),
                       "meta": _meta(meta, job)}
