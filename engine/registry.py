@@ -23,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from . import MAX_LOADED_MODELS
 from .diffusion.denoiser import Denoiser
 from .diffusion.modelfile import CARD, WEIGHTS, ModelFileError, load_model, read_card
 from .errors import BAD_PARAM, MODEL_MISSING, EngineError
@@ -31,7 +32,6 @@ from .zoo.backend import ZooUnavailable
 from .zoo.checkpoint import SUFFIXES, CheckpointError, ZooModel, load as load_checkpoint
 
 DEFAULT_MODEL = "builtin"
-MAX_LOADED_MODELS = 4  # models kept loaded at once; the least recently used beyond it are unloaded
 
 
 def package_models() -> Path:

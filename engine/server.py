@@ -32,7 +32,7 @@ from typing import Any, Callable
 
 import zmq
 
-from . import DEFAULT_ADDRESS, HEARTBEAT_IVL_MS, HEARTBEAT_TIMEOUT_MS, PROTOCOL_VERSION, __version__
+from . import DEFAULT_ADDRESS, HEARTBEAT_IVL_MS, HEARTBEAT_TIMEOUT_MS, MAX_LOADED_MODELS, PROTOCOL_VERSION, __version__
 from . import shm as shmem
 from .keys import ServerCurve
 from .errors import INTERNAL, NOT_FOUND, EngineError
@@ -85,12 +85,13 @@ class Engine:
                  insecure: bool = False, limits: Limits | None = None,
                  operations: dict[str, Operation] | None = None, shm: bool | None = None,
                  shm_idle_s: float = shmem.DEFAULT_IDLE_S, keys: str | Path | None = None,
-                 reconnect_s: float = RECONNECT_GRACE_S):
+                 reconnect_s: float = RECONNECT_GRACE_S, max_models: int = MAX_LOADED_MODELS):
         """`shm`: offer the same-host shared-memory extension (None: when the bind is
         loopback tcp or ipc, without keys, and /dev/shm is usable; True: require it; False: never).
         `shm_idle_s`: how long a client's segment stays mapped without being used.
         `keys`: a key folder (`sfumato keys new`): serve only its authorised clients, through
-        CURVE; their jobs then belong to their key and wait `reconnect_s` for it to reconnect."""
+        CURVE; their jobs then belong to their key and wait `reconnect_s` for it to reconnect.
+        `max_models`: models kept loaded at once (the least recently used beyond it are unloaded)."""
         check_bind(bind, insecure, keys=keys is not None)
         self.bind = bind
         self.curve = ServerCurve(keys) if keys is not None else None  # reads the key pair now: errors early
@@ -99,7 +100,7 @@ class Engine:
         self.device = resolve_device(device)
         self.limits = limits or Limits()
         self.operations = dict(OPERATIONS if operations is None else operations)
-        self.models = ModelRegistry(models_dir, self.device)
+        self.models = ModelRegistry(models_dir, self.device, max_models=max_models)
         self.address: str | None = None
         self.inproc_address: str | None = None
         # Names this run of the engine in welcome, pong and accepted: a client that sees another

@@ -7,6 +7,7 @@ import threading
 import numpy as np
 import pytest
 
+from engine.cli import main
 from engine.client import Client
 from engine.registry import MAX_LOADED_MODELS, ModelRegistry
 from engine.server import Engine
@@ -87,17 +88,18 @@ def test_two_jobs_holding_their_models(three_models):
     assert loaded(reg) == {"c"}
 
 
-def test_the_limit_is_a_positive_constant():
+def test_the_limit_is_a_positive_constant(capsys):
     assert MAX_LOADED_MODELS >= 1
     with pytest.raises(ValueError):
         ModelRegistry(None, "cpu", max_models=0)
+    assert main(["serve", "--bind", "tcp://127.0.0.1:*", "--device", "cpu", "--max-models", "0"]) == 2
+    assert "max_models must be at least 1" in capsys.readouterr().err
 
 
 def test_engine_jobs_keep_at_most_the_limit_loaded(three_models):
     """Through the real engine: each job's model is loaded, and an old one unloaded."""
     image = (np.arange(16 * 16 * 3) % 251).astype(np.uint8).reshape(16, 16, 3)
-    eng = Engine(bind="tcp://127.0.0.1:*", models_dir=three_models, device="cpu")
-    eng.models.max_models = 2
+    eng = Engine(bind="tcp://127.0.0.1:*", models_dir=three_models, device="cpu", max_models=2)
     with eng.start():
         with Client(eng.address, timeout=60) as c:
             for name, expect in (("a", {"a"}), ("b", {"a", "b"}), ("c", {"b", "c"}), ("a", {"c", "a"})):

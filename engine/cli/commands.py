@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .. import DEFAULT_ADDRESS, __version__
+from .. import DEFAULT_ADDRESS, MAX_LOADED_MODELS, __version__
 from .. import keys
 from .common import add_engine_options, command, connect, fail
 
@@ -28,6 +28,9 @@ def add_serve(sub: Any) -> None:
     p.add_argument("--max-pixels", type=int, help="pixel cap per array")
     p.add_argument("--max-steps", type=int, help="sampler step cap per job")
     p.add_argument("--max-queue", type=int, help="queued + running jobs per client")
+    p.add_argument("--max-models", type=int, default=MAX_LOADED_MODELS,
+                   help=f"models kept loaded at once; the least recently used beyond it are unloaded "
+                   f"(default {MAX_LOADED_MODELS})")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
 
     def run(args: argparse.Namespace) -> int:
@@ -45,7 +48,7 @@ def add_serve(sub: Any) -> None:
                 limits = replace(limits, **{name: getattr(args, opt)})
         try:
             engine = Engine(args.bind, models_dir=args.models, device=args.device, insecure=args.insecure,
-                            limits=limits, keys=args.keys)
+                            limits=limits, keys=args.keys, max_models=args.max_models)
         except (BindRefused, ValueError) as exc:
             return fail(str(exc), 2)
 
