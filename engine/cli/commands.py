@@ -215,8 +215,9 @@ def add_train(sub: Any) -> None:
     p.add_argument("--out", required=True, help="output model folder, e.g. models/mystyle (a folder with a "
                    "training state resumes it)")
     p.add_argument("--force", action="store_true", help="replace the model already in --out")
-    p.add_argument("--from", dest="from_model", metavar="MODEL", help="fine-tune from a model (name in "
-                   "models/ or a folder)")
+    p.add_argument("--from", dest="from_model", metavar="MODEL", help="fine-tune from a model: a folder, or "
+                   "the name of one in --models (default: the folder --out is in, then the shipped models)")
+    p.add_argument("--models", metavar="DIR", help="models folder that --from names are looked up in")
     p.add_argument("--steps", type=int, help="training steps")
     p.add_argument("--patch", type=int, help="patch size in pixels")
     p.add_argument("--batch", type=int, help="batch size")
@@ -230,7 +231,7 @@ def add_train(sub: Any) -> None:
                    "training loop; 2-4 keep a GPU busy)")
 
     def run(args: argparse.Namespace) -> int:
-        from ..diffusion.recipes import finetune_defaults, scratch_defaults
+        from ..diffusion.recipes import finetune_defaults, model_folders, scratch_defaults
         from ..diffusion.trainer import check_out, train
         from ..errors import EngineError
 
@@ -245,7 +246,8 @@ def add_train(sub: Any) -> None:
         options.update(synthetic=args.synthetic, device=args.device, max_minutes=args.minutes)
         try:
             if args.from_model:  # fine-tuning: few steps at a low rate (recipes.FINETUNE)
-                cfg = finetune_defaults(list(args.folders), args.out, args.from_model, **options)
+                cfg = finetune_defaults(list(args.folders), args.out, args.from_model,
+                                        model_folders(args.out, args.models), **options)
             else:
                 cfg = scratch_defaults(list(args.folders), args.out, **options)
             folder = train(cfg)
