@@ -40,7 +40,10 @@ SHM_ALIGN = 64
 # either side ignores names it does not know.
 #   rules: op schemas carry `rules`, and the parameter types `multi` and `model`
 #   shm: the same-host shared-memory extension (listed only where the engine offers it)
-CAPABILITIES = ("rules", "shm")
+#   queue: a waiting job gets `progress` with stage "queued" and `ahead` (sent only to clients
+#     that list it in hello: to others a job's first progress means it left the queue)
+CAPABILITIES = ("rules", "shm", "queue")
+QUEUED_STAGE = "queued"
 MAX_CAPABILITIES = 64
 
 CLIENT_TYPES = ("hello", "submit", "cancel", "status", "models", "ping")

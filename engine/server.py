@@ -96,6 +96,7 @@ class Engine:
         self._ctx: zmq.Context | None = None
         self._router: zmq.Socket | None = None
         self._peers: Peers | None = None  # jobs belong to a connection (engine/peers.py)
+        self._queue_news: set[bytes] = set()  # connections whose hello listed the `queue` capability
         self._wake_tx: zmq.Socket | None = None
         self._wake_rx: zmq.Socket | None = None
         self._wake_lock = threading.Lock()
@@ -327,6 +328,7 @@ class Engine:
         """A connection that is gone: cancel its jobs (silently), unmap its shared memory."""
         if self.scheduler is not None:
             self.scheduler.cancel_client(client)
+        self._queue_news.discard(client)
         self._forget_shm(client)
 
     def _forget_shm(self, client: bytes) -> None:
@@ -370,8 +372,12 @@ class Engine:
         return body
 
     def _on_hello(self, client: bytes, msg: dict) -> None:
-        # A client's `capabilities` are accepted and, in this engine, all ignored: no feature it
-        # offers yet needs the client to opt in (docs/protocol.md, "Evolution").
+        # Of a client's `capabilities` only `queue` changes what it is sent (docs/protocol.md,
+        # "Evolution"); the others are accepted and ignored.
+        if "queue" in msg.get("capabilities", []):
+            self._queue_news.add(client)
+        else:
+            self._queue_news.discard(client)
         log.info("hello from %r (%s)", msg.get("client", "?"), client.hex())  # repr: no forged log lines
         self._emit(client, {"type": "welcome", "id": msg.get("id"), **self.welcome()})
 
@@ -396,7 +402,8 @@ class Engine:
             if mine:
                 self._grants[key] = grant
         try:
-            self.scheduler.submit(Job(client, msg["id"], op, inputs, params))  # emits `accepted`
+            self.scheduler.submit(Job(client, msg["id"], op, inputs, params,  # emits `accepted`
+                                      queue_news=client in self._queue_news))
         except BaseException:
             if mine:
                 with self._grants_lock:

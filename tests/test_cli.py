@@ -17,6 +17,7 @@ from PIL import Image
 
 from conftest import free_port
 from engine.cli import build_parser, main, output_paths, save_image
+from engine.cli.common import ProgressBar
 from engine.client import Client, EngineClientError
 from engine.tasks import OPERATIONS
 
@@ -168,6 +169,22 @@ def test_models_kinds_a_continued_run_is_base_a_finetune_is_style(tmp_path, caps
     assert main(["models", "--models", str(models), "--device", "cpu"]) == 0
     lines = dict(line.split(": ", 1) for line in capsys.readouterr().out.splitlines())
     assert lines["builtin"].startswith("base,") and lines["mystyle"].startswith("style,")
+
+
+def test_progress_bar_shows_the_queue_position(served, capsys):
+    """While another connection's job runs, the CLI's bar says "queued, 1 ahead" (the engine's
+    `queue` capability, which the CLI's hello lists), then shows the steps."""
+    _, address = served
+    img = np.zeros((8, 8, 3), np.uint8)
+    with Client(address, timeout=10) as busy, Client(address, timeout=10) as cli:
+        running = busy.submit("echo", {"image": img}, {"steps": 5, "delay": 1.0})
+        cli.hello()
+        bar = ProgressBar("echo", enabled=True)
+        cli.run("echo", {"image": img}, {"steps": 2}, on_progress=bar)
+        bar.close()
+        running.result()
+    err = capsys.readouterr().err
+    assert "echo: queued, 1 ahead" in err and err.index("queued") < err.index("2/2")
 
 
 def test_sigterm_cancels_running_and_answers_queued(served):

@@ -10,6 +10,8 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
+from ..protocol import QUEUED_STAGE
+
 COMMANDS: list[Callable[[Any], None]] = []
 
 
@@ -114,7 +116,8 @@ def output_paths(out: Path, names: list[str]) -> dict[str, Path]:
 
 
 class ProgressBar:
-    """A one-line bar on a terminal's stderr; silent when stderr is not a terminal."""
+    """A one-line bar on a terminal's stderr ("queued, N ahead" while the job waits); silent
+    when stderr is not a terminal."""
 
     def __init__(self, label: str, enabled: bool | None = None):
         self.label = label
@@ -122,6 +125,10 @@ class ProgressBar:
         self.shown = False
 
     def __call__(self, event: dict) -> None:
+        if self.enabled and event.get("stage") == QUEUED_STAGE:
+            sys.stderr.write(f"\r{self.label}: queued, {event.get('ahead', '?')} ahead  ")
+            sys.stderr.flush()
+            self.shown = True
         if not self.enabled or not event.get("total"):
             return
         step, total = event["step"], event["total"]
