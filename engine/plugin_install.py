@@ -2,8 +2,9 @@
 
 Each host has one installer function in INSTALLERS (host -> fn(dest) -> installed paths).
 The installers also write `sfumato_install.json` next to the thin client, recording this
-Python and (for a source checkout) the folder holding engine/, so that the plug-in's relay
-fallback can start `python -m engine.relay` without any setting.
+Python and (for a source checkout) the folder holding engine/, so that the plug-in can start
+the engine (`python -m engine.cli serve`, when none answers at a local address) and its relay
+fallback (`python -m engine.relay`) without any setting.
 """
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ from typing import Callable
 ENGINE_DIR = Path(__file__).resolve().parent
 SOURCE_ROOT = ENGINE_DIR.parent
 IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo", ".pytest_cache")
-START_HINT = "Start the engine with `sfumato serve` (or `make serve` in the source folder) before using the plug-in."
+START_HINT = ("The plug-in starts the engine with this Python when none answers at its local address "
+              "(or start it yourself: `sfumato serve`).")
 
 
 def plugins_dir() -> Path:
@@ -43,7 +45,7 @@ def gimp_plugins_folder(home: Path | None = None, platform: str | None = None) -
 
 
 def engine_python_record() -> dict[str, str]:
-    """What the relay fallback needs: this Python, and the source root unless engine is pip-installed."""
+    """What auto-start and the relay need: this Python, and the source root unless engine is pip-installed."""
     record = {"python": sys.executable}
     in_site = any(part in ("site-packages", "dist-packages") for part in ENGINE_DIR.parts)
     if not in_site:
@@ -119,7 +121,7 @@ def install(host: str, dest: str | None = None, out: Callable[[str], None] = pri
     for path in paths:
         out(f"  {path}")
     record = engine_python_record()
-    out(f"The relay fallback (for an editor Python without pyzmq) will use {record['python']}.")
+    out(f"Auto-start and the relay fallback (for an editor Python without pyzmq) will use {record['python']}.")
     out(NEXT_STEPS.get(host, ""))
     out(START_HINT)
     return [str(p) for p in paths]

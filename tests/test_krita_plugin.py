@@ -11,6 +11,7 @@ from __future__ import annotations
 import configparser
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 import time
@@ -361,7 +362,7 @@ def test_engine_down_is_reported_without_blocking(monkeypatch):
     monkeypatch.delenv("SFUMATO_ENGINE", raising=False)
     port = free_port()
     c = controller.Controller(client="krita-test")
-    c.settings = link.Settings.from_mapping({"address": c.settings.address, "timeout": 0.5})
+    c.settings = link.Settings.from_mapping({"address": c.settings.address, "timeout": 0.5, "autostart": False})
     t0 = time.monotonic()
     c.connect(f"tcp://127.0.0.1:{port}")
     assert time.monotonic() - t0 < 0.5  # connect returns at once
@@ -382,7 +383,7 @@ def test_panel_comes_online_when_the_engine_starts_later(monkeypatch, tmp_path):
     monkeypatch.delenv("SFUMATO_ENGINE", raising=False)
     port = free_port()
     c = controller.Controller(client="krita-test")
-    c.settings = link.Settings.from_mapping({"timeout": 0.3})
+    c.settings = link.Settings.from_mapping({"timeout": 0.3, "autostart": False})
     c.connect(f"tcp://127.0.0.1:{port}")
     pump(c, lambda: c.state == controller.DOWN)
     eng = Engine(bind=f"tcp://127.0.0.1:{port}", models_dir=tmp_path, device="cpu").start()
@@ -392,6 +393,36 @@ def test_panel_comes_online_when_the_engine_starts_later(monkeypatch, tmp_path):
     finally:
         c.close()
         eng.stop()
+
+
+def test_panel_starts_a_local_engine_when_none_answers(monkeypatch, tmp_path):
+    """No engine at the local address: the panel starts one (amber "Starting the engine..."
+    while it loads, never blocking), connects to it, and runs a job on it."""
+    monkeypatch.delenv("SFUMATO_ENGINE", raising=False)
+    c = controller.Controller(RecordingHost(), client="krita-test")
+    c.settings = link.Settings.from_mapping({"python": sys.executable, "engine_root": str(ROOT)})
+    t0 = time.monotonic()
+    c.connect(f"tcp://127.0.0.1:{free_port()}")
+    assert time.monotonic() - t0 < 0.5 and c.state == controller.STARTING and c.busy
+    assert c.engine_start.command[-2:] == ["--stop-with", str(os.getpid())]
+    try:
+        seen = set()
+        pump(c, lambda: seen.add(c.state) or c.state in (controller.ONLINE, controller.DOWN), timeout=120)
+        assert c.state == controller.ONLINE, c.message
+        assert controller.STARTING in seen and "echo" in c.welcome["ops"]
+    finally:
+        c.close()
+        c.engine_start.stop()
+
+
+def test_a_remote_address_is_never_started(monkeypatch):
+    monkeypatch.delenv("SFUMATO_ENGINE", raising=False)
+    c = controller.Controller(client="krita-test")
+    c.settings = link.Settings.from_mapping({"timeout": 0.3})
+    c.connect("tcp://192.0.2.7:5555")  # TEST-NET-1: never routed
+    assert c.engine_start is None and c.state == controller.CONNECTING
+    pump(c, lambda: c.state == controller.DOWN)
+    c.close()
 
 
 def test_relay_transport_runs_jobs_too(engine, monkeypatch):

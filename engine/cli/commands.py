@@ -23,6 +23,8 @@ def add_serve(sub: Any) -> None:
     p.add_argument("--max-pixels", type=int, help="pixel cap per array")
     p.add_argument("--max-steps", type=int, help="sampler step cap per job")
     p.add_argument("--max-queue", type=int, help="queued + running jobs per client")
+    p.add_argument("--stop-with", type=int, metavar="PID", help="stop when process PID ends (plug-ins pass "
+                   "their editor's id when they start the engine)")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
 
     def run(args: argparse.Namespace) -> int:
@@ -44,7 +46,16 @@ def add_serve(sub: Any) -> None:
         except (BindRefused, ValueError) as exc:
             return fail(str(exc), 2)
 
-        def ready(address: str) -> None:
+        if args.stop_with is not None:
+            from ..lifeline import watch
+
+            def host_gone() -> None:
+                logging.getLogger("sfumato").info("process %d has ended: stopping", args.stop_with)
+                engine.stop()
+
+            watch(args.stop_with, host_gone)
+
+        def ready(address: str) -> None:  # the plug-ins' auto-start waits for " ready on " (sfumato_link.autostart)
             ops = ", ".join(n for n, o in sorted(engine.operations.items()) if not o.test_only) or "none yet"
             models = ", ".join(engine.models.names()) or "none"
             print(f"sfumato {__version__} ready on {address} (device {engine.device}; ops: {ops}; "

@@ -10,6 +10,7 @@ from .settings import DEFAULT_ADDRESS
 # client-side codes (the engine never sends these)
 ENGINE_UNREACHABLE = "engine_unreachable"
 RELAY_FAILED = "relay_failed"
+ENGINE_START_FAILED = "engine_start_failed"  # the plug-in started a local engine and it did not come up
 PROTOCOL_MISMATCH = "protocol_mismatch"
 BAD_SELECTION = "bad_selection"
 TIMEOUT = "timeout"  # a job ran past the caller's time limit (and was cancelled)
@@ -54,6 +55,9 @@ def describe(code: str, message: str = "", field: str | None = None, *,
         return (f"Could not start the Sfumato relay (the engine's own Python, used because this editor's "
                 f"Python lacks pyzmq or msgpack): {message or 'no details'}. Set SFUMATO_PYTHON to the Python "
                 f"that has Sfumato installed, or install pyzmq and msgpack for the editor's Python.")
+    if code == ENGINE_START_FAILED:
+        return (f"Could not start the Sfumato engine{where}: {message or 'no details'}\nSet the engine's Python "
+                f"(SFUMATO_PYTHON, or Engine Status) to the Python that has Sfumato installed.")
     if code == PROTOCOL_MISMATCH:
         return f"The engine speaks another protocol version ({message}). Update the plug-in and the engine together."
     if code == "model_missing":

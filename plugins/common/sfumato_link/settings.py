@@ -1,4 +1,5 @@
-"""Plug-in settings: engine address, the engine's Python (for the relay), transport choice.
+"""Plug-in settings: engine address, the engine's Python (for the relay and auto-start),
+transport choice, whether to start a local engine and keep it running.
 
 Precedence, lowest first: built-in defaults, the file written by `sfumato plugins install`
 (`sfumato_install.json` next to this package), what the editor stored (a GIMP parasite,
@@ -30,6 +31,8 @@ class Settings:
     python: str = ""  # the engine's Python, for the relay; "" = guess (install file, then PATH)
     engine_root: str = ""  # source checkout holding engine/, when the engine is not pip-installed
     transport: str = "auto"  # auto = zmq when it imports, else the relay
+    autostart: bool = True  # start a local engine when none answers (autostart.py); never a remote one
+    keep_engine: bool = False  # a started engine keeps running after the editor exits
     timeout: float = 5.0  # seconds to wait for `welcome` before saying the engine is not running
 
     def to_dict(self) -> dict[str, Any]:
