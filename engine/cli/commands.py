@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,9 @@ def add_serve(sub: Any) -> None:
     p = sub.add_parser("serve", help="run the engine")
     p.add_argument("--bind", default=DEFAULT_ADDRESS, help=f"address to serve on (default {DEFAULT_ADDRESS}; "
                    "ipc:///path also works)")
-    p.add_argument("--models", metavar="DIR", help="models folder (default: the models shipped with sfumato, see docs/models.md)")
+    p.add_argument("--models", metavar="DIR", default=os.environ.get("SFUMATO_MODELS") or None,
+                   help="models folder (default: $SFUMATO_MODELS, else the models shipped with sfumato, see "
+                   "docs/models.md)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--insecure", action="store_true", help="allow a non-loopback bind without authentication")
     p.add_argument("--max-pixels", type=int, help="pixel cap per array")
