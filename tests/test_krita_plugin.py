@@ -50,7 +50,7 @@ link = bootstrap.link
 Box = link.Box
 
 from conftest import free_port
-from engine import plugin_krita  # noqa: E402
+from engine import plugin_krita, plugin_pack  # noqa: E402
 from engine.server import Engine  # noqa: E402
 
 
@@ -504,14 +504,18 @@ def test_install_into_a_folder(tmp_path):
 def test_zip_for_krita_importer(tmp_path):
     from engine.cli import main
 
-    assert main(["plugins", "zip", "krita", "-o", str(tmp_path / "sfumato-krita.zip")]) == 0
+    assert main(["plugins", "pack", "krita", "-o", str(tmp_path / "sfumato-krita.zip")]) == 0
     out = tmp_path / "sfumato-krita.zip"
     with zipfile.ZipFile(out) as zf:
         names = zf.namelist()
         desktop = zf.read("sfumato.desktop").decode()
+        record = json.loads(zf.read("sfumato/sfumato_install.json"))
     for name in ("sfumato.desktop", "sfumato/", "sfumato/__init__.py", "sfumato/docker.py",
-                 "sfumato/sfumato_link/", "sfumato/sfumato_link/__init__.py", "sfumato/sfumato_link/ops_schema.json"):
+                 "sfumato/sfumato_link/", "sfumato/sfumato_link/__init__.py", "sfumato/sfumato_link/ops_schema.json",
+                 "sfumato/sfumato_link/autostart.py", "sfumato/sfumato_link/transport.py"):
         assert name in names, name
+    assert {n.split("/")[0] for n in names} == {"sfumato.desktop", "sfumato"}  # what the importer looks for
+    assert record["python"] == sys.executable  # the first run finds the engine's Python on this machine
     assert not any("__pycache__" in n for n in names)
     cp = configparser.ConfigParser()
     cp.read_string(desktop)
@@ -525,13 +529,14 @@ def test_zip_is_accepted_by_kritas_own_importer(tmp_path):
     spec = importlib.util.spec_from_file_location("krita_plugin_importer", KRITA_IMPORTER)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    out = plugin_krita.build_zip(tmp_path / "p.zip", log=lambda _: None)
+    out = plugin_pack.pack("krita", tmp_path / "p.zip", log=lambda _: None)
     resources = tmp_path / "resources"
     resources.mkdir()
     imported = mod.PluginImporter(str(out), str(resources), lambda plugin: True).import_all()
     assert [p["name"] for p in imported] == ["sfumato"]
     assert (resources / "pykrita" / "sfumato.desktop").is_file()
     assert (resources / "pykrita" / "sfumato" / "sfumato_link" / "session.py").is_file()
+    assert (resources / "pykrita" / "sfumato" / "sfumato_install.json").is_file()
 
 
 def test_manual_exists_for_krita_plugin_manager():

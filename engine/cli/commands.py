@@ -291,14 +291,15 @@ def add_plugins(sub: Any) -> None:
 
     inst.set_defaults(func=run)
 
-    zp = psub.add_parser("zip", help="pack the Krita plug-in for Tools > Scripts > Import Python Plugin from File")
-    zp.add_argument("host", choices=["krita"])
-    zp.add_argument("-o", "--out", default="sfumato-krita.zip", help="zip file to write (default sfumato-krita.zip)")
+    zp = psub.add_parser("pack", aliases=["zip"], help="a zip to install from: Krita's Tools > Scripts > Import "
+                         "Python Plugin from File, or GIMP's plug-ins folder layout")
+    zp.add_argument("host", choices=["gimp", "krita"])
+    zp.add_argument("-o", "--out", help="zip file to write (default sfumato-HOST.zip)")
 
     def run_zip(args: argparse.Namespace) -> int:
-        from ..plugin_krita import build_zip
+        from ..plugin_pack import pack
 
-        build_zip(args.out)
+        pack(args.host, args.out or f"sfumato-{args.host}.zip")
         return 0
 
     zp.set_defaults(func=run_zip)

@@ -1,8 +1,9 @@
 """Host side of the real-GIMP test: engine, test images, plug-in install, GIMP runs, verdict.
 
 Called by tests/hosts/gimp_host_test.sh once GIMP 3 is provisioned (a Debian 13 chroot, or
-the system). It starts the real engine in this process on a loopback port (the chroot
-shares the network), installs the plug-in into a scratch GIMP profile, runs
+the system). It first runs GIMP with no engine running, so that the plug-in starts one (the
+Python the installer recorded) and that engine must stop when GIMP exits. Then it starts the
+real engine in this process on a loopback port (the chroot shares the network), installs the plug-in into a scratch GIMP profile, runs
 gimp-console-3.0 with batch_checks.py, kills the plug-in in the middle of a long job the
 way GIMP's Cancel does and checks that the engine stopped the job, then (optionally) runs
 the GUI under Xvfb for the undo check and the screenshots. Exit status 0 = every check
@@ -16,6 +17,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -243,6 +245,76 @@ def run_batch(host: Host, engine: Engine, work: Path, ops: list[str], only_cance
     return json.loads(report_path.read_text()), cancel, elapsed
 
 
+def listening(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def engine_python(host: Host, work: Path) -> str:
+    """The engine's Python as the plug-in sees it. In the chroot that Python does not exist, so
+    the plug-in gets a launcher that runs it in this process's root (/proc/PID/root)."""
+    if not host.chroot:
+        return sys.executable
+    launcher = work / "engine-python"
+    launcher.write_text(f'#!/bin/sh\nexec chroot /proc/{os.getpid()}/root {sys.executable} "$@"\n')
+    launcher.chmod(0o755)
+    return host.inner(launcher)
+
+
+def run_autostart(host: Host, work: Path, models: Path) -> list[dict]:
+    """GIMP with no engine running: the plug-in starts one, uses it, and it stops with GIMP."""
+    work.mkdir(parents=True, exist_ok=True)
+    home = work / "home"
+    restore_profile(PROFILE_CACHE, home)
+    plugin_install.install("gimp", str(home / ".config" / "GIMP" / "3.0" / "plug-ins"), out=lambda _: None)
+    port = free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    checks = [{"name": "auto-start: no engine runs at the plug-in's address before GIMP starts",
+               "ok": not listening(port), "detail": address}]
+    test_image(work / "input.png")
+    cfg = {"image": host.inner(work / "input.png"), "out": host.inner(work), "address": address, "ops": [],
+           "autostart_only": True}
+    (work / "config.json").write_text(json.dumps(cfg))
+    batch = work / "batch_checks.py"
+    shutil.copy(HERE / "batch_checks.py", batch)
+    argv = ["gimp-console-3.0", "-i", "--batch-interpreter=python-fu-eval",
+            "-b", f"exec(open('{host.inner(batch)}').read())", "--quit"]
+    # the engine's output goes to $TMPDIR/sfumato-engine-ADDRESS.log: here, the work folder
+    env = gimp_env(host.inner(home), host.inner(work / "config.json"),
+                   {"SFUMATO_ENGINE": address, "SFUMATO_PYTHON": engine_python(host, work),
+                    "SFUMATO_MODELS": str(models), "TMPDIR": host.inner(work)})
+    t0 = time.monotonic()
+    with open(work / "gimp-batch.log", "w") as out:
+        proc = subprocess.Popen(host.command(argv, env), stdin=subprocess.DEVNULL, stdout=out,
+                                stderr=subprocess.STDOUT)
+    try:
+        proc.wait(timeout=600)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    gimp_s = time.monotonic() - t0
+    deadline = time.monotonic() + 20  # --stop-with looks once a second; stopping takes a moment
+    while listening(port) and time.monotonic() < deadline:
+        time.sleep(0.25)
+    engine_log = work / f"sfumato-engine-tcp-127-0-0-1-{port}.log"
+    said = engine_log.read_text(errors="replace") if engine_log.exists() else ""
+    stopped = not listening(port)
+    checks.append({"name": "auto-start: the engine the plug-in started stopped when GIMP exited",
+                   "ok": stopped and "has ended: stopping" in said, "detail": said[-400:]})
+    report_path = work / "report.json"
+    report = json.loads(report_path.read_text()) if report_path.exists() else {
+        "checks": [{"name": "auto-start: batch report written", "ok": False, "detail": "no report.json"}]}
+    log(f"auto-start run: GIMP {gimp_s:.1f} s, engine start and first status call "
+        f"{report.get('autostart_seconds', '?')} s")
+    return report["checks"] + checks
+
+
 def check_export(work: Path, report: dict) -> list[dict]:
     """The flattened export: identical to the input outside the selection, different inside."""
     out = work / "inpaint.png"
@@ -289,8 +361,14 @@ def main() -> int:
     logging.getLogger("sfumato").setLevel(logging.INFO)
     t_start = time.monotonic()
     models = models_dir(Path(args.hosts))
-    engine = Engine(bind="tcp://127.0.0.1:*", models_dir=models, device="cpu").start()
     ok = True
+    phase = "the auto-start run (no engine running; gimp-console-3.0 starts one)"
+    try:
+        first = [] if args.gui_only or args.only_cancel else run_autostart(host, work / "autostart", models)
+    except BaseException as exc:
+        log(f"stopped early during {phase}: {exc!r}")
+        raise
+    engine = Engine(bind="tcp://127.0.0.1:*", models_dir=models, device="cpu").start()
     phase = "starting"
     try:
         ops = sorted(k for k, v in engine.welcome()["ops"].items() if not v.get("test_only"))
@@ -303,7 +381,7 @@ def main() -> int:
         else:
             phase = "the batch run (gimp-console-3.0 calling every procedure)"
             report, cancel, batch_s = run_batch(host, engine, work, ops, only_cancel=args.only_cancel)
-        checks = report["checks"] + check_export(work, report)
+        checks = first + report["checks"] + check_export(work, report)
         if report.get("cancel") is not None or cancel:
             checks.append({"name": "cancel: the engine got the cancel within 5 s of the plug-in being killed",
                            "ok": bool(cancel.get("cancel_requested")) and cancel.get("cancel_request_seconds", 99) < 5,
