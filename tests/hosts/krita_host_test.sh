@@ -81,8 +81,13 @@ DEAD_PORT=$(free_port)
 ADDRESS="tcp://127.0.0.1:$PORT"
 [ -z "$(listener "$PORT")" ] || { echo "FAIL: something already listens on $PORT"; exit 1; }
 
-# install exactly as a user would: `sfumato plugins install krita`, then enable in kritarc
-py -m engine.cli plugins install krita --dest "$HOME/.local/share/krita/pykrita" || { echo "FAIL: plug-in install"; exit 1; }
+# install exactly as a user would: `sfumato plugins pack krita`, then Krita's own importer
+# (Tools > Scripts > Import Python Plugin from File...), then enable in kritarc
+IMPORTER=$KROOT/usr/share/krita/pykrita/plugin_importer/plugin_importer.py
+[ -f "$IMPORTER" ] || { echo "FAIL: Krita's plugin importer not found at $IMPORTER"; exit 1; }
+py -m engine.cli plugins pack krita -o "$WORK/sfumato-krita.zip" || { echo "FAIL: plugins pack krita"; exit 1; }
+py "$ROOT/tests/hosts/krita/import_zip.py" "$IMPORTER" "$WORK/sfumato-krita.zip" "$HOME/.local/share/krita" \
+    || { echo "FAIL: Krita's importer did not take the zip"; exit 1; }
 cp "$ROOT/tests/hosts/krita/sfumato_hosttest.desktop" "$HOME/.local/share/krita/pykrita/"
 cp -r "$ROOT/tests/hosts/krita/sfumato_hosttest" "$HOME/.local/share/krita/pykrita/"
 printf '[python]\nenable_sfumato=true\nenable_sfumato_hosttest=true\n' > "$HOME/.config/kritarc"  # a fresh profile
@@ -106,7 +111,7 @@ if [ -n "$KROOT" ]; then  # the work folder at the same path inside the chroot; 
     # the work folder and the checkout at the same paths inside; the engine's Python lives outside the
     # chroot, so the plug-in is given a launcher that runs it in this shell's root (/proc/$$/root)
     "$ROOT/tests/hosts/gimp/chroot.sh" mount "$KROOT" "$WORK" "$ROOT" || { echo "FAIL: cannot mount into $KROOT"; exit 1; }
-    printf '#!/bin/sh\nexec chroot /proc/%s/root %s "$@"\n' "$$" "$PY" > "$WORK/engine-python"
+    printf '#!/bin/sh\nexec /usr/sbin/chroot /proc/%s/root %s "$@"\n' "$$" "$PY" > "$WORK/engine-python"
     chmod +x "$WORK/engine-python"
     ENGINE_ENV+=(SFUMATO_PYTHON="$WORK/engine-python")
     IN_ROOT=(chroot "$KROOT" env HOME="$HOME")

@@ -262,7 +262,7 @@ def engine_python(host: Host, work: Path) -> str:
     if not host.chroot:
         return sys.executable
     launcher = work / "engine-python"
-    launcher.write_text(f'#!/bin/sh\nexec chroot /proc/{os.getpid()}/root {sys.executable} "$@"\n')
+    launcher.write_text(f'#!/bin/sh\nexec /usr/sbin/chroot /proc/{os.getpid()}/root {sys.executable} "$@"\n')
     launcher.chmod(0o755)
     return host.inner(launcher)
 
