@@ -32,16 +32,24 @@ def plugins_dir() -> Path:
 
 
 def gimp_plugins_folder(home: Path | None = None, platform: str | None = None) -> Path:
-    """GIMP 3's per-user plug-in folder on this OS."""
+    """GIMP 3's per-user plug-in folder on this OS: that of the newest GIMP 3.x that has run here
+    (GIMP 3.2 keeps its profile in GIMP/3.2, 3.0 in GIMP/3.0), else GIMP/3.0."""
     platform = platform or sys.platform
     home = home or Path.home()
     if platform == "win32":
-        base = Path(os.environ.get("APPDATA") or home / "AppData" / "Roaming")
-        return base / "GIMP" / "3.0" / "plug-ins"
-    if platform == "darwin":
-        return home / "Library" / "Application Support" / "GIMP" / "3.0" / "plug-ins"
-    config = Path(os.environ["XDG_CONFIG_HOME"]) if os.environ.get("XDG_CONFIG_HOME") else home / ".config"
-    return config / "GIMP" / "3.0" / "plug-ins"
+        base = Path(os.environ.get("APPDATA") or home / "AppData" / "Roaming") / "GIMP"
+    elif platform == "darwin":
+        base = home / "Library" / "Application Support" / "GIMP"
+    else:
+        config = Path(os.environ["XDG_CONFIG_HOME"]) if os.environ.get("XDG_CONFIG_HOME") else home / ".config"
+        base = config / "GIMP"
+    return base / _newest_gimp3(base) / "plug-ins"
+
+
+def _newest_gimp3(base: Path) -> str:
+    """'3.N' of the newest GIMP 3 profile folder under `base`; '3.0' when there is none."""
+    found = [p.name for p in base.glob("3.*") if p.is_dir() and p.name[2:].isdigit()]
+    return max(found, key=lambda name: int(name[2:]), default="3.0")
 
 
 def engine_python_record() -> dict[str, str]:

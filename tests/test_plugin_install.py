@@ -57,6 +57,14 @@ def test_unknown_host_and_default_folders(tmp_path):
     assert linux.parts[-3:] == ("GIMP", "3.0", "plug-ins")
 
 
+def test_gimp_folder_follows_the_newest_gimp_3_profile(tmp_path, monkeypatch):
+    """GIMP 3.2 keeps its profile in GIMP/3.2: install there once it has run."""
+    monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
+    for version in ("3.0", "3.2", "3.10x", "2.10"):
+        (tmp_path / ".config" / "GIMP" / version).mkdir(parents=True)
+    assert plugin_install.gimp_plugins_folder(tmp_path, "linux") == tmp_path / ".config" / "GIMP" / "3.2" / "plug-ins"
+
+
 def test_gimp_pack_unpacks_into_the_plugin_folder_layout(tmp_path):
     """`sfumato plugins pack gimp`: one sfumato/ folder with an executable sfumato.py, the thin
     client and the install record; unpacked, the thin client finds the engine's Python."""

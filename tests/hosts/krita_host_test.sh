@@ -5,10 +5,11 @@
 # exits. Prints SKIP with the reason when Krita cannot be installed here; exits non-zero when a
 # check fails.
 #
-#   tests/hosts/krita_host_test.sh [--debian13] [--screenshot FILE [--photo]] [--keep] [--allow-missing-ops]
+#   tests/hosts/krita_host_test.sh [--debian13|--krita6] [--screenshot FILE [--photo]] [--keep] [--allow-missing-ops]
 #
 # --debian13 runs Krita 5.2 (Python 3.13) from a Debian 13 chroot built once under .hosts/ (on
 # Debian 12, as root), instead of the system's Krita (Debian 12: 5.1.5 with Python 3.11).
+# --krita6 runs Krita 6 (Qt6, PyQt6) from a Debian sid chroot with Debian experimental's Krita.
 #
 # Environment: SFUMATO_PY (the engine's Python, default .venv/bin/python), KRITA_TEST_MODELS
 # (a models folder to use instead of a tiny model trained on the spot).
@@ -25,6 +26,7 @@ while [ $# -gt 0 ]; do
         --allow-missing-ops) ALLOW="--allow-missing-ops"; shift ;;
         --photo) PHOTO="--photo"; shift ;;
         --debian13) DEBIAN13=1; shift ;;
+        --krita6) DEBIAN13=1; export SFUMATO_KRITA_SUITE=sid; shift ;;
         *) echo "unknown option $1" >&2; exit 2 ;;
     esac
 done

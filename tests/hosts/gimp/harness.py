@@ -86,11 +86,22 @@ def style_image(path: Path) -> None:
 # ---- running GIMP ----------------------------------------------------------------------------
 
 class Host:
-    """Runs commands inside the chroot (or directly), with paths mapped between the two views."""
+    """Runs commands inside the chroot (or directly), with paths mapped between the two views.
+    `version` is the GIMP 3.x found there ("3.0", "3.2"): it names the binaries and the profile folder."""
 
     def __init__(self, root: Path):
         self.root = root
         self.chroot = root != Path("/")
+        found = sorted((root / "usr" / "bin").glob("gimp-console-3.*"))
+        self.version = found[-1].name.rsplit("-", 1)[1] if found else "3.0"
+        self.console = f"gimp-console-{self.version}"
+        self.gui = f"gimp-{self.version}"
+
+    def plugins_folder(self, home: Path) -> Path:
+        return home / ".config" / "GIMP" / self.version / "plug-ins"
+
+    def profile_cache(self) -> Path:
+        return PROFILE_CACHE.with_name(f"{PROFILE_CACHE.name}-{self.version}")
 
     def inner(self, path: Path) -> str:
         return "/" + str(path.relative_to(self.root)) if self.chroot else str(path)
@@ -202,9 +213,9 @@ def save_profile(home: Path, cache: Path) -> None:
 def run_batch(host: Host, engine: Engine, work: Path, ops: list[str], only_cancel: bool = False
               ) -> tuple[dict, dict, float]:
     home = work / "home"
-    if restore_profile(PROFILE_CACHE, home):
+    if restore_profile(host.profile_cache(), home):
         log("GIMP profile restored from the cache (warm start)")
-    plugin_install.install("gimp", str(home / ".config" / "GIMP" / "3.0" / "plug-ins"), out=lambda _: None)
+    plugin_install.install("gimp", str(host.plugins_folder(home)), out=lambda _: None)
     test_image(work / "input.png")
     style_image(work / "style.png")
     long_op = None
@@ -219,7 +230,7 @@ def run_batch(host: Host, engine: Engine, work: Path, ops: list[str], only_cance
     (work / "config.json").write_text(json.dumps(cfg))
     batch = work / "batch_checks.py"
     shutil.copy(HERE / "batch_checks.py", batch)
-    argv = ["gimp-console-3.0", "-i", "--batch-interpreter=python-fu-eval",
+    argv = [host.console, "-i", "--batch-interpreter=python-fu-eval",
             "-b", f"exec(open('{host.inner(batch)}').read())", "--quit"]
     t0 = time.monotonic()
     env = gimp_env(host.inner(home), host.inner(work / "config.json"), {"SFUMATO_GUARD_LOG": host.inner(work / "guard.log"),
@@ -271,8 +282,8 @@ def run_autostart(host: Host, work: Path, models: Path) -> list[dict]:
     """GIMP with no engine running: the plug-in starts one, uses it, and it stops with GIMP."""
     work.mkdir(parents=True, exist_ok=True)
     home = work / "home"
-    restore_profile(PROFILE_CACHE, home)
-    plugin_install.install("gimp", str(home / ".config" / "GIMP" / "3.0" / "plug-ins"), out=lambda _: None)
+    restore_profile(host.profile_cache(), home)
+    plugin_install.install("gimp", str(host.plugins_folder(home)), out=lambda _: None)
     port = free_port()
     address = f"tcp://127.0.0.1:{port}"
     checks = [{"name": "auto-start: no engine runs at the plug-in's address before GIMP starts",
@@ -283,7 +294,7 @@ def run_autostart(host: Host, work: Path, models: Path) -> list[dict]:
     (work / "config.json").write_text(json.dumps(cfg))
     batch = work / "batch_checks.py"
     shutil.copy(HERE / "batch_checks.py", batch)
-    argv = ["gimp-console-3.0", "-i", "--batch-interpreter=python-fu-eval",
+    argv = [host.console, "-i", "--batch-interpreter=python-fu-eval",
             "-b", f"exec(open('{host.inner(batch)}').read())", "--quit"]
     # the engine's output goes to $TMPDIR/sfumato-engine-ADDRESS.log: here, the work folder
     env = gimp_env(host.inner(home), host.inner(work / "config.json"),
@@ -375,8 +386,8 @@ def main() -> int:
         log(f"engine at {engine.address}, models from {models}, ops: {', '.join(ops) or 'none yet'}")
         if args.gui_only:
             home = work / "home"
-            restore_profile(PROFILE_CACHE, home)
-            plugin_install.install("gimp", str(home / ".config" / "GIMP" / "3.0" / "plug-ins"), out=lambda _: None)
+            restore_profile(host.profile_cache(), home)
+            plugin_install.install("gimp", str(host.plugins_folder(home)), out=lambda _: None)
             report, cancel, batch_s = {"checks": []}, {}, 0.0
         else:
             phase = "the batch run (gimp-console-3.0 calling every procedure)"
@@ -404,14 +415,14 @@ def main() -> int:
                 if gui_engine is not engine:
                     gui_engine.stop()
         if (work / "report.json").exists():
-            save_profile(work / "home", PROFILE_CACHE)
+            save_profile(work / "home", host.profile_cache())
         for c in checks:
             log(f"{'PASS' if c['ok'] else 'FAIL'}  {c['name']}" + (f"  [{c['detail']}]" if c["detail"] and not c["ok"]
                                                                    else ""))
             ok &= c["ok"]
         if report.get("crash"):
             log("batch script crashed:\n" + report["crash"])
-        log(f"GIMP {report.get('gimp', '?')}; batch run {batch_s:.1f} s; whole test {time.monotonic() - t_start:.1f} s;"
+        log(f"GIMP {report.get('gimp', '?')} ({host.console}); batch run {batch_s:.1f} s; whole test {time.monotonic() - t_start:.1f} s;"
             f" procedure timings {json.dumps(report.get('timings', {}))}")
         missing = [op for op in ("inpaint", "restore", "stylize", "generate") if op not in ops]
         if missing:

@@ -80,6 +80,8 @@ printf '%s\n' 'path-exclude=/usr/share/doc/*' 'path-exclude=/usr/share/man/*' 'p
   'path-exclude=/usr/share/locale/*' 'path-exclude=/usr/share/gimp/3.0/help/*' \
   > "$chroot_dir/etc/dpkg/dpkg.cfg.d/sfumato-nodoc"
 printf 'Acquire::Retries "5";\n' > "$chroot_dir/etc/apt/apt.conf.d/80sfumato-retries"
+# a mirror that is a dated snapshot serves sid's short-lived Release files past their expiry
+[ "$suite" = trixie ] || printf 'Acquire::Check-Valid-Until "false";\n' > "$chroot_dir/etc/apt/apt.conf.d/80sfumato-snapshot"
 "$here/chroot.sh" mount "$chroot_dir"
 trap '"$here/chroot.sh" umount "$chroot_dir"' EXIT
 log "installing GIMP 3 in the chroot"

@@ -41,7 +41,11 @@ fi
 mkdir -p "$hosts"
 log "debootstrap $suite into $root from $mirror"
 debootstrap --variant=minbase "$suite" "$root" "$mirror" >&2 || fail "debootstrap failed"
-[ "$suite" = sid ] && echo "deb $mirror experimental main" > "$root/etc/apt/sources.list.d/experimental.list"
+if [ "$suite" = sid ]; then
+  echo "deb $mirror experimental main" > "$root/etc/apt/sources.list.d/experimental.list"
+  # a mirror that is a dated snapshot serves sid's short-lived Release files past their expiry
+  printf 'Acquire::Check-Valid-Until "false";\n' > "$root/etc/apt/apt.conf.d/80sfumato-snapshot"
+fi
 cp /etc/resolv.conf "$root/etc/resolv.conf"
 printf '#!/bin/sh\nexit 101\n' > "$root/usr/sbin/policy-rc.d"
 chmod +x "$root/usr/sbin/policy-rc.d"
