@@ -5,11 +5,14 @@ with Krita's own importer module (pure Python), into a resources folder's pykrit
 """
 from __future__ import annotations
 
+import builtins
 import importlib.util
 import sys
 
 
 def main(importer: str, zip_path: str, resources: str) -> int:
+    if not hasattr(builtins, "i18n"):  # Krita 6's importer takes Krita's translation function from builtins
+        builtins.i18n = lambda text, *args: text
     spec = importlib.util.spec_from_file_location("krita_plugin_importer", importer)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
