@@ -81,7 +81,8 @@ def _enum_calls(path: Path) -> list[tuple[str, str, str]]:
 def test_every_enum_the_plugin_names_exists_in_pyqt6():
     """The docker and its dialogs cannot run outside Krita; their Qt enums are checked here."""
     scope = {"Qt": QtCore.Qt, "QtCore": QtCore, "QtGui": QtGui, "QtWidgets": QtWidgets}
-    calls = [(path.name, *call) for path in sorted(PKG_DIR.glob("*.py")) for call in _enum_calls(path)]
+    calls = [(path.name, *call) for path in sorted(PKG_DIR.glob("*.py")) for call in _enum_calls(path)
+             if call[0].split(".")[0] in scope]  # Krita's own enums: the Krita 6 host test
     assert len(calls) > 5
     missing = [c for c in calls if not hasattr(getattr(eval(c[1], {}, scope), c[2], None), c[3])]  # noqa: S307
     assert not missing, missing
