@@ -446,11 +446,12 @@ def test_relay_transport_runs_jobs_too(engine, monkeypatch):
 
 def test_stored_address_is_used_and_saved(engine, monkeypatch):
     monkeypatch.delenv("SFUMATO_ENGINE", raising=False)
-    store = {"text": json.dumps({"address": engine.address})}
+    store = {"text": json.dumps({"address": engine.address, "keep_engine": True, "autostart": False})}
     c = controller.Controller(load_store=lambda: store["text"], save_store=lambda t: store.update(text=t))
-    assert c.address == engine.address
+    assert c.address == engine.address and c.settings.keep_engine
     c.connect("tcp://127.0.0.1:1")
-    assert json.loads(store["text"])["address"] == "tcp://127.0.0.1:1"
+    saved = json.loads(store["text"])
+    assert saved["address"] == "tcp://127.0.0.1:1" and saved["keep_engine"] and not saved["autostart"]  # kept
     c.close()
 
 

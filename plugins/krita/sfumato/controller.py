@@ -123,7 +123,8 @@ class Controller:
             self.settings = link.Settings.from_mapping({**self.settings.to_dict(), "address": address.strip()})
             if self._save_store is not None:
                 try:
-                    self._save_store(link.Settings.from_mapping({"address": self.settings.address}).to_json())
+                    kept = self._stored() or {}  # the other stored settings (autostart, keep_engine, ...) stay
+                    self._save_store(link.Settings.from_mapping({**kept, "address": self.settings.address}).to_json())
                 except Exception:
                     log.exception("could not store the Sfumato settings")
         self.close(cancel_jobs=True)  # a reconnect abandons this panel's running jobs: stop them on the engine
