@@ -50,7 +50,7 @@ link = bootstrap.link
 Box = link.Box
 
 from conftest import free_port
-from engine import plugin_krita, plugin_pack  # noqa: E402
+from engine import plugin_pack  # noqa: E402
 from engine.server import Engine  # noqa: E402
 
 
