@@ -2,8 +2,9 @@
 
 Each host has one installer function in INSTALLERS (host -> fn(dest) -> installed paths).
 The installers also write `sfumato_install.json` next to the thin client, recording this
-Python and (for a source checkout) the folder holding engine/, so that the plug-in's relay
-fallback can start `python -m engine.relay` without any setting.
+Python and (for a source checkout) the folder holding engine/, so that the plug-in can start
+the engine (`python -m engine.cli serve`, when none answers at a local address) and its relay
+fallback (`python -m engine.relay`) without any setting.
 """
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ from typing import Callable
 ENGINE_DIR = Path(__file__).resolve().parent
 SOURCE_ROOT = ENGINE_DIR.parent
 IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo", ".pytest_cache")
-START_HINT = "Start the engine with `sfumato serve` (or `make serve` in the source folder) before using the plug-in."
+START_HINT = ("The plug-in starts the engine with this Python when none answers at its local address "
+              "(or start it yourself: `sfumato serve`).")
 
 
 def plugins_dir() -> Path:
@@ -30,20 +32,28 @@ def plugins_dir() -> Path:
 
 
 def gimp_plugins_folder(home: Path | None = None, platform: str | None = None) -> Path:
-    """GIMP 3's per-user plug-in folder on this OS."""
+    """GIMP 3's per-user plug-in folder on this OS: that of the newest GIMP 3.x that has run here
+    (GIMP 3.2 keeps its profile in GIMP/3.2, 3.0 in GIMP/3.0), else GIMP/3.0."""
     platform = platform or sys.platform
     home = home or Path.home()
     if platform == "win32":
-        base = Path(os.environ.get("APPDATA") or home / "AppData" / "Roaming")
-        return base / "GIMP" / "3.0" / "plug-ins"
-    if platform == "darwin":
-        return home / "Library" / "Application Support" / "GIMP" / "3.0" / "plug-ins"
-    config = Path(os.environ["XDG_CONFIG_HOME"]) if os.environ.get("XDG_CONFIG_HOME") else home / ".config"
-    return config / "GIMP" / "3.0" / "plug-ins"
+        base = Path(os.environ.get("APPDATA") or home / "AppData" / "Roaming") / "GIMP"
+    elif platform == "darwin":
+        base = home / "Library" / "Application Support" / "GIMP"
+    else:
+        config = Path(os.environ["XDG_CONFIG_HOME"]) if os.environ.get("XDG_CONFIG_HOME") else home / ".config"
+        base = config / "GIMP"
+    return base / _newest_gimp3(base) / "plug-ins"
+
+
+def _newest_gimp3(base: Path) -> str:
+    """'3.N' of the newest GIMP 3 profile folder under `base`; '3.0' when there is none."""
+    found = [p.name for p in base.glob("3.*") if p.is_dir() and p.name[2:].isdigit()]
+    return max(found, key=lambda name: int(name[2:]), default="3.0")
 
 
 def engine_python_record() -> dict[str, str]:
-    """What the relay fallback needs: this Python, and the source root unless engine is pip-installed."""
+    """What auto-start and the relay need: this Python, and the source root unless engine is pip-installed."""
     record = {"python": sys.executable}
     in_site = any(part in ("site-packages", "dist-packages") for part in ENGINE_DIR.parts)
     if not in_site:
@@ -119,7 +129,7 @@ def install(host: str, dest: str | None = None, out: Callable[[str], None] = pri
     for path in paths:
         out(f"  {path}")
     record = engine_python_record()
-    out(f"The relay fallback (for an editor Python without pyzmq) will use {record['python']}.")
+    out(f"Auto-start and the relay fallback (for an editor Python without pyzmq) will use {record['python']}.")
     out(NEXT_STEPS.get(host, ""))
     out(START_HINT)
     return [str(p) for p in paths]

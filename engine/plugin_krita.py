@@ -1,4 +1,4 @@
-"""Install the Krita plug-in, or pack it as a zip for Krita's "Import Python Plugin from File...".
+"""Install the Krita plug-in (its zip for "Import Python Plugin from File..." is engine/plugin_pack.py).
 
 Krita loads `pykrita/NAME.desktop` next to the package `pykrita/NAME/`. The shared thin
 client (plugins/common/sfumato_link) is copied *inside* the package, so the installed
@@ -11,9 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-import zipfile
 from pathlib import Path
-from typing import Callable
 
 NAME = "sfumato"
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,7 +35,7 @@ def default_dest() -> Path:
     return base / "krita" / "pykrita"
 
 
-def _sources() -> tuple[Path, Path, Path]:
+def sources() -> tuple[Path, Path, Path]:
     package, desktop = PLUGIN_DIR / NAME, PLUGIN_DIR / f"{NAME}.desktop"
     for path in (package, desktop, COMMON_DIR):
         if not path.exists():
@@ -52,7 +50,7 @@ def install_krita(dest: str | os.PathLike | None = None) -> list[Path]:
     """
     from .plugin_install import _replace_tree, install_thin_client
 
-    package, desktop, _ = _sources()
+    package, desktop, _ = sources()
     folder = Path(dest).expanduser() if dest else default_dest()
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / NAME
@@ -62,30 +60,3 @@ def install_krita(dest: str | os.PathLike | None = None) -> list[Path]:
     if (target / "_vendor").is_dir():
         paths.append(target / "_vendor")
     return paths
-
-
-def _zip_tree(zf: zipfile.ZipFile, src: Path, arc: str) -> None:
-    zf.writestr(zipfile.ZipInfo(arc + "/"), b"")  # Krita's importer looks for the folder entry itself
-    for path in sorted(src.rglob("*")):
-        rel = path.relative_to(src)
-        if "__pycache__" in rel.parts or path.suffix in (".pyc", ".pyo"):
-            continue
-        name = f"{arc}/{rel.as_posix()}"
-        if path.is_dir():
-            zf.writestr(zipfile.ZipInfo(name + "/"), b"")
-        else:
-            zf.write(path, name)
-
-
-def build_zip(out: str | os.PathLike, log: Callable[[str], None] = print) -> Path:
-    """Write the zip Krita's Tools > Scripts > Import Python Plugin from File... accepts."""
-    package, desktop, common = _sources()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
-        zf.write(desktop, desktop.name)
-        _zip_tree(zf, package, NAME)
-        _zip_tree(zf, common, f"{NAME}/sfumato_link")
-    log(f"wrote {out}: in Krita use Tools > Scripts > Import Python Plugin from File..., restart Krita, then "
-        f"Settings > Dockers > Sfumato")
-    return out

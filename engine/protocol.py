@@ -40,7 +40,11 @@ SHM_ALIGN = 64
 # either side ignores names it does not know.
 #   rules: op schemas carry `rules`, and the parameter types `multi` and `model`
 #   shm: the same-host shared-memory extension (listed only where the engine offers it)
-CAPABILITIES = ("rules", "shm", "keys")
+#   keys: clients authenticate with CURVE keys and jobs belong to the key (engine served with keys)
+#   queue: a waiting job gets `progress` with stage "queued" and `ahead` (sent only to clients
+#     that list it in hello: to others a job's first progress means it left the queue)
+CAPABILITIES = ("rules", "shm", "keys", "queue")
+QUEUED_STAGE = "queued"
 MAX_CAPABILITIES = 64
 
 CLIENT_TYPES = ("hello", "submit", "cancel", "status", "models", "ping")

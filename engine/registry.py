@@ -15,6 +15,7 @@ held the registry goes over the limit and comes back to it when the jobs end.
 """
 from __future__ import annotations
 
+import re
 import threading
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Hashable, Iterator
@@ -253,8 +254,15 @@ class ModelRegistry:
 
 
 def kind_of(card: dict) -> str:
-    """A model's kind as `models` lists it: a style model is fine-tuned from a base model; a
-    checkpoint of another project is a zoo model."""
+    """A model's kind as `models` lists it: a style model is fine-tuned from another model; a
+    checkpoint of another project is a zoo model. A model trained on from an earlier version
+    of itself (`base_model` "builtin v4" for `builtin`) is still a base model."""
     if card.get("kind") == ZOO:
         return ZOO
-    return "style" if card.get("base_model") else "base"
+    base = card.get("base_model")
+    if not base or _VERSION_SUFFIX.sub("", str(base)) == card.get("name"):
+        return "base"
+    return "style"
+
+
+_VERSION_SUFFIX = re.compile(r"\s+v\d+$")  # "builtin v4": the version a continued run started from

@@ -18,7 +18,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .errors import BUSY, DUPLICATE_ID, INTERNAL, EngineError, JobCancelled
-from .protocol import CHANNELS, DTYPE_NAMES, plain
+from .protocol import CHANNELS, DTYPE_NAMES, QUEUED_STAGE, plain
 from .tasks.base import JobContext, Operation
 
 log = logging.getLogger("sfumato.scheduler")
@@ -28,7 +28,8 @@ Emit = Callable[[bytes, dict], None]
 
 @dataclass
 class Job:
-    """One accepted submit. `client` is the ROUTER identity of the connection that owns it."""
+    """One accepted submit. `client` is the ROUTER identity of the connection that owns it;
+    `queue_news`: its client listed the `queue` capability, so it is told how many jobs are ahead."""
 
     client: bytes
     id: str
@@ -39,6 +40,8 @@ class Job:
     state: str = "queued"  # queued | running | done
     submitted: float = field(default_factory=time.perf_counter)
     started: float = 0.0
+    queue_news: bool = False
+    ahead: int = 0  # jobs ahead of it, as last told
 
     @property
     def key(self) -> tuple[bytes, str]:
@@ -86,6 +89,8 @@ class Scheduler:
             self._emit(job.client, accepted if self.instance is None else {**accepted, "instance": self.instance})
             self._jobs[job.key] = job
             self._queue.append(job)
+            job.ahead = -1  # not told yet: a waiting job hears its count right after `accepted`
+            self._tell_queue()
             self._cond.notify_all()
             return position
 
@@ -100,6 +105,7 @@ class Scheduler:
             if job.state == "queued":
                 self._queue.remove(job)
                 del self._jobs[job.key]
+                self._tell_queue()
                 return "queued"
             return "running"
 
@@ -112,6 +118,7 @@ class Scheduler:
                 if job.state == "queued":
                     self._queue.remove(job)
                     del self._jobs[job.key]
+            self._tell_queue()
         if jobs:
             log.info("client %s vanished: cancelled %d job(s)", client.hex(), len(jobs))
         return len(jobs)
@@ -148,6 +155,16 @@ class Scheduler:
             log.warning("the running job did not stop within %.0f s; exiting anyway", timeout)
         return queued
 
+    def _tell_queue(self) -> None:
+        """Tell each waiting job whose count changed how many jobs are ahead of it (lock held)."""
+        running = 1 if self._running is not None else 0
+        for pos, job in enumerate(self._queue):
+            ahead = pos + running
+            if job.queue_news and ahead != job.ahead and ahead > 0:
+                self._emit(job.client, {"type": "progress", "id": job.id, "step": 0, "total": 0,
+                                        "stage": QUEUED_STAGE, "ahead": ahead})
+            job.ahead = ahead
+
     # ---- worker thread -------------------------------------------------------------------
     def _work(self) -> None:
         while True:
@@ -160,6 +177,7 @@ class Scheduler:
                 job.state = "running"
                 job.started = time.perf_counter()
                 self._running = job
+                self._tell_queue()
             header: dict | None = None
             try:
                 header = self._run(job)

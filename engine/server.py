@@ -109,6 +109,7 @@ class Engine:
         self._ctx: zmq.Context | None = None
         self._router: zmq.Socket | None = None
         self._peers: Peers | None = None  # jobs belong to a connection (engine/peers.py)
+        self._queue_news: set[bytes] = set()  # connections whose hello listed the `queue` capability
         self._wake_tx: zmq.Socket | None = None
         self._wake_rx: zmq.Socket | None = None
         self._wake_lock = threading.Lock()
@@ -365,6 +366,7 @@ class Engine:
         """A connection that is gone: cancel its jobs (silently), unmap its shared memory."""
         if self.scheduler is not None:
             self.scheduler.cancel_client(client)
+        self._queue_news.discard(client)
         self._forget_shm(client)
 
     def _forget_shm(self, client: bytes) -> None:
@@ -421,8 +423,12 @@ class Engine:
         return body
 
     def _on_hello(self, client: bytes, msg: dict) -> None:
-        # A client's `capabilities` are accepted and, in this engine, all ignored: no feature it
-        # offers yet needs the client to opt in (docs/protocol.md, "Evolution").
+        # Of a client's `capabilities` only `queue` changes what it is sent (docs/protocol.md,
+        # "Evolution"); the others are accepted and ignored.
+        if "queue" in msg.get("capabilities", []):
+            self._queue_news.add(client)
+        else:
+            self._queue_news.discard(client)
         log.info("hello from %r (%s)", msg.get("client", "?"), self._who(client))  # repr: no forged log lines
         self._emit(client, {"type": "welcome", "id": msg.get("id"), **self.welcome()})
 
@@ -465,7 +471,8 @@ class Engine:
             if mine:
                 self._grants[key] = grant
         try:
-            self.scheduler.submit(Job(client, msg["id"], op, inputs, params))  # emits `accepted`
+            self.scheduler.submit(Job(client, msg["id"], op, inputs, params,  # emits `accepted`
+                                      queue_news=client in self._queue_news))
             self._peers.claim(client, msg["id"])  # type: ignore[union-attr]  # before anything is sent
         except BaseException:
             if mine:

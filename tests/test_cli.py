@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from PIL import Image
 
 from conftest import free_port
 from engine.cli import build_parser, main, output_paths, save_image
+from engine.cli.common import ProgressBar
 from engine.client import Client, EngineClientError
 from engine.tasks import OPERATIONS
 
@@ -133,22 +135,56 @@ def test_train_a_few_steps(tmp_path, capsys):
 
 
 def test_train_from_a_model_uses_the_finetune_recipe(tmp_path, capsys, tiny_models_dir):
-    """`--from` takes the fine-tune defaults (low rate, small batch), not the from-scratch ones."""
+    """`--from` takes the fine-tune defaults (low rate, small batch), not the from-scratch ones,
+    and a name resolves in the models folder the new model goes into, not the shipped one."""
     from engine.diffusion.recipes import FINETUNE
 
     folder = tmp_path / "paintings"
     folder.mkdir()
-    from PIL import Image
-
     rng = np.random.default_rng(0)
     for i in range(3):
         Image.fromarray(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(folder / f"p{i}.png")
-    out = tmp_path / "models" / "style"
-    assert main(["train", str(folder), "--from", str(tiny_models_dir / "builtin"), "--out", str(out),
+    models = tmp_path / "models"
+    shutil.copytree(tiny_models_dir / "builtin", models / "builtin")
+    out = models / "style"
+    assert main(["train", str(folder), "--from", "builtin", "--out", str(out),
                  "--steps", "2", "--patch", "16", "--sample-every", "0", "--device", "cpu"]) == 0
     card = json.loads((out / "model.json").read_text())
     assert card["recipe"]["lr"] == FINETUNE["lr"] and card["recipe"]["batch"] == FINETUNE["batch"]
     assert card["recipe"]["steps"] == 2 and card["base_model"] == "builtin"
+    assert card["parameters"] == json.loads((tiny_models_dir / "builtin" / "model.json").read_text())["parameters"]
+    assert main(["train", str(folder), "--from", "nosuch", "--models", str(models), "--out", str(tmp_path / "x"),
+                 "--steps", "1", "--device", "cpu"]) == 2
+    assert "'nosuch' is not installed" in capsys.readouterr().err
+
+
+def test_models_kinds_a_continued_run_is_base_a_finetune_is_style(tmp_path, capsys, tiny_models_dir):
+    """`builtin`, trained on from its own earlier version, is a base model; a model fine-tuned
+    from another one is a style model (docs/models.md)."""
+    models = tmp_path / "models"
+    for name, base in (("builtin", "builtin v4"), ("mystyle", "builtin")):
+        shutil.copytree(tiny_models_dir / "builtin", models / name)
+        card = json.loads((models / name / "model.json").read_text())
+        (models / name / "model.json").write_text(json.dumps({**card, "name": name, "base_model": base}))
+    assert main(["models", "--models", str(models), "--device", "cpu"]) == 0
+    lines = dict(line.split(": ", 1) for line in capsys.readouterr().out.splitlines())
+    assert lines["builtin"].startswith("base,") and lines["mystyle"].startswith("style,")
+
+
+def test_progress_bar_shows_the_queue_position(served, capsys):
+    """While another connection's job runs, the CLI's bar says "queued, 1 ahead" (the engine's
+    `queue` capability, which the CLI's hello lists), then shows the steps."""
+    _, address = served
+    img = np.zeros((8, 8, 3), np.uint8)
+    with Client(address, timeout=10) as busy, Client(address, timeout=10) as cli:
+        running = busy.submit("echo", {"image": img}, {"steps": 5, "delay": 1.0})
+        cli.hello()
+        bar = ProgressBar("echo", enabled=True)
+        cli.run("echo", {"image": img}, {"steps": 2}, on_progress=bar)
+        bar.close()
+        running.result()
+    err = capsys.readouterr().err
+    assert "echo: queued, 1 ahead" in err and err.index("queued") < err.index("2/2")
 
 
 def test_sigterm_cancels_running_and_answers_queued(served):

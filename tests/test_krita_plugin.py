@@ -11,6 +11,7 @@ from __future__ import annotations
 import configparser
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 import time
@@ -49,7 +50,7 @@ link = bootstrap.link
 Box = link.Box
 
 from conftest import free_port
-from engine import plugin_krita  # noqa: E402
+from engine import plugin_pack  # noqa: E402
 from engine.server import Engine  # noqa: E402
 
 
@@ -361,7 +362,7 @@ def test_engine_down_is_reported_without_blocking(monkeypatch):
     monkeypatch.delenv("SFUMATO_ENGINE", raising=False)
     port = free_port()
     c = controller.Controller(client="krita-test")
-    c.settings = link.Settings.from_mapping({"address": c.settings.address, "timeout": 0.5})
+    c.settings = link.Settings.from_mapping({"address": c.settings.address, "timeout": 0.5, "autostart": False})
     t0 = time.monotonic()
     c.connect(f"tcp://127.0.0.1:{port}")
     assert time.monotonic() - t0 < 0.5  # connect returns at once
@@ -382,7 +383,7 @@ def test_panel_comes_online_when_the_engine_starts_later(monkeypatch, tmp_path):
     monkeypatch.delenv("SFUMATO_ENGINE", raising=False)
     port = free_port()
     c = controller.Controller(client="krita-test")
-    c.settings = link.Settings.from_mapping({"timeout": 0.3})
+    c.settings = link.Settings.from_mapping({"timeout": 0.3, "autostart": False})
     c.connect(f"tcp://127.0.0.1:{port}")
     pump(c, lambda: c.state == controller.DOWN)
     eng = Engine(bind=f"tcp://127.0.0.1:{port}", models_dir=tmp_path, device="cpu").start()
@@ -392,6 +393,36 @@ def test_panel_comes_online_when_the_engine_starts_later(monkeypatch, tmp_path):
     finally:
         c.close()
         eng.stop()
+
+
+def test_panel_starts_a_local_engine_when_none_answers(monkeypatch, tmp_path):
+    """No engine at the local address: the panel starts one (amber "Starting the engine..."
+    while it loads, never blocking), connects to it, and runs a job on it."""
+    monkeypatch.delenv("SFUMATO_ENGINE", raising=False)
+    c = controller.Controller(RecordingHost(), client="krita-test")
+    c.settings = link.Settings.from_mapping({"python": sys.executable, "engine_root": str(ROOT)})
+    t0 = time.monotonic()
+    c.connect(f"tcp://127.0.0.1:{free_port()}")
+    assert time.monotonic() - t0 < 0.5 and c.state == controller.STARTING and c.busy
+    assert c.engine_start.command[-2:] == ["--stop-with", str(os.getpid())]
+    try:
+        seen = set()
+        pump(c, lambda: seen.add(c.state) or c.state in (controller.ONLINE, controller.DOWN), timeout=120)
+        assert c.state == controller.ONLINE, c.message
+        assert controller.STARTING in seen and "echo" in c.welcome["ops"]
+    finally:
+        c.close()
+        c.engine_start.stop()
+
+
+def test_a_remote_address_is_never_started(monkeypatch):
+    monkeypatch.delenv("SFUMATO_ENGINE", raising=False)
+    c = controller.Controller(client="krita-test")
+    c.settings = link.Settings.from_mapping({"timeout": 0.3})
+    c.connect("tcp://192.0.2.7:5555")  # TEST-NET-1: never routed
+    assert c.engine_start is None and c.state == controller.CONNECTING
+    pump(c, lambda: c.state == controller.DOWN)
+    c.close()
 
 
 def test_relay_transport_runs_jobs_too(engine, monkeypatch):
@@ -415,11 +446,12 @@ def test_relay_transport_runs_jobs_too(engine, monkeypatch):
 
 def test_stored_address_is_used_and_saved(engine, monkeypatch):
     monkeypatch.delenv("SFUMATO_ENGINE", raising=False)
-    store = {"text": json.dumps({"address": engine.address})}
+    store = {"text": json.dumps({"address": engine.address, "keep_engine": True, "autostart": False})}
     c = controller.Controller(load_store=lambda: store["text"], save_store=lambda t: store.update(text=t))
-    assert c.address == engine.address
+    assert c.address == engine.address and c.settings.keep_engine
     c.connect("tcp://127.0.0.1:1")
-    assert json.loads(store["text"])["address"] == "tcp://127.0.0.1:1"
+    saved = json.loads(store["text"])
+    assert saved["address"] == "tcp://127.0.0.1:1" and saved["keep_engine"] and not saved["autostart"]  # kept
     c.close()
 
 
@@ -473,14 +505,18 @@ def test_install_into_a_folder(tmp_path):
 def test_zip_for_krita_importer(tmp_path):
     from engine.cli import main
 
-    assert main(["plugins", "zip", "krita", "-o", str(tmp_path / "sfumato-krita.zip")]) == 0
+    assert main(["plugins", "pack", "krita", "-o", str(tmp_path / "sfumato-krita.zip")]) == 0
     out = tmp_path / "sfumato-krita.zip"
     with zipfile.ZipFile(out) as zf:
         names = zf.namelist()
         desktop = zf.read("sfumato.desktop").decode()
+        record = json.loads(zf.read("sfumato/sfumato_install.json"))
     for name in ("sfumato.desktop", "sfumato/", "sfumato/__init__.py", "sfumato/docker.py",
-                 "sfumato/sfumato_link/", "sfumato/sfumato_link/__init__.py", "sfumato/sfumato_link/ops_schema.json"):
+                 "sfumato/sfumato_link/", "sfumato/sfumato_link/__init__.py", "sfumato/sfumato_link/ops_schema.json",
+                 "sfumato/sfumato_link/autostart.py", "sfumato/sfumato_link/transport.py"):
         assert name in names, name
+    assert {n.split("/")[0] for n in names} == {"sfumato.desktop", "sfumato"}  # what the importer looks for
+    assert record["python"] == sys.executable  # the first run finds the engine's Python on this machine
     assert not any("__pycache__" in n for n in names)
     cp = configparser.ConfigParser()
     cp.read_string(desktop)
@@ -494,13 +530,14 @@ def test_zip_is_accepted_by_kritas_own_importer(tmp_path):
     spec = importlib.util.spec_from_file_location("krita_plugin_importer", KRITA_IMPORTER)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    out = plugin_krita.build_zip(tmp_path / "p.zip", log=lambda _: None)
+    out = plugin_pack.pack("krita", tmp_path / "p.zip", log=lambda _: None)
     resources = tmp_path / "resources"
     resources.mkdir()
     imported = mod.PluginImporter(str(out), str(resources), lambda plugin: True).import_all()
     assert [p["name"] for p in imported] == ["sfumato"]
     assert (resources / "pykrita" / "sfumato.desktop").is_file()
     assert (resources / "pykrita" / "sfumato" / "sfumato_link" / "session.py").is_file()
+    assert (resources / "pykrita" / "sfumato" / "sfumato_install.json").is_file()
 
 
 def test_manual_exists_for_krita_plugin_manager():

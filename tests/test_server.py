@@ -61,6 +61,37 @@ def test_capabilities_from_a_client(raw):
     assert (msg["type"], msg["code"], msg["field"]) == ("error", "bad_message", "capabilities")
 
 
+def _queue_events(raw: Raw, ids: tuple[str, ...], last: str) -> dict[str, list]:
+    """Every accepted / queued / start event per job id, until `last` has its result."""
+    seen: dict[str, list] = {rid: [] for rid in ids}
+    while True:
+        msg = raw.recv(10.0)[0]
+        if msg["type"] == "accepted":
+            seen[msg["id"]].append(("accepted", msg["position"]))
+        elif msg["type"] == "progress" and msg["stage"] in ("queued", "start"):
+            seen[msg["id"]].append((msg["stage"], msg.get("ahead")))
+        elif msg["type"] == "result" and msg["id"] == last:
+            return seen
+
+
+@pytest.mark.parametrize("listed", [True, False])
+def test_a_waiting_job_hears_how_many_are_ahead(raw, listed):
+    """With the `queue` capability a queued job is told its count after `accepted` and each time
+    it drops; a client without it gets the v1 sequence (first progress = left the queue)."""
+    raw.send({"type": "hello", "id": "h", **({"capabilities": ["queue"]} if listed else {})})
+    assert "queue" in raw.recv_until("welcome", "h")["capabilities"]
+    for rid, delay in (("a", 0.6), ("b", 0.2), ("c", 0.0)):
+        raw.send(*submit_header(rid, steps=3, delay=delay))
+    seen = _queue_events(raw, ("a", "b", "c"), last="c")
+    assert seen["a"] == [("accepted", 0), ("start", None)]
+    if listed:
+        assert seen["b"] == [("accepted", 1), ("queued", 1), ("start", None)]
+        assert seen["c"] == [("accepted", 2), ("queued", 2), ("queued", 1), ("start", None)]
+    else:
+        assert seen["b"] == [("accepted", 1), ("start", None)]
+        assert seen["c"] == [("accepted", 2), ("start", None)]
+
+
 def test_welcome_publishes_the_declaration_kinds(raw):
     raw.send({"type": "hello", "id": "k"})
     ops = raw.recv()[0]["ops"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,9 @@ def add_serve(sub: Any) -> None:
     p = sub.add_parser("serve", help="run the engine")
     p.add_argument("--bind", default=DEFAULT_ADDRESS, help=f"address to serve on (default {DEFAULT_ADDRESS}; "
                    "ipc:///path also works)")
-    p.add_argument("--models", metavar="DIR", help="models folder (default: the models shipped with sfumato, see docs/models.md)")
+    p.add_argument("--models", metavar="DIR", default=os.environ.get("SFUMATO_MODELS") or None,
+                   help="models folder (default: $SFUMATO_MODELS, else the models shipped with sfumato, see "
+                   "docs/models.md)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--keys", metavar="DIR", help="serve only the clients authorised in this key folder, through "
                    "CURVE (see `sfumato keys`); required for a non-loopback bind")
@@ -31,6 +34,8 @@ def add_serve(sub: Any) -> None:
     p.add_argument("--max-models", type=int, default=MAX_LOADED_MODELS,
                    help=f"models kept loaded at once; the least recently used beyond it are unloaded "
                    f"(default {MAX_LOADED_MODELS})")
+    p.add_argument("--stop-with", type=int, metavar="PID", help="stop when process PID ends (plug-ins pass "
+                   "their editor's id when they start the engine)")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
 
     def run(args: argparse.Namespace) -> int:
@@ -52,7 +57,16 @@ def add_serve(sub: Any) -> None:
         except (BindRefused, ValueError) as exc:
             return fail(str(exc), 2)
 
-        def ready(address: str) -> None:
+        if args.stop_with is not None:
+            from ..lifeline import watch
+
+            def host_gone() -> None:
+                logging.getLogger("sfumato").info("process %d has ended: stopping", args.stop_with)
+                engine.stop()
+
+            watch(args.stop_with, host_gone)
+
+        def ready(address: str) -> None:  # the plug-ins' auto-start waits for " ready on " (sfumato_link.autostart)
             ops = ", ".join(n for n, o in sorted(engine.operations.items()) if not o.test_only) or "none yet"
             models = ", ".join(engine.models.names()) or "none"
             print(f"sfumato {__version__} ready on {address} (device {engine.device}; ops: {ops}; "
@@ -271,8 +285,9 @@ def add_train(sub: Any) -> None:
     p.add_argument("--out", required=True, help="output model folder, e.g. models/mystyle (a folder with a "
                    "training state resumes it)")
     p.add_argument("--force", action="store_true", help="replace the model already in --out")
-    p.add_argument("--from", dest="from_model", metavar="MODEL", help="fine-tune from a model (name in "
-                   "models/ or a folder)")
+    p.add_argument("--from", dest="from_model", metavar="MODEL", help="fine-tune from a model: a folder, or "
+                   "the name of one in --models (default: the folder --out is in, then the shipped models)")
+    p.add_argument("--models", metavar="DIR", help="models folder that --from names are looked up in")
     p.add_argument("--steps", type=int, help="training steps")
     p.add_argument("--patch", type=int, help="patch size in pixels")
     p.add_argument("--batch", type=int, help="batch size")
@@ -286,7 +301,7 @@ def add_train(sub: Any) -> None:
                    "training loop; 2-4 keep a GPU busy)")
 
     def run(args: argparse.Namespace) -> int:
-        from ..diffusion.recipes import finetune_defaults, scratch_defaults
+        from ..diffusion.recipes import finetune_defaults, model_folders, scratch_defaults
         from ..diffusion.trainer import check_out, train
         from ..errors import EngineError
 
@@ -301,7 +316,8 @@ def add_train(sub: Any) -> None:
         options.update(synthetic=args.synthetic, device=args.device, max_minutes=args.minutes)
         try:
             if args.from_model:  # fine-tuning: few steps at a low rate (recipes.FINETUNE)
-                cfg = finetune_defaults(list(args.folders), args.out, args.from_model, **options)
+                cfg = finetune_defaults(list(args.folders), args.out, args.from_model,
+                                        model_folders(args.out, args.models), **options)
             else:
                 cfg = scratch_defaults(list(args.folders), args.out, **options)
             folder = train(cfg)
@@ -331,14 +347,15 @@ def add_plugins(sub: Any) -> None:
 
     inst.set_defaults(func=run)
 
-    zp = psub.add_parser("zip", help="pack the Krita plug-in for Tools > Scripts > Import Python Plugin from File")
-    zp.add_argument("host", choices=["krita"])
-    zp.add_argument("-o", "--out", default="sfumato-krita.zip", help="zip file to write (default sfumato-krita.zip)")
+    zp = psub.add_parser("pack", aliases=["zip"], help="a zip to install from: Krita's Tools > Scripts > Import "
+                         "Python Plugin from File, or GIMP's plug-ins folder layout")
+    zp.add_argument("host", choices=["gimp", "krita"])
+    zp.add_argument("-o", "--out", help="zip file to write (default sfumato-HOST.zip)")
 
     def run_zip(args: argparse.Namespace) -> int:
-        from ..plugin_krita import build_zip
+        from ..plugin_pack import pack
 
-        build_zip(args.out)
+        pack(args.host, args.out or f"sfumato-{args.host}.zip")
         return 0
 
     zp.set_defaults(func=run_zip)

@@ -12,6 +12,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from ..keys import ENV_CLIENT_KEY, ENV_SERVER_KEY
+from ..protocol import QUEUED_STAGE
 
 COMMANDS: list[Callable[[Any], None]] = []
 
@@ -122,7 +123,8 @@ def output_paths(out: Path, names: list[str]) -> dict[str, Path]:
 
 
 class ProgressBar:
-    """A one-line bar on a terminal's stderr; silent when stderr is not a terminal."""
+    """A one-line bar on a terminal's stderr ("queued, N ahead" while the job waits); silent
+    when stderr is not a terminal."""
 
     def __init__(self, label: str, enabled: bool | None = None):
         self.label = label
@@ -130,6 +132,10 @@ class ProgressBar:
         self.shown = False
 
     def __call__(self, event: dict) -> None:
+        if self.enabled and event.get("stage") == QUEUED_STAGE:
+            sys.stderr.write(f"\r{self.label}: queued, {event.get('ahead', '?')} ahead  ")
+            sys.stderr.flush()
+            self.shown = True
         if not self.enabled or not event.get("total"):
             return
         step, total = event["step"], event["total"]

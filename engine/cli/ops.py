@@ -173,6 +173,7 @@ def run_op(args: argparse.Namespace, op: str, inputs: dict[str, Any], params: di
     bar = ProgressBar(op, enabled=False if args.quiet else None)
     try:
         with connect(args) as client:
+            client.hello()  # lists the `queue` capability: a busy engine then says how many jobs are ahead
             result = client.run(op, inputs, params, on_progress=bar)
     except EngineClientError as exc:
         bar.close()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import fields
 from pathlib import Path
+from typing import Sequence
 
 from .modelfile import CARD
 from .trainer import TrainConfig
@@ -29,20 +30,31 @@ FINETUNE = dict(
 )
 
 
-def resolve_model_folder(name: str, models_dir: str | Path | None = None) -> Path:
-    """A model folder from a folder path or an installed model's name (e.g. 'builtin')."""
+def model_folders(out: str | Path, models: str | Path | None = None) -> list[Path | None]:
+    """Where `--from NAME` is looked up: the models folder given, else the folder the new model
+    is written into (the models folder in use) and then the shipped models (None)."""
+    return [Path(models)] if models else [Path(out).parent, None]
+
+
+def resolve_model_folder(name: str, models_dirs: Sequence[str | Path | None] = (None,)) -> Path:
+    """A model folder from a folder path or an installed model's name (e.g. 'builtin'), the
+    first of `models_dirs` (None: the shipped models) that holds it."""
     path = Path(name)
     if (path / CARD).is_file():
         return path
-    from ..registry import ModelRegistry  # local: the registry is not needed for a path
+    from ..registry import PACKAGE_MODELS, ModelRegistry  # local: the registry is not needed for a path
 
-    return ModelRegistry(models_dir).folder(name)  # raises EngineError(model_missing)
+    folders = [Path(d) if d else PACKAGE_MODELS for d in models_dirs]
+    for folder in folders:
+        if path.name == name and (folder / name / CARD).is_file():
+            return folder / name
+    return ModelRegistry(folders[0]).folder(name)  # raises EngineError: a path, or not installed
 
 
-def finetune_defaults(folders: list[str], out: str, from_model: str, models_dir: str | Path | None = None,
-                      **overrides) -> TrainConfig:
+def finetune_defaults(folders: list[str], out: str, from_model: str,
+                      models_dirs: Sequence[str | Path | None] = (None,), **overrides) -> TrainConfig:
     """TrainConfig for fine-tuning `from_model` (a model folder or an installed model's name,
-    looked up in `models_dir`, default the package's models/) on `folders`.
+    looked up in `models_dirs`, default the shipped models) on `folders`.
 
     Any TrainConfig field can be overridden (e.g. steps, patch, batch, lr, device, seed);
     None values in `overrides` are ignored so a CLI can pass its optional flags through.
@@ -55,7 +67,7 @@ def finetune_defaults(folders: list[str], out: str, from_model: str, models_dir:
     values.update({k: v for k, v in overrides.items() if v is not None})
     if "steps" in overrides and overrides["steps"] is not None and "sample_every" not in overrides:
         values["sample_every"] = max(1, int(values["steps"]) // 2)
-    base = resolve_model_folder(from_model, models_dir)
+    base = resolve_model_folder(from_model, models_dirs)
     return TrainConfig(folders=list(folders), out=str(out), from_model=str(base), **values)
 
 

@@ -47,7 +47,7 @@ if [ -s "$prov_err" ]; then mv "$prov_err" "$prov_log"; else rm -f "$prov_err"; 
 t_prov=$(date +%s)
 if [ $prc = 124 ] || [ $prc = 137 ]; then
   overran "provisioning GIMP 3 (after $((t_prov - t0)) s)" "$prov_log"
-  "$here/gimp/chroot.sh" umount "$SFUMATO_HOSTS_DIR/gimp3-trixie"
+  "$here/gimp/chroot.sh" umount "$SFUMATO_HOSTS_DIR/gimp3-${SFUMATO_GIMP_SUITE:-trixie}"
   exit 1
 fi
 if [ $prc != 0 ]; then

@@ -10,12 +10,19 @@ Stable API (other plug-ins build on it; change only additively):
 Connecting
     settings = load_settings(stored=None)        # defaults < install file < stored < env vars
         Settings(address="tcp://127.0.0.1:5555", python="", engine_root="", transport="auto",
-                 timeout=5.0); env: SFUMATO_ENGINE, SFUMATO_PYTHON, SFUMATO_ENGINE_ROOT,
+                 autostart=True, keep_engine=False, timeout=5.0); env: SFUMATO_ENGINE, SFUMATO_PYTHON, SFUMATO_ENGINE_ROOT,
                  SFUMATO_TRANSPORT (auto|zmq|relay). settings.to_json() / Settings.from_json().
     session = Session.open(settings, client="gimp", guard=False)   # transport only; no I/O yet
     welcome = session.hello()        # raises LinkError("engine_unreachable") if nobody answers
         welcome["ops"][name]["params"][pname] -> {"type", "default", "min", "max", "choices", ...}
     session.transport.kind           # "zmq" or "relay"
+
+Starting the local engine (autostart.py)
+    autostart.should_start(settings)  # auto-start on, local address, nothing listening there
+    start = autostart.EngineStart(settings, host_pid)   # PYTHON -m engine.cli serve --stop-with PID
+    start.poll() -> "starting" | "ready" | "failed"; start.status, start.elapsed, start.error (LinkError
+        engine_start_failed: the engine's output tail and the command to run by hand); start.wait(on_wait)
+    start.stop()                     # an editor closing without settings.keep_engine
 
 Jobs (non-blocking; poll from a timer or a loop)
     job = session.submit(op, inputs={"image": Array, "mask": Array}, params={...})
@@ -67,12 +74,12 @@ Errors
 """
 from __future__ import annotations
 
-from . import ops, schema
+from . import autostart, ops, schema
 from . import extend
 from .actions import (ACTIONS, BY_KEY, Action, build_params, context_pixels, label, options, own_fields, own_values,
                       shown_fields)
 from .areas import needs_selection, source_array, source_crop, source_params, transparent_area
-from .errors import ENGINE_UNREACHABLE, RELAY_FAILED, LinkError, describe
+from .errors import ENGINE_START_FAILED, ENGINE_UNREACHABLE, RELAY_FAILED, LinkError, describe
 from .geometry import Box, crop_box, default_context, layer_box
 from .pixels import (bgra_to_rgba, bytes_per_pixel, clear_outside_mask, clear_unchanged_outside, crop_bytes, dtype_for_gimp_precision, dtype_for_krita_depth,
                      full_mask, gimp_babl_format, image_array, mask_array, mask_bbox, mask_is_empty, mask_is_full,
@@ -89,9 +96,9 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ACTIONS", "Action", "BY_KEY", "build_params", "context_pixels", "group_name", "label", "layer_name",
-    "extend", "needs_selection", "ops", "options", "own_fields", "own_values", "source_array", "source_crop", "source_params", "ordered_outputs", "schema", "shown_fields",
+    "autostart", "extend", "needs_selection", "ops", "options", "own_fields", "own_values", "source_array", "source_crop", "source_params", "ordered_outputs", "schema", "shown_fields",
     "transparency_mask", "transparent_area", "used_seed",
-    "Array", "Box", "DEFAULT_ADDRESS", "ENGINE_UNREACHABLE", "Event", "Job", "LinkError", "MSGPACK",
+    "Array", "Box", "DEFAULT_ADDRESS", "ENGINE_START_FAILED", "ENGINE_UNREACHABLE", "Event", "Job", "LinkError", "MSGPACK",
     "RELAY_FAILED", "RelayTransport", "Session", "Settings", "Transport", "ZmqTransport", "bgra_to_rgba",
     "bytes_per_pixel", "clear_outside_mask", "clear_unchanged_outside", "crop_box", "crop_bytes", "default_context", "describe", "dtype_for_gimp_precision",
     "dtype_for_krita_depth", "full_mask", "gimp_babl_format", "image_array", "layer_box", "load_settings",

@@ -10,6 +10,7 @@ from .settings import DEFAULT_ADDRESS
 # client-side codes (the engine never sends these)
 ENGINE_UNREACHABLE = "engine_unreachable"
 RELAY_FAILED = "relay_failed"
+ENGINE_START_FAILED = "engine_start_failed"  # the plug-in started a local engine and it did not come up
 PROTOCOL_MISMATCH = "protocol_mismatch"
 BAD_SELECTION = "bad_selection"
 TIMEOUT = "timeout"  # a job ran past the caller's time limit (and was cancelled)
@@ -58,6 +59,9 @@ def describe(code: str, message: str = "", field: str | None = None, *,
     if code == KEY_REFUSED:
         return (f"The Sfumato engine{where} refused the connection: {message}. Set the engine key and "
                 f"client key files in Engine Status (or SFUMATO_SERVER_KEY and SFUMATO_CLIENT_KEY).")
+    if code == ENGINE_START_FAILED:
+        return (f"Could not start the Sfumato engine{where}: {message or 'no details'}\nSet the engine's Python "
+                f"(SFUMATO_PYTHON, or Engine Status) to the Python that has Sfumato installed.")
     if code == PROTOCOL_MISMATCH:
         return f"The engine speaks another protocol version ({message}). Update the plug-in and the engine together."
     if code == "model_missing":

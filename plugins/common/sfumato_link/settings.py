@@ -1,5 +1,6 @@
-"""Plug-in settings: engine address, the engine's Python (for the relay), transport choice,
-and the two key files for an engine served with keys.
+"""Plug-in settings: engine address, the engine's Python (for the relay and auto-start),
+transport choice, whether to start a local engine and keep it running, and the two key files
+for an engine served with keys.
 
 Precedence, lowest first: built-in defaults, the file written by `sfumato plugins install`
 (`sfumato_install.json` next to this package), what the editor stored (a GIMP parasite,
@@ -31,6 +32,8 @@ class Settings:
     python: str = ""  # the engine's Python, for the relay; "" = guess (install file, then PATH)
     engine_root: str = ""  # source checkout holding engine/, when the engine is not pip-installed
     transport: str = "auto"  # auto = zmq when it imports, else the relay
+    autostart: bool = True  # start a local engine when none answers (autostart.py); never a remote one
+    keep_engine: bool = False  # a started engine keeps running after the editor exits
     timeout: float = 5.0  # seconds to wait for `welcome` before saying the engine is not running
     server_key: str = ""  # an engine served with keys: its public key file (server.key); "" = no keys
     client_key: str = ""  # this editor's key pair (NAME.key_secret from `sfumato keys add-client`)

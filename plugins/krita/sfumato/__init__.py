@@ -14,8 +14,9 @@ except ImportError:  # not running inside Krita
 if _krita is not None and hasattr(_krita, "DockWidgetFactory"):
     from .docker import DOCKER_ID, SfumatoDocker
     from .extension import SfumatoExtension
+    from .qt import enum
 
     _app = _krita.Krita.instance()
-    _app.addDockWidgetFactory(_krita.DockWidgetFactory(DOCKER_ID, _krita.DockWidgetFactoryBase.DockRight,
-                                                       SfumatoDocker))
+    _right = enum(_krita.DockWidgetFactoryBase, "DockPosition", "DockRight")  # a scoped enum in Krita 6
+    _app.addDockWidgetFactory(_krita.DockWidgetFactory(DOCKER_ID, _right, SfumatoDocker))
     _app.addExtension(SfumatoExtension(_app))

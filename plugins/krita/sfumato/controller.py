@@ -1,6 +1,7 @@
 """The docker's brain: one engine connection, its jobs, and what happens when they end.
 
-Nothing here blocks: `connect` sends `hello` and returns; `poll()` reads whatever has
+Nothing here blocks: `connect` sends `hello` (or, when no engine listens at a local
+address, starts one: sfumato_link.autostart) and returns; `poll()` reads whatever has
 arrived (a zero timeout) and is called from a QTimer by the plug-in, or from a loop by a
 test. No Qt and no Krita here: results go to a `host` object that knows how to make layers,
 and the panel listens through `subscribe`.
@@ -8,6 +9,7 @@ and the panel listens through `subscribe`.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
@@ -20,7 +22,7 @@ from .request import Plan
 log = logging.getLogger("sfumato.krita")
 
 # connection states
-OFFLINE, CONNECTING, ONLINE, DOWN = "offline", "connecting", "online", "down"
+OFFLINE, STARTING, CONNECTING, ONLINE, DOWN = "offline", "starting", "connecting", "online", "down"
 
 PING_EVERY = 10.0  # seconds between liveness pings while idle and online
 
@@ -66,6 +68,7 @@ class Controller:
         self._ping_deadline = 0.0
         self._next_ping = 0.0
         self.ticks = 0  # how many times poll() ran: the host test checks the loop keeps ticking
+        self.engine_start: Any = None  # link.autostart.EngineStart of the engine this panel started
         self._polling = False
 
     # --- settings -------------------------------------------------------------------
@@ -127,11 +130,21 @@ class Controller:
             self.settings = wanted
             if self._save_store is not None:
                 try:
+                    kept = self._stored() or {}  # the other stored settings (autostart, keep_engine, ...) stay
                     self._save_store(link.Settings.from_mapping(
-                        {name: getattr(wanted, name) for name in ("address", "server_key", "client_key")}).to_json())
+                        {**kept, **{name: getattr(wanted, name) for name in ("address", "server_key", "client_key")}}
+                    ).to_json())
                 except Exception:
                     log.exception("could not store the Sfumato settings")
         self.close(cancel_jobs=True)  # a reconnect abandons this panel's running jobs: stop them on the engine
+        if link.autostart.should_start(self.settings):  # it stops when Krita (this process) exits
+            self.engine_start = link.autostart.EngineStart(self.settings, host_pid=os.getpid())
+            self._set_state(STARTING, "Starting the engine...")
+            return
+        self._open()
+
+    def _open(self) -> None:
+        """Open the session and send hello (CONNECTING), or go DOWN with the reason."""
         try:
             self.session = link.Session.open(self.settings, client=self.client)
         except link.LinkError as exc:
@@ -215,7 +228,7 @@ class Controller:
 
     @property
     def busy(self) -> bool:
-        return bool(self.running) or self.state == CONNECTING
+        return bool(self.running) or self.state in (STARTING, CONNECTING)
 
     def poll(self) -> bool:
         """Handle what has arrived; never waits. Returns True while something is in flight.
@@ -224,6 +237,8 @@ class Controller:
         Krita, in which the polling timer fires again.
         """
         self.ticks += 1
+        if self.state == STARTING and not self._polling:
+            self._poll_start()
         if self.session is None or self._polling:
             return self.busy
         self._polling = True
@@ -231,6 +246,17 @@ class Controller:
             return self._poll()
         finally:
             self._polling = False
+
+    def _poll_start(self) -> None:
+        """Follow the engine being started: progress text, then connect, or the reason it failed."""
+        start = self.engine_start
+        state = start.poll()
+        if state == link.autostart.READY_STATE:
+            self._open()
+        elif state == link.autostart.FAILED:
+            self._set_state(DOWN, str(start.error))
+        else:
+            self._set_state(STARTING, f"Starting the engine at {self.settings.address}: {start.status}")
 
     def _poll(self) -> bool:
         try:

@@ -13,7 +13,7 @@ from krita import DockWidget
 
 from . import runtime
 from .bootstrap import link
-from .controller import CONNECTING, ONLINE, Controller, Running
+from .controller import CONNECTING, ONLINE, STARTING, Controller, Running
 from .ops import BY_KEY, OPS, engine_schema
 from .qt import QtCore, QtGui, QtWidgets, Qt, enum
 from .widgets import NodePicker, ParamForm, StatusLight, wrap_label
@@ -269,7 +269,7 @@ class SfumatoDocker(DockWidget):
             self.engine_info.setStyleSheet("")
         else:
             self.engine_info.setText(ctrl.message)
-            self.engine_info.setStyleSheet("" if ctrl.state == CONNECTING else "color: #d9534f;")
+            self.engine_info.setStyleSheet("" if ctrl.state in (STARTING, CONNECTING) else "color: #d9534f;")
         self.run_button.setEnabled(ctrl.state == ONLINE)
 
     def _rebuild_form(self, *_: Any) -> None:

@@ -168,9 +168,10 @@ class NodePicker(QtWidgets.QComboBox):
 
 
 class StatusLight(QtWidgets.QLabel):
-    """A coloured dot: green online, amber connecting, red down, grey offline."""
+    """A coloured dot: green online, amber starting or connecting, red down, grey offline."""
 
-    COLOURS = {"online": "#3bb143", "connecting": "#e0a800", "down": "#d9534f", "offline": "#8a8a8a"}
+    COLOURS = {"online": "#3bb143", "starting": "#e0a800", "connecting": "#e0a800", "down": "#d9534f",
+               "offline": "#8a8a8a"}
 
     def __init__(self, parent: Any = None):
         super().__init__(parent)

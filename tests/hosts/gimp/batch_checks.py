@@ -346,7 +346,7 @@ def main():
 
     # errors reach the caller as sentences: a dead engine address
     status, error, _ = call("sfumato-engine-status", None, None, engine_address="tcp://127.0.0.1:9",
-                            engine_python="", transport="zmq", remember=False)
+                            engine_python="", transport="zmq", autostart=False, remember=False)
     check("dead engine: readable error that says how to start it", status != "success"
           and "sfumato serve" in error and "Traceback" not in error, error)
 
@@ -363,6 +363,24 @@ def main():
          transport="auto", remember=True)
 
     cancel_check(image)
+
+
+def autostart_checks():
+    """No engine is running at CFG["address"]: the first call starts one with the installer's
+    Python and uses it; a second call finds it running (harness.py checks it stops with GIMP)."""
+    t0 = time.time()
+    status, error, values = call("sfumato-engine-status", None, None, engine_address=CFG["address"],
+                                 engine_python="", transport="auto", remember=False)
+    REPORT["autostart_seconds"] = round(time.time() - t0, 2)
+    check("auto-start: Engine Status starts the engine and reaches it", status == "success"
+          and CFG["address"] in values.index(1), error or values.index(1))
+    image = Gimp.file_load(Gimp.RunMode.NONINTERACTIVE, Gio.File.new_for_path(CFG["image"]))
+    image.select_rectangle(Gimp.ChannelOps.REPLACE, 96, 64, 64, 48)
+    before = len(image.get_layers())
+    status, error, _ = call("sfumato-inpaint", image, [image.get_layers()[0]], steps=2, seed=1)
+    check("auto-start: inpaint runs on the started engine", status == "success"
+          and len(image.get_layers()) == before + 1, error)
+    image.delete()
 
 
 def cancel_check(image):
@@ -383,7 +401,7 @@ def cancel_check(image):
 
 
 try:
-    main()
+    autostart_checks() if CFG.get("autostart_only") else main()
     save_report()
 except Exception as exc:  # the report says what broke; the harness fails on it
     import traceback

@@ -67,8 +67,8 @@ def run_gui(host, engine, work: Path, shots: Path | None) -> list[dict]:
     if "inpaint" not in engine.welcome()["ops"]:
         _log("SKIP GUI run (undo check, screenshots): the engine has no inpaint op yet")
         return checks
-    if not (host.root / "usr/bin/Xvfb").exists() or not (host.root / "usr/bin/gimp-3.0").exists():
-        _log("SKIP GUI run: Xvfb or gimp-3.0 missing")
+    if not (host.root / "usr/bin/Xvfb").exists() or not (host.root / "usr/bin" / host.gui).exists():
+        _log(f"SKIP GUI run: Xvfb or {host.gui} missing")
         return checks
     from skimage import data
 
@@ -81,7 +81,7 @@ def run_gui(host, engine, work: Path, shots: Path | None) -> list[dict]:
     (work / "gui.json").write_text(json.dumps(cfg))
     shutil.copy(HERE / "gui_session.py", work / "gui_session.py")
     home = work / "home"
-    gimprc = home / ".config" / "GIMP" / "3.0" / "gimprc"
+    gimprc = home / ".config" / "GIMP" / host.version / "gimprc"
     gimprc.parent.mkdir(parents=True, exist_ok=True)
     gimprc.write_text("(show-welcome-dialog no)\n(show-tips no)\n(restore-session no)\n(save-session-info no)\n")
     xvfb = subprocess.Popen(host.command(["Xvfb", DISPLAY, "-screen", "0", f"{SIZE[0]}x{SIZE[1]}x24", "-nolisten", "tcp"],
@@ -93,7 +93,7 @@ def run_gui(host, engine, work: Path, shots: Path | None) -> list[dict]:
         env = {"HOME": host.inner(home), "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "DISPLAY": DISPLAY,
                "SFUMATO_HOST_TEST": host.inner(work / "gui.json"), "NO_AT_BRIDGE": "1",
                "GTK_THEME": "Adwaita", "SFUMATO_ENGINE": engine.address}
-        argv = ["gimp-3.0", "--no-splash", "--batch-interpreter=python-fu-eval",
+        argv = [host.gui, "--no-splash", "--batch-interpreter=python-fu-eval",
                 "-b", f"exec(open('{host.inner(work / 'gui_session.py')}').read())", "--quit"]
         t0 = time.monotonic()
         with open(work / "gimp-gui.log", "w") as out:  # a file: survives a kill on the time limit

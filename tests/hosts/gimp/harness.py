@@ -1,8 +1,9 @@
 """Host side of the real-GIMP test: engine, test images, plug-in install, GIMP runs, verdict.
 
 Called by tests/hosts/gimp_host_test.sh once GIMP 3 is provisioned (a Debian 13 chroot, or
-the system). It starts the real engine in this process on a loopback port (the chroot
-shares the network), installs the plug-in into a scratch GIMP profile, runs
+the system). It first runs GIMP with no engine running, so that the plug-in starts one (the
+Python the installer recorded) and that engine must stop when GIMP exits. Then it starts the
+real engine in this process on a loopback port (the chroot shares the network), installs the plug-in into a scratch GIMP profile, runs
 gimp-console-3.0 with batch_checks.py, kills the plug-in in the middle of a long job the
 way GIMP's Cancel does and checks that the engine stopped the job, then (optionally) runs
 the GUI under Xvfb for the undo check and the screenshots. Exit status 0 = every check
@@ -16,6 +17,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -84,11 +86,22 @@ def style_image(path: Path) -> None:
 # ---- running GIMP ----------------------------------------------------------------------------
 
 class Host:
-    """Runs commands inside the chroot (or directly), with paths mapped between the two views."""
+    """Runs commands inside the chroot (or directly), with paths mapped between the two views.
+    `version` is the GIMP 3.x found there ("3.0", "3.2"): it names the binaries and the profile folder."""
 
     def __init__(self, root: Path):
         self.root = root
         self.chroot = root != Path("/")
+        found = sorted((root / "usr" / "bin").glob("gimp-console-3.*"))
+        self.version = found[-1].name.rsplit("-", 1)[1] if found else "3.0"
+        self.console = f"gimp-console-{self.version}"
+        self.gui = f"gimp-{self.version}"
+
+    def plugins_folder(self, home: Path) -> Path:
+        return home / ".config" / "GIMP" / self.version / "plug-ins"
+
+    def profile_cache(self) -> Path:
+        return PROFILE_CACHE.with_name(f"{PROFILE_CACHE.name}-{self.version}")
 
     def inner(self, path: Path) -> str:
         return "/" + str(path.relative_to(self.root)) if self.chroot else str(path)
@@ -200,9 +213,9 @@ def save_profile(home: Path, cache: Path) -> None:
 def run_batch(host: Host, engine: Engine, work: Path, ops: list[str], only_cancel: bool = False
               ) -> tuple[dict, dict, float]:
     home = work / "home"
-    if restore_profile(PROFILE_CACHE, home):
+    if restore_profile(host.profile_cache(), home):
         log("GIMP profile restored from the cache (warm start)")
-    plugin_install.install("gimp", str(home / ".config" / "GIMP" / "3.0" / "plug-ins"), out=lambda _: None)
+    plugin_install.install("gimp", str(host.plugins_folder(home)), out=lambda _: None)
     test_image(work / "input.png")
     style_image(work / "style.png")
     long_op = None
@@ -217,7 +230,7 @@ def run_batch(host: Host, engine: Engine, work: Path, ops: list[str], only_cance
     (work / "config.json").write_text(json.dumps(cfg))
     batch = work / "batch_checks.py"
     shutil.copy(HERE / "batch_checks.py", batch)
-    argv = ["gimp-console-3.0", "-i", "--batch-interpreter=python-fu-eval",
+    argv = [host.console, "-i", "--batch-interpreter=python-fu-eval",
             "-b", f"exec(open('{host.inner(batch)}').read())", "--quit"]
     t0 = time.monotonic()
     env = gimp_env(host.inner(home), host.inner(work / "config.json"), {"SFUMATO_GUARD_LOG": host.inner(work / "guard.log"),
@@ -241,6 +254,76 @@ def run_batch(host: Host, engine: Engine, work: Path, ops: list[str], only_cance
     if not report_path.exists():
         return {"checks": [{"name": "batch report written", "ok": False, "detail": "no report.json"}]}, cancel, elapsed
     return json.loads(report_path.read_text()), cancel, elapsed
+
+
+def listening(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def engine_python(host: Host, work: Path) -> str:
+    """The engine's Python as the plug-in sees it. In the chroot that Python does not exist, so
+    the plug-in gets a launcher that runs it in this process's root (/proc/PID/root)."""
+    if not host.chroot:
+        return sys.executable
+    launcher = work / "engine-python"
+    launcher.write_text(f'#!/bin/sh\nexec /usr/sbin/chroot /proc/{os.getpid()}/root {sys.executable} "$@"\n')
+    launcher.chmod(0o755)
+    return host.inner(launcher)
+
+
+def run_autostart(host: Host, work: Path, models: Path) -> list[dict]:
+    """GIMP with no engine running: the plug-in starts one, uses it, and it stops with GIMP."""
+    work.mkdir(parents=True, exist_ok=True)
+    home = work / "home"
+    restore_profile(host.profile_cache(), home)
+    plugin_install.install("gimp", str(host.plugins_folder(home)), out=lambda _: None)
+    port = free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    checks = [{"name": "auto-start: no engine runs at the plug-in's address before GIMP starts",
+               "ok": not listening(port), "detail": address}]
+    test_image(work / "input.png")
+    cfg = {"image": host.inner(work / "input.png"), "out": host.inner(work), "address": address, "ops": [],
+           "autostart_only": True}
+    (work / "config.json").write_text(json.dumps(cfg))
+    batch = work / "batch_checks.py"
+    shutil.copy(HERE / "batch_checks.py", batch)
+    argv = [host.console, "-i", "--batch-interpreter=python-fu-eval",
+            "-b", f"exec(open('{host.inner(batch)}').read())", "--quit"]
+    # the engine's output goes to $TMPDIR/sfumato-engine-ADDRESS.log: here, the work folder
+    env = gimp_env(host.inner(home), host.inner(work / "config.json"),
+                   {"SFUMATO_ENGINE": address, "SFUMATO_PYTHON": engine_python(host, work),
+                    "SFUMATO_MODELS": str(models), "TMPDIR": host.inner(work)})
+    t0 = time.monotonic()
+    with open(work / "gimp-batch.log", "w") as out:
+        proc = subprocess.Popen(host.command(argv, env), stdin=subprocess.DEVNULL, stdout=out,
+                                stderr=subprocess.STDOUT)
+    try:
+        proc.wait(timeout=600)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    gimp_s = time.monotonic() - t0
+    deadline = time.monotonic() + 20  # --stop-with looks once a second; stopping takes a moment
+    while listening(port) and time.monotonic() < deadline:
+        time.sleep(0.25)
+    engine_log = work / f"sfumato-engine-tcp-127-0-0-1-{port}.log"
+    said = engine_log.read_text(errors="replace") if engine_log.exists() else ""
+    stopped = not listening(port)
+    checks.append({"name": "auto-start: the engine the plug-in started stopped when GIMP exited",
+                   "ok": stopped and "has ended: stopping" in said, "detail": said[-400:]})
+    report_path = work / "report.json"
+    report = json.loads(report_path.read_text()) if report_path.exists() else {
+        "checks": [{"name": "auto-start: batch report written", "ok": False, "detail": "no report.json"}]}
+    log(f"auto-start run: GIMP {gimp_s:.1f} s, engine start and first status call "
+        f"{report.get('autostart_seconds', '?')} s")
+    return report["checks"] + checks
 
 
 def check_export(work: Path, report: dict) -> list[dict]:
@@ -289,21 +372,27 @@ def main() -> int:
     logging.getLogger("sfumato").setLevel(logging.INFO)
     t_start = time.monotonic()
     models = models_dir(Path(args.hosts))
-    engine = Engine(bind="tcp://127.0.0.1:*", models_dir=models, device="cpu").start()
     ok = True
+    phase = "the auto-start run (no engine running; gimp-console-3.0 starts one)"
+    try:
+        first = [] if args.gui_only or args.only_cancel else run_autostart(host, work / "autostart", models)
+    except BaseException as exc:
+        log(f"stopped early during {phase}: {exc!r}")
+        raise
+    engine = Engine(bind="tcp://127.0.0.1:*", models_dir=models, device="cpu").start()
     phase = "starting"
     try:
         ops = sorted(k for k, v in engine.welcome()["ops"].items() if not v.get("test_only"))
         log(f"engine at {engine.address}, models from {models}, ops: {', '.join(ops) or 'none yet'}")
         if args.gui_only:
             home = work / "home"
-            restore_profile(PROFILE_CACHE, home)
-            plugin_install.install("gimp", str(home / ".config" / "GIMP" / "3.0" / "plug-ins"), out=lambda _: None)
+            restore_profile(host.profile_cache(), home)
+            plugin_install.install("gimp", str(host.plugins_folder(home)), out=lambda _: None)
             report, cancel, batch_s = {"checks": []}, {}, 0.0
         else:
             phase = "the batch run (gimp-console-3.0 calling every procedure)"
             report, cancel, batch_s = run_batch(host, engine, work, ops, only_cancel=args.only_cancel)
-        checks = report["checks"] + check_export(work, report)
+        checks = first + report["checks"] + check_export(work, report)
         if report.get("cancel") is not None or cancel:
             checks.append({"name": "cancel: the engine got the cancel within 5 s of the plug-in being killed",
                            "ok": bool(cancel.get("cancel_requested")) and cancel.get("cancel_request_seconds", 99) < 5,
@@ -326,14 +415,14 @@ def main() -> int:
                 if gui_engine is not engine:
                     gui_engine.stop()
         if (work / "report.json").exists():
-            save_profile(work / "home", PROFILE_CACHE)
+            save_profile(work / "home", host.profile_cache())
         for c in checks:
             log(f"{'PASS' if c['ok'] else 'FAIL'}  {c['name']}" + (f"  [{c['detail']}]" if c["detail"] and not c["ok"]
                                                                    else ""))
             ok &= c["ok"]
         if report.get("crash"):
             log("batch script crashed:\n" + report["crash"])
-        log(f"GIMP {report.get('gimp', '?')}; batch run {batch_s:.1f} s; whole test {time.monotonic() - t_start:.1f} s;"
+        log(f"GIMP {report.get('gimp', '?')} ({host.console}); batch run {batch_s:.1f} s; whole test {time.monotonic() - t_start:.1f} s;"
             f" procedure timings {json.dumps(report.get('timings', {}))}")
         missing = [op for op in ("inpaint", "restore", "stylize", "generate") if op not in ops]
         if missing:

@@ -4,6 +4,7 @@
 # Debian 13 (or anything with gimp-console-3.0): use the system GIMP (installing the packages
 # when root and apt-get are there). Debian 12: a Debian 13 chroot made with debootstrap,
 # cached under $SFUMATO_HOSTS_DIR (default: .hosts/ in the repository, gitignored).
+# SFUMATO_GIMP_SUITE=sid provisions GIMP 3.2 instead (a Debian sid chroot, on Debian 12 or 13).
 # Prints, on success, two lines on stdout:  MODE=system|chroot  and  ROOT=<chroot or />.
 # Progress lines on stderr start with [provision]; everything else there is apt/debootstrap.
 set -euo pipefail
@@ -11,14 +12,15 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../../.." && pwd)
 hosts=${SFUMATO_HOSTS_DIR:-$repo/.hosts}
-chroot_dir=$hosts/gimp3-trixie
+suite=${SFUMATO_GIMP_SUITE:-trixie}  # trixie: GIMP 3.0; sid: GIMP 3.2
+chroot_dir=$hosts/gimp3-$suite
 packages="gimp python3-gi gir1.2-gimp-3.0 gir1.2-gegl-0.4 gir1.2-babl-0.1 python3-zmq python3-msgpack \
   xvfb xauth xdotool x11-apps imagemagick"
 
 fail() { echo "$*" >&2; exit 3; }
 log() { echo "[provision] $*" >&2; }
 
-if command -v gimp-console-3.0 >/dev/null 2>&1; then
+if [ "$suite" = trixie ] && command -v gimp-console-3.0 >/dev/null 2>&1; then
   echo "MODE=system"; echo "ROOT=/"; exit 0
 fi
 
@@ -27,7 +29,7 @@ case "$major" in ''|*[!0-9]*) major=0 ;; esac   # "trixie/sid" style values
 [ "$(id -u)" = 0 ] || fail "GIMP 3 is not installed and provisioning it needs root"
 command -v apt-get >/dev/null 2>&1 || fail "GIMP 3 is not installed and this is not a Debian system"
 
-if [ "$major" -ge 13 ] || grep -qE 'trixie|forky' /etc/debian_version 2>/dev/null; then
+if [ "$suite" = trixie ] && { [ "$major" -ge 13 ] || grep -qE 'trixie|forky' /etc/debian_version 2>/dev/null; }; then
   log "Debian $major: installing GIMP 3 from the distribution"
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $packages >&2 \
     || { apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $packages >&2; } \
@@ -35,9 +37,9 @@ if [ "$major" -ge 13 ] || grep -qE 'trixie|forky' /etc/debian_version 2>/dev/nul
   echo "MODE=system"; echo "ROOT=/"; exit 0
 fi
 
-[ "$major" = 12 ] || fail "Debian $major has no GIMP 3 and no recipe here (needs Debian 12 or 13)"
+[ "$major" = 12 ] || [ "$suite" != trixie ] || fail "Debian $major has no GIMP 3 and no recipe here (needs Debian 12 or 13)"
 
-if [ -x "$chroot_dir/usr/bin/gimp-console-3.0" ] && [ -f "$chroot_dir/.sfumato-ready" ]; then
+if ls "$chroot_dir"/usr/bin/gimp-console-3.* >/dev/null 2>&1 && [ -f "$chroot_dir/.sfumato-ready" ]; then
   echo "MODE=chroot"; echo "ROOT=$chroot_dir"; exit 0
 fi
 
@@ -58,14 +60,14 @@ if [ -d "$chroot_dir" ]; then
   rm -rf --one-file-system "$chroot_dir"
 fi
 mkdir -p "$hosts"
-log "debootstrap trixie into $chroot_dir from $mirror"
+log "debootstrap $suite into $chroot_dir from $mirror"
 # one retry: a download that breaks halfway fails the whole debootstrap
-debootstrap --variant=minbase trixie "$chroot_dir" "$mirror" >&2 || {
+debootstrap --variant=minbase "$suite" "$chroot_dir" "$mirror" >&2 || {
   log "debootstrap failed; retrying once"
   "$here/chroot.sh" umount "$chroot_dir"
   if grep -q " $chroot_dir/" /proc/mounts; then fail "$chroot_dir still has mounts; not deleting it"; fi
   rm -rf --one-file-system "$chroot_dir"
-  debootstrap --variant=minbase trixie "$chroot_dir" "$mirror" >&2
+  debootstrap --variant=minbase "$suite" "$chroot_dir" "$mirror" >&2
 } || fail "debootstrap failed (mirror $mirror)"
 log "debootstrap done"
 cp /etc/resolv.conf "$chroot_dir/etc/resolv.conf"
@@ -78,6 +80,8 @@ printf '%s\n' 'path-exclude=/usr/share/doc/*' 'path-exclude=/usr/share/man/*' 'p
   'path-exclude=/usr/share/locale/*' 'path-exclude=/usr/share/gimp/3.0/help/*' \
   > "$chroot_dir/etc/dpkg/dpkg.cfg.d/sfumato-nodoc"
 printf 'Acquire::Retries "5";\n' > "$chroot_dir/etc/apt/apt.conf.d/80sfumato-retries"
+# a mirror that is a dated snapshot serves sid's short-lived Release files past their expiry
+[ "$suite" = trixie ] || printf 'Acquire::Check-Valid-Until "false";\n' > "$chroot_dir/etc/apt/apt.conf.d/80sfumato-snapshot"
 "$here/chroot.sh" mount "$chroot_dir"
 trap '"$here/chroot.sh" umount "$chroot_dir"' EXIT
 log "installing GIMP 3 in the chroot"

@@ -2,10 +2,12 @@
 
 A plug-in call is its own process, so a blocking wait does not freeze GIMP. Cancelling
 GIMP's progress kills this process; the guard (zmq) or the relay then sends `cancel` to
-the engine on our behalf.
+the engine on our behalf. When no engine answers at a local address, the first call starts
+one (sfumato_link.autostart) that lives until GIMP (this process's parent) exits.
 """
 from __future__ import annotations
 
+import os
 import time
 
 import gi
@@ -46,6 +48,21 @@ def client_name() -> str:
     return f"gimp-{Gimp.version()}"
 
 
+def open_session(settings: link.Settings, label: str, guard: bool = False) -> link.Session:
+    """A session to the engine; a local engine that is not running is started first, with
+    "starting engine..." in GIMP's progress bar. Raises LinkError (engine_start_failed)."""
+    if link.autostart.should_start(settings):
+        start = link.autostart.EngineStart(settings, host_pid=os.getppid())  # GIMP runs plug-ins as children
+
+        def show(s: link.autostart.EngineStart) -> None:
+            Gimp.progress_set_text(f"Sfumato {label}: {s.status}")
+            Gimp.progress_pulse()
+
+        show(start)
+        start.wait(on_wait=show)
+    return link.Session.open(settings, client=client_name(), guard=guard)
+
+
 def run_job(op: str, label: str, inputs: dict, params: dict) -> link.Job:
     """Connect, submit, follow progress in GIMP's progress bar, return the finished job.
 
@@ -53,9 +70,13 @@ def run_job(op: str, label: str, inputs: dict, params: dict) -> link.Job:
     shipped schema snapshot, the engine may be older or newer).
     """
     settings = current_settings()
-    session = link.Session.open(settings, client=client_name(), guard=True)
+    Gimp.progress_init(f"Sfumato {label}: connecting to {settings.address}")
     try:
-        Gimp.progress_init(f"Sfumato {label}: connecting to {settings.address}")
+        session = open_session(settings, label, guard=True)
+    except BaseException:
+        Gimp.progress_end()
+        raise
+    try:
         welcome = session.hello()
         link.ops.require_op(welcome, op)
         params, _dropped = link.ops.fit_params(welcome, op, params)
@@ -82,7 +103,7 @@ def run_job(op: str, label: str, inputs: dict, params: dict) -> link.Job:
 
 def engine_status_text(settings: link.Settings) -> str:
     """Address, transport, device, models, operations and queue, as a few lines for a message."""
-    session = link.Session.open(settings, client=client_name())
+    session = open_session(settings, "engine")
     try:
         welcome = session.hello()
         status = session.status()

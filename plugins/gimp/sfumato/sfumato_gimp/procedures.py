@@ -7,6 +7,8 @@ style file) are declared here.
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import gi
 
 gi.require_version("Gimp", "3.0")
@@ -101,6 +103,12 @@ def add_status_arguments(proc: Gimp.Procedure) -> None:
     proc.add_string_argument("client-key", "_Client key file",
                              "This GIMP's NAME.key_secret from `sfumato keys add-client` (SFUMATO_CLIENT_KEY "
                              "overrides)", defaults.client_key, RW)
+    proc.add_boolean_argument("autostart", "_Start the engine when needed",
+                              "When no engine answers at a local address, start one with the engine's Python",
+                              defaults.autostart, RW)
+    proc.add_boolean_argument("keep-engine", "_Keep it running after GIMP closes",
+                              "An engine started by the plug-in otherwise stops when GIMP exits",
+                              defaults.keep_engine, RW)
     proc.add_boolean_argument("remember", "_Remember these settings", "Store them for next time", True, RW)
     proc.add_string_return_value("status", "Status", "The engine's status, as text", "", RW)
 
@@ -212,10 +220,10 @@ def status(run_mode, config) -> str:
     base = connection.current_settings()
     address = config.get_property("engine-address") or base.address
     python = config.get_property("engine-python") or base.python
-    settings = link.Settings(address=address, python=python, engine_root=base.engine_root,
-                             transport=config.get_property("transport"), timeout=base.timeout,
-                             server_key=config.get_property("server-key") or "",
-                             client_key=config.get_property("client-key") or "")
+    settings = replace(base, address=address, python=python, transport=config.get_property("transport"),
+                       autostart=config.get_property("autostart"), keep_engine=config.get_property("keep-engine"),
+                       server_key=config.get_property("server-key") or "",
+                       client_key=config.get_property("client-key") or "")
     if config.get_property("remember"):
         connection.save_settings(settings)
         settings = connection.current_settings()  # environment variables still win

@@ -103,6 +103,13 @@ class HostTest(Extension):
         self.timer.timeout.connect(self.tick)
         self.timer.start(20)
         self.started = time.monotonic()
+        # the docker's controller, made now rather than with the first docker, so that its
+        # "starting the engine" states are seen even when the engine is up before the window
+        from sfumato import runtime
+
+        ctrl = runtime.controller()
+        self.states: list[tuple[str, str]] = [(ctrl.state, ctrl.message)]
+        ctrl.subscribe(lambda kind, c: kind == "state" and self.states.append((c.state, c.message)))
 
     def createActions(self, window: Any) -> None:  # noqa: N802
         pass
@@ -294,7 +301,7 @@ class HostTest(Extension):
         import sys
 
         self.info["python"] = sys.version.split()[0]
-        from sfumato.controller import DOWN, ONLINE
+        from sfumato.controller import DOWN, ONLINE, STARTING
         from sfumato.ops import OPS, action_id
         from sfumato.qt import BINDING, QtWidgets
 
@@ -322,14 +329,23 @@ class HostTest(Extension):
         self.check("actions are in Tools > Scripts", all(action_id(op) in in_menu for op in OPS), sorted(in_menu))
 
         real = self.cfg["address"]
-        yield (lambda: ctrl.state == ONLINE, 60.0, "the docker to connect")
+        # no engine was running: the docker starts one with the installer's Python and connects
+        yield (lambda: ctrl.state in (ONLINE, DOWN), 240.0, "the docker to start the engine and connect")
+        start = ctrl.engine_start
+        self.check("docker started the engine (none was running)", start is not None and start.state == "ready",
+                   ctrl.message if start is None else f"{start.state}: {start.tail()[-300:]}")
+        said = [m for s, m in self.states if s == STARTING]  # Krita 6 may still be loading until the engine is up
+        self.check("while it started, the docker said so", any(m.startswith("Starting the engine") for m in said),
+                   self.states[:4])
+        self.check("the started engine stops with Krita", start is not None
+                   and start.command[-2:] == ["--stop-with", str(os.getpid())], start and start.command)
         self.check("docker connects to the engine", ctrl.state == ONLINE, ctrl.message)
         ops = sorted((ctrl.welcome or {}).get("ops") or {})
         self.info["engine_ops"] = ops
         self.check("status line shows device and models", ctrl.device in docker.engine_info.text()
                    and "models" in docker.engine_info.text(), docker.engine_info.text())
 
-        # engine not running: a readable message, and Krita stays responsive
+        # a remote engine not running: never started, a readable message, Krita stays responsive
         docker.address.setText(self.cfg["dead_address"])
         docker.reconnect_button.click()
         gaps_from = len(self.gaps)
@@ -337,6 +353,7 @@ class HostTest(Extension):
         gaps = self.gaps[gaps_from:]
         self.check("engine down: status says how to start it", "sfumato serve" in docker.engine_info.text(),
                    docker.engine_info.text())
+        self.check("engine down: a remote address is never started", ctrl.engine_start is start)
         self.check("engine down: the event loop kept ticking while connecting",
                    gaps and max(gaps) < 1.0, f"{len(gaps)} ticks, longest gap {max(gaps or [0]):.3f} s")
         docker.run_clicked()
