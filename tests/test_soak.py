@@ -18,7 +18,7 @@ def test_short_soak_loses_nothing_and_leaves_nothing(tmp_path):
     res = run_soak(SoakConfig(clients=4, seconds=10, out=str(tmp_path), sample_s=1.0))
     assert res["failures"] == [], res["failures"]
     assert res["lost"] == res["duplicated"] == res["wrong"] == 0
-    assert res["accepted"] >= 20
+    assert res["accepted"] >= 8  # about 100 on a quiet 2-core machine, a dozen under heavy load
     assert res["terminal_messages"] == res["accepted"]
     assert res["results_ok"] and res["cancelled_ok"] and res["errors_ok"]
     assert res["shm_results"] >= 1 and res["shm_left"] == []

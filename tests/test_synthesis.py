@@ -114,3 +114,29 @@ def test_seam_blend_removes_a_small_step_and_keeps_an_object_edge():
     dark[:, :16] = 0.0  # the fill now meets a black object on its left side
     out = seam_blend(dark, hole)
     assert np.abs(out[16:48, 16:20] - dark[16:48, 16:20]).max() < 0.05
+
+
+def test_seam_blend_joins_an_outpainted_strip_whatever_the_step():
+    """An outpainted strip: a fill that is a different texture and brightness from the old edge
+    (large step, out of phase) meets it without a line, and deep in the strip it is unchanged."""
+    from engine.tasks.inpaint_large import outpainting
+
+    rng = np.random.default_rng(0)
+    img = np.tile(np.linspace(0.2, 0.4, 64, dtype=np.float32)[None, :, None], (64, 1, 3))
+    img += rng.normal(0, 0.02, img.shape).astype(np.float32)
+    hole = np.zeros((64, 64), bool)
+    hole[:, 48:] = True
+    box = np.zeros_like(hole)
+    box[8:56, 40:63] = True  # touches nothing, or one side only in part: an object
+    assert outpainting(hole) and not outpainting(box)
+    filled = img.copy()
+    filled[hole] = 0.7 + rng.normal(0, 0.02, (int(hole.sum()), 3)).astype(np.float32)
+    step = lambda a: np.abs(a[:, 48] - a[:, 47]).mean()
+    inside = np.abs(np.diff(img[:, 30:47], axis=1)).mean()
+    kept = seam_blend(filled, hole)  # as a removal: an edge this large is an object edge, left alone
+    assert step(kept) > 10 * inside
+    out = seam_blend(filled, hole, keep_edges=False)
+    assert np.array_equal(out[~hole], img[~hole])
+    assert step(out) < 2 * inside, (step(out), inside)
+    change = lambda col: np.abs(out[:, col] - filled[:, col]).mean()
+    assert change(63) < 0.5 * change(48)  # the correction fades into the strip

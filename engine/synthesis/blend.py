@@ -7,8 +7,12 @@ continuation from the known neighbours through the fill),
 smoothed along the border, spread over the hole as a smooth offset from the nearest stretch
 of border (as in gradient-domain cloning, the copied texture's gradients are kept), and faded out
 with the distance from the border, so a mismatch at one place on the border does not tint
-the middle of the fill. Large steps are left alone: there the fill meets a different object
-(sky against a dark floor), and spreading that step would stain the fill.
+the middle of the fill. What the smoothing leaves (the pixel-to-pixel part of the step, where
+the copied texture meets the known texture out of phase) is removed too, over the first two or
+three pixels only, so the line along the border goes without the texture fading.
+In a removal, large steps are left alone: there the fill meets a different object (sky against
+a dark floor), and spreading that step would stain the fill. An outpainted strip has no object
+beyond the old edge, so there every step is a seam (keep_edges=False).
 """
 from __future__ import annotations
 
@@ -21,6 +25,8 @@ from . import pyramid
 SMOOTH = 3.0  # the step is averaged along the border over a Gaussian of this many pixels ...
 FADE = 16  # ... and its correction fades as exp(-depth / FADE) into the hole
 STEP_MAX = 0.15  # smoothed steps larger than this (any channel, 0-1 scale) are object edges, not seams
+FINE_SIGMA = 0.7  # the pixel-to-pixel rest of the step is spread over a Gaussian this wide ...
+FINE_FADE = 2.0  # ... and fades as exp(-(depth - 1) / FINE_FADE) into the hole
 
 
 def _smooth(x: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -40,26 +46,26 @@ def _neighbour_mean(x: torch.Tensor, which: torch.Tensor) -> tuple[torch.Tensor,
     return num / den.clamp_min(1e-8), den[0]
 
 
-def _along(step: torch.Tensor, where: torch.Tensor) -> torch.Tensor:
-    """Normalised Gaussian average of `step` over the pixels `where` (c, h, w)."""
-    return _smooth(step * where[None], SMOOTH) / _smooth(where[None].float(), SMOOTH).clamp_min(1e-8)
+def _spread(values: torch.Tensor, where: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Normalised Gaussian average of `values` (c, h, w) over the pixels `where`, at every pixel."""
+    return _smooth(values * where[None], sigma) / _smooth(where[None].float(), sigma).clamp_min(1e-8)
 
 
-def seam_blend(filled: np.ndarray, hole: np.ndarray) -> np.ndarray:
+def seam_blend(filled: np.ndarray, hole: np.ndarray, keep_edges: bool = True) -> np.ndarray:
     """filled (h, w, c) float32 with its hole completed; returns it with the border step removed
-    (only hole pixels change). Works on the hole's box and two known rings around it, so the
-    cost follows the hole."""
+    (only hole pixels change). keep_edges: leave large steps alone (object edges; see above).
+    Works on the hole's box and two known rings around it, so the cost follows the hole."""
     hole = np.asarray(hole, bool)
     if not hole.any() or hole.all():
         return filled
     rows, cols = np.flatnonzero(hole.any(axis=1)), np.flatnonzero(hole.any(axis=0))
     box = (slice(max(0, rows[0] - 2), rows[-1] + 3), slice(max(0, cols[0] - 2), cols[-1] + 3))
     out = np.array(filled, np.float32, copy=True)
-    out[box] = _blend_box(out[box], hole[box])
+    out[box] = _blend_box(out[box], hole[box], keep_edges)
     return out
 
 
-def _blend_box(filled: np.ndarray, hole: np.ndarray) -> np.ndarray:
+def _blend_box(filled: np.ndarray, hole: np.ndarray, keep_edges: bool) -> np.ndarray:
     hole_t = torch.from_numpy(np.ascontiguousarray(hole))
     x = torch.from_numpy(np.ascontiguousarray(filled, np.float32)).permute(2, 0, 1)
     depth = pyramid.depth(hole_t, 4 * FADE)
@@ -71,14 +77,18 @@ def _blend_box(filled: np.ndarray, hole: np.ndarray) -> np.ndarray:
     ring = (depth == 1) & (out_mean[1] > 0) & (in_mean[1] > 0)
     step = torch.where(ring[None], out_mean[0] - 2 * x + in_mean[0], torch.zeros_like(x))
     # smoothed along the border: a texture's pixel-to-pixel noise averages out, an object edge does not
-    edge = ring & (_along(step, ring).abs().amax(0) > STEP_MAX)
-    first = ring & ~pyramid.dilate(edge, int(2 * SMOOTH))  # and no smoothing across an edge's ends
+    first = ring
+    if keep_edges:
+        edge = ring & (_spread(step, ring, SMOOTH).abs().amax(0) > STEP_MAX)
+        first = ring & ~pyramid.dilate(edge, int(2 * SMOOTH))  # and no smoothing across an edge's ends
     if not bool(first.any()):
         return filled
-    step = _along(step * first[None], first)
+    smooth = _spread(step, first, SMOOTH)
     # spread by a normalised Gaussian over the distance: each hole pixel takes the steps of the
     # border nearest to it (a pyramid membrane would mix in the far side of the hole)
-    membrane = _smooth(step * first[None], FADE) / _smooth(first[None].float(), FADE).clamp_min(1e-8)
     fade = torch.exp(-depth / FADE)  # exp(-4) past the cap: no visible step
-    out = torch.where(hole_t[None], x + membrane * fade[None], x)
+    correction = _spread(smooth, first, FADE) * fade[None]
+    fine_fade = torch.exp(-(depth - 1).clamp_min(0) / FINE_FADE)
+    correction += _spread(step - smooth, first, FINE_SIGMA) * fine_fade[None]
+    out = torch.where(hole_t[None], x + correction, x)
     return out.permute(1, 2, 0).numpy()

@@ -3,8 +3,10 @@
 A hole too deep for the thin-hole path is filled at the crop's full resolution by the
 synthesis core (engine.synthesis.complete: coarse-to-fine PatchMatch and patch voting), which
 copies the picture's own texture and runs edges and horizons on from the border; the
-composite's colour match then removes a lighting offset at the border. The diffusion model is
-not run over the fill: measured on photos, a pass over the whole hole at strength 0.25 smooths
+composite's colour match then removes a lighting offset at the border. The seam blend
+(synthesis.blend) removes the step where the fill meets the known pixels; in an outpainted
+strip (the hole takes a whole side) every step is a seam, in a removal a large one is an
+object edge. The diffusion model is not run over the fill: measured on photos, a pass over the whole hole at strength 0.25 smooths
 the copied texture (a worse perceptual score than the synthesis alone), and a low-noise pass
 (sigma 0.1) over just a 6 px band inside the border left a visibly off-colour strip with the
 built-in model (outpainting a savanna photo), where the synthesis alone had no seam.
@@ -45,12 +47,18 @@ def source_region(regen: np.ndarray, source: np.ndarray | None, remove: bool) ->
     return allowed
 
 
+def outpainting(regen: np.ndarray) -> bool:
+    """The hole takes a whole side of the picture: a canvas extension, not an object."""
+    return bool(regen[0].all() or regen[-1].all() or regen[:, 0].all() or regen[:, -1].all())
+
+
 def synthesize(rgb: np.ndarray, regen: np.ndarray, source: np.ndarray | None, seed: int, n_var: int, device: str,
                progress: Callable[[int, int], None]) -> list[np.ndarray]:
     """One completion per variant (seeds seed, seed + 1, ...), at the crop's full resolution."""
     fills = []
+    keep_edges = not outpainting(regen)
     for v in range(n_var):
         fill = complete(rgb, regen, source=source, seed=seed + v, device=device,
                         progress=lambda i, n, v=v: progress(v * n + i, n_var * n))
-        fills.append(seam_blend(fill, regen))
+        fills.append(seam_blend(fill, regen, keep_edges))
     return fills
