@@ -34,6 +34,7 @@ class DefectParams:
     angles: int = 16  # 11.25 degrees apart: a 1-pixel line stays on its segment
     context: int = 31  # window of the local ridge energy
     sensitivity: float = 0.5
+    noise: float = 0.0  # measured noise sigma (0..255): marks must stand out of it
     dust: bool = True
     dilate: int = 1
 
@@ -155,6 +156,7 @@ def detect_defects(image: np.ndarray | torch.Tensor, params: DefectParams = Defe
     s = float(np.clip(params.sensitivity, 0.0, 1.0))
     k_pix = 4.0 - 3.0 * s  # a mark pixel's contrast vs the local ridge energy (2.5 at the default)
     floor = 0.2 - 0.16 * s  # contrast floor in luma (0.12, about 30 grey levels, at the default)
+    floor = max(floor, 3.0 * params.noise / 255.0)
     coverage = 0.6  # share of a segment that must be mark pixels
     mask = torch.zeros_like(lum, dtype=torch.bool)
     steps = _segment_steps(params.line_length, n)
