@@ -2,6 +2,9 @@
 says so when there is nothing to do (never a silent no-op). Real engine, tiny test model."""
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -14,6 +17,9 @@ from engine.client import Client
 from engine.diffusion.operators import gaussian_kernel, motion_kernel
 from engine.tasks.blur_estimate import estimate_blur
 from engine.tasks.restore_report import NOTHING, summary
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "plugins" / "common"))
+import sfumato_link as link  # noqa: E402  (the plug-ins' shared code shows the same line)
 
 
 def sharp_scene(h: int = 128, w: int = 160, seed: int = 0) -> np.ndarray:
@@ -62,6 +68,7 @@ def test_scratched_photo_is_repaired_and_reported(client):
     assert found["scratches"]["count"] + found["hairs"]["count"] >= 2 and found["dust"]["count"] >= 3
     assert res.meta["applied"][0]["task"] == "repair" and res.meta["applied"][0]["pixels"] >= truth.sum()
     assert "scratch" in res.meta["summary"] and res.meta["summary"].endswith("applied: repair")
+    assert link.result_summary(res.meta) == res.meta["summary"] and link.result_summary({"seed": 1}) is None
 
 
 def test_jpeg_and_noise_are_chosen_and_reported(client):
