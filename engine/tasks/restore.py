@@ -237,6 +237,19 @@ def _repair(job: _Job, x: torch.Tensor, defects: np.ndarray) -> torch.Tensor:
     return job.tiled("repair", run, packed, steps)
 
 
+def _keep_colour(before: torch.Tensor, after: torch.Tensor, hole: np.ndarray) -> torch.Tensor:
+    """Repaired pixels keep the repair's luma and take their chroma from the known pixels
+    around them: a monochrome or sepia photo gets no false colour, and a colour photo gets
+    the colour of the surface under the mark (a scratch has none of its own)."""
+    old, new = images.from_model(before)[0], images.from_model(after)[0]
+    w = images.LUMA
+    chroma = old - (old @ w)[..., None]  # RGB offsets from grey, zero on a monochrome photo
+    filled = smooth_fill(chroma, hole)
+    out = new.copy()
+    out[hole] = np.clip((new @ w)[hole][:, None] + filled[hole], 0.0, 1.0)
+    return images.to_model(out, "cpu")
+
+
 class _Offset:
     """Stages adaptor: the sampler inside tile k reports step k*steps + i of the stage."""
 
@@ -292,7 +305,7 @@ def run(inputs: dict[str, np.ndarray], params: dict[str, Any], ctx: JobContext) 
             defects = m[box.slices] > 0 if params["defects"] == "mask" else an.defects
             defect_pixels = int(defects.sum())
             if defect_pixels:
-                x = _repair(job, x, defects)
+                x = _keep_colour(x, _repair(job, x, defects), defects)
         elif task == "jpeg":
             x = _jpeg(job, x, int(quality), an.offset)
         elif task == "denoise":
