@@ -64,8 +64,11 @@ def _gradients(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 @torch.no_grad()
-def estimate_blur(image: np.ndarray, max_side: int = 768) -> BlurEstimate:
-    """Blur of an RGB image in [0, 255] (H, W, 3), from its central max_side square."""
+def estimate_blur(image: np.ndarray, ignore: np.ndarray | None = None, max_side: int = 768) -> BlurEstimate:
+    """Blur of an RGB image in [0, 255] (H, W, 3), from its central max_side square.
+
+    `ignore`: optional (H, W) bool mask of pixels whose edges do not count (scratches and
+    dust sit sharp on top of a blurred photo and would read as sharp)."""
     img = np.asarray(image)[..., :3]
     h, w = img.shape[:2]
     y0, x0 = max(0, (h - max_side) // 2), max(0, (w - max_side) // 2)
@@ -92,6 +95,9 @@ def estimate_blur(image: np.ndarray, max_side: int = 768) -> BlurEstimate:
     border[8:-8, 8:-8] = True
     strong = m0 > max(0.02, float(torch.quantile(m0[border].flatten()[::7], 0.9)))
     edge = nms & strong & border
+    if ignore is not None:
+        near = torch.from_numpy(np.ascontiguousarray(ignore[y0:y0 + max_side, x0:x0 + max_side]).astype(np.float32))
+        edge &= F.max_pool2d(near[None, None], 9, stride=1, padding=4)[0, 0] == 0  # marks and their flanks
     ratio = m0[edge] / rmag[0, 0][edge].clamp_min(1e-6)
     sig = REBLUR / torch.sqrt((ratio * ratio - 1).clamp_min(1e-3))
     sig = torch.sqrt((sig * sig - OWN_VARIANCE).clamp_min(0.0)).clamp(max=12.0)

@@ -47,6 +47,7 @@ TASKS = ORDER + ("auto",)
 # 512x512 on a laptop CPU); the others are plug-and-play loops (pnp.PNP_DEFAULTS).
 DEFAULT_STEPS = {"denoise": 1, "jpeg": 4, "deblur": 8, "upscale": 6, "repair": 4}
 OVERLAP = 32
+DEBLUR_MIN_NOISE = 4.0  # after a repair, deblur assumes at least this noise: a faint rim left must not ring
 REPAIR_SIGMA = 0.3  # repair starts sampling here over a smooth pre-fill: thin holes need little
 # Plug-and-play knobs over pnp.PNP_DEFAULTS, tuned on central crops of six BSDS500
 # training images (MATLAB-bicubic LR made with operators.Downsample, Y-PSNR, scale-pixel border):
@@ -303,6 +304,8 @@ def run(inputs: dict[str, np.ndarray], params: dict[str, Any], ctx: JobContext) 
     for task in tasks:
         if task == "repair":
             defects = m[box.slices] > 0 if params["defects"] == "mask" else an.defects
+            if "deblur" in tasks and params["defects"] == "detect":
+                defects = images.dilate(defects, 1)  # deblur would ring around any faint rim left
             defect_pixels = int(defects.sum())
             if defect_pixels:
                 x = _keep_colour(x, _repair(job, x, defects), defects)
@@ -311,7 +314,7 @@ def run(inputs: dict[str, np.ndarray], params: dict[str, Any], ctx: JobContext) 
         elif task == "denoise":
             x = _denoise(job, x, float(sigma))
         elif task == "deblur":
-            x = _deblur(job, x, an.blur, float(an.sigma_est or 0.0))
+            x = _deblur(job, x, an.blur, max(float(an.sigma_est or 0.0), DEBLUR_MIN_NOISE if "repair" in tasks else 0.0))
         elif task == "upscale":
             x = _upscale(job, x, scale, float(an.sigma_est or 0.0))
         x = x.clamp(-1, 1)

@@ -66,12 +66,6 @@ def analyse(u8: np.ndarray, tasks: list[str], params: dict[str, Any], mask: np.n
             a.offset = jpeg.offset
             if "jpeg" in tasks:
                 a.quality = jpeg.quality
-    if auto or ("deblur" in tasks and params["blur_sigma"] is None and params["motion_length"] is None):
-        blur = estimate_blur(u8) if not auto or _blur_readable(a) else BlurEstimate("none", 0.0)
-        a.found["blur"] = {"kind": blur.kind, "sigma": round(blur.sigma, 2)}
-        if blur.kind == "motion":
-            a.found["blur"].update(length=round(blur.length, 1), angle=round(blur.angle, 1))
-        a.blur = blur.params() or ({"blur_sigma": max(round(blur.sigma, 2), 0.3)} if "deblur" in tasks else {})
     if auto or ("repair" in tasks and params["defects"] == "detect"):
         region = mask > 0 if mask is not None else None
         noise = a.sigma_est if a.sigma_est is not None else 0.0
@@ -80,6 +74,12 @@ def analyse(u8: np.ndarray, tasks: list[str], params: dict[str, Any], mask: np.n
         for name, n in counts.items():
             a.found[name] = {"count": n}
         a.found["defect_pixels"] = int(a.defects.sum())
+    if auto or ("deblur" in tasks and params["blur_sigma"] is None and params["motion_length"] is None):
+        blur = estimate_blur(u8, a.defects) if not auto or _blur_readable(a) else BlurEstimate("none", 0.0)
+        a.found["blur"] = {"kind": blur.kind, "sigma": round(blur.sigma, 2)}
+        if blur.kind == "motion":
+            a.found["blur"].update(length=round(blur.length, 1), angle=round(blur.angle, 1))
+        a.blur = blur.params() or ({"blur_sigma": max(round(blur.sigma, 2), 0.3)} if "deblur" in tasks else {})
     if auto:
         a.tasks = _choose(a)
     _settle(a, params)
