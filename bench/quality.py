@@ -34,7 +34,7 @@ from .metrics import PatchSWD, crop_border, laplacian_pyramid, psnr, psnr_b, qua
 from .ours import Ours, OursUnavailable
 from .peers import Peer, all_peers, package_version
 
-TASKS = ("denoise", "sr", "inpaint", "jpeg", "removal", "outpaint")
+TASKS = ("denoise", "sr", "inpaint", "jpeg", "removal", "outpaint", "oldphoto")
 OURS = "Sfumato (ours)"
 QUICK_CROP = 192  # quick mode measures centre crops: it checks the code paths, not the figures
 
@@ -360,9 +360,11 @@ class QualityRun:
     # ---- everything ----
     def run(self) -> dict:
         from .completion import run_task
+        from .oldphoto import run_oldphoto
 
         runners = {"denoise": self.run_denoise, "sr": self.run_sr, "inpaint": self.run_inpaint, "jpeg": self.run_jpeg,
-                   "removal": lambda: run_task(self, "removal"), "outpaint": lambda: run_task(self, "outpaint")}
+                   "removal": lambda: run_task(self, "removal"), "outpaint": lambda: run_task(self, "outpaint"),
+                   "oldphoto": lambda: run_oldphoto(self)}
         for task in self.cfg.tasks:
             t0 = time.perf_counter()
             try:

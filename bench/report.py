@@ -336,6 +336,9 @@ def _quality_sections(q: dict, out: Path) -> list[str]:
                   "(dB, Yim and Bovik 2011, on the BT.601 Y channel, penalising blocking) and RGB SSIM against "
                   "the clean image; the baseline is the plain decoded JPEG.", ""]
         lines += _table(r, "CBSD68", JPEG_SETTINGS, ("psnr", "psnr_b", "ssim"), (2, 2, 4), "PSNR / PSNR-B / SSIM")
+    if "oldphoto" in rows:
+        from .oldphoto_report import oldphoto_section
+        lines += oldphoto_section(rows["oldphoto"], when("oldphoto"))
     if q.get("sweep"):
         lines += ["## Quality vs steps", ""]
         if plot_steps(q["sweep"], out / "quality_vs_steps.png"):

@@ -84,7 +84,6 @@ def test_rules_hold_in_both_directions():
     restore, generate, stylize = OPERATIONS["restore"], OPERATIONS["generate"], OPERATIONS["stylize"]
     img = {"image": np.zeros((600, 600, 3), np.uint8)}
     cases = [
-        (restore, img, {"task": "deblur"}, "params.blur_sigma"),
         (restore, img, {"task": "deblur", "blur_sigma": 1.0, "motion_length": 3.0}, "params.motion_length"),
         (restore, img, {"task": "repair", "defects": "mask"}, "inputs.mask"),
         (restore, img, {"task": "upscale", "scale": 2}, "params.scale"),  # 1200^2 > LIMITS.max_pixels
@@ -96,6 +95,7 @@ def test_rules_hold_in_both_directions():
             op.check(inputs, params, LIMITS)
         assert info.value.field == field, (op.name, params, info.value.message)
     for op, inputs, params in [(restore, img, {"task": "deblur", "motion_length": 3.0}),
+                               (restore, img, {"task": "deblur"}),  # the blur is measured
                                (restore, img, {"task": "denoise", "defects": "mask"}),
                                (restore, {"image": np.zeros((500, 500, 3), np.uint8)}, {"task": "upscale"}),
                                (restore, img, {"task": "denoise", "scale": 4}),

@@ -184,6 +184,8 @@ def run_op(args: argparse.Namespace, op: str, inputs: dict[str, Any], params: di
         save_image(result.outputs[oname], path)
         if not args.json:
             print(f"wrote {path}")
+    if not args.json and result.meta.get("summary"):
+        print(result.meta["summary"])  # what restore found and did (engine/tasks/restore_report.py)
     if args.json:
         print(json.dumps({"outputs": {n: str(p) for n, p in paths.items()}, "meta": result.meta}, default=str))
     return 0

@@ -9,7 +9,9 @@ downsampling), or as an inpainter through its conditioning channels (repair).
 Several tasks chain in the order the degradations are best undone: repair (defects sit on
 top of everything) -> jpeg (the last thing that happened to the file) -> denoise -> deblur
 (needs clean input) -> upscale (works best from a clean, sharp image). `auto` measures the
-image (estimate.py) and picks jpeg and/or denoise with the measured quality / sigma.
+image (restore_analysis.py: noise, JPEG quality, blur, scratches, dust and hairs) and runs
+repair, jpeg or denoise, and deblur as needed; meta says what it found and applied
+(restore_report.py), and says so when it found nothing.
 
 Whole images are processed in overlapping tiles (tiling.py), so memory stays bounded; an
 optional mask restricts the work to its area and the result is blended in through the
@@ -32,9 +34,9 @@ from ..diffusion.operators import Blur, Downsample, Identity, Operator, gaussian
 from ..diffusion.schedule import DenoiseFn
 from ..errors import TOO_LARGE
 from ..tiling import run_tiled, tile_count
-from . import estimate
 from .base import InputSpec, JobContext, Operation, ParamSpec
-from .defects import DefectParams, detect_defects
+from .restore_analysis import analyse, applied
+from .restore_report import summary
 from .jobtools import Sampling, Stages, make_generator, randn, resolve_seed
 from .specs import DENOISERS, ZOO, Pixels, Require, split_list
 from ..fills import smooth_fill
@@ -45,9 +47,8 @@ TASKS = ORDER + ("auto",)
 # 512x512 on a laptop CPU); the others are plug-and-play loops (pnp.PNP_DEFAULTS).
 DEFAULT_STEPS = {"denoise": 1, "jpeg": 4, "deblur": 8, "upscale": 6, "repair": 4}
 OVERLAP = 32
+DEBLUR_MIN_NOISE = 4.0  # after a repair, deblur assumes at least this noise: a faint rim left must not ring
 REPAIR_SIGMA = 0.3  # repair starts sampling here over a smooth pre-fill: thin holes need little
-AUTO_MIN_SIGMA = 2.5  # auto denoises only above this measured sigma (0..255 units)
-AUTO_MAX_QUALITY = 94  # auto treats JPEGs saved at a higher quality as clean
 # Plug-and-play knobs over pnp.PNP_DEFAULTS, tuned on central crops of six BSDS500
 # training images (MATLAB-bicubic LR made with operators.Downsample, Y-PSNR, scale-pixel border):
 #   x2 bicubic 31.23 -> 33.00 dB (PNP_DEFAULTS at 6 steps) -> 33.09 dB (these knobs)
@@ -172,16 +173,17 @@ def _jpeg(job: _Job, x: torch.Tensor, quality: int, offset: tuple[int, int]) -> 
     return out[..., py:py + h, px:px + w]
 
 
-def _blur_operator(params: dict[str, Any]) -> Blur:
-    if params["blur_sigma"] is not None:
-        kernel = gaussian_kernel(params["blur_sigma"])
+def _blur_operator(blur: dict[str, Any]) -> Blur:
+    """The blur to undo: {'blur_sigma'} (Gaussian) or {'motion_length', 'motion_angle'}."""
+    if "blur_sigma" in blur:
+        kernel = gaussian_kernel(blur["blur_sigma"])
     else:
-        kernel = motion_kernel(params["motion_length"], params["motion_angle"])
+        kernel = motion_kernel(blur["motion_length"], blur["motion_angle"])
     return Blur(kernel.float(), boundary="reflect")
 
 
-def _deblur(job: _Job, x: torch.Tensor, noise255: float) -> torch.Tensor:
-    op = _blur_operator(job.params)
+def _deblur(job: _Job, x: torch.Tensor, blur: dict[str, Any], noise255: float) -> torch.Tensor:
+    op = _blur_operator(blur)
     steps = _steps("deblur", job.params)
     radius = max(op.rh, op.rw)
     counter = [0]
@@ -236,6 +238,19 @@ def _repair(job: _Job, x: torch.Tensor, defects: np.ndarray) -> torch.Tensor:
     return job.tiled("repair", run, packed, steps)
 
 
+def _keep_colour(before: torch.Tensor, after: torch.Tensor, hole: np.ndarray) -> torch.Tensor:
+    """Repaired pixels keep the repair's luma and take their chroma from the known pixels
+    around them: a monochrome or sepia photo gets no false colour, and a colour photo gets
+    the colour of the surface under the mark (a scratch has none of its own)."""
+    old, new = images.from_model(before)[0], images.from_model(after)[0]
+    w = images.LUMA
+    chroma = old - (old @ w)[..., None]  # RGB offsets from grey, zero on a monochrome photo
+    filled = smooth_fill(chroma, hole)
+    out = new.copy()
+    out[hole] = np.clip((new @ w)[hole][:, None] + filled[hole], 0.0, 1.0)
+    return images.to_model(out, "cpu")
+
+
 class _Offset:
     """Stages adaptor: the sampler inside tile k reports step k*steps + i of the stage."""
 
@@ -268,42 +283,16 @@ def run(inputs: dict[str, np.ndarray], params: dict[str, Any], ctx: JobContext) 
     if box is None:  # an empty mask: nothing to restore
         ctx.progress(1, 1, "composite")
         out = _resize_output(image, scale) if scale > 1 else image.copy()
-        meta.update(tasks=[], empty_mask=True, timings={"total": 0.0})
+        meta.update(tasks=[], empty_mask=True, found={}, applied=[], summary=summary({}, []) + " (empty selection)",
+                    timings={"total": 0.0})
         return {"image": out}, meta
 
     crop = rgb[box.slices]
-    u8 = crop * 255.0
-    # Measure before anything changes the pixels: the noise and JPEG grid of the input.
-    estimates: dict[str, Any] = {}
-    need_sigma = ("denoise" in tasks and params["sigma"] is None) or tasks == ["auto"] \
-        or any(t in tasks for t in ("deblur", "upscale"))
-    need_jpeg = ("jpeg" in tasks and params["quality"] is None) or tasks == ["auto"]
+    # Measure before anything changes the pixels: noise, JPEG grid, blur and defects of the input.
     t_est = time.perf_counter()
-    jpeg_est = estimate.jpeg_quality(u8) if need_jpeg else None
-    sigma_est = estimate.noise_sigma(u8) if need_sigma else None
+    an = analyse(crop * 255.0, tasks, params, m[box.slices] if m is not None else None)
     t_est = time.perf_counter() - t_est
-    if sigma_est is not None:
-        estimates["noise_sigma"] = round(sigma_est, 2)
-    if jpeg_est is not None:
-        estimates["jpeg_quality"] = jpeg_est.quality
-    if tasks == ["auto"]:
-        tasks = []
-        if jpeg_est.quality is not None and jpeg_est.quality <= AUTO_MAX_QUALITY:
-            tasks.append("jpeg")
-        elif sigma_est >= AUTO_MIN_SIGMA:
-            tasks.append("denoise")
-    skipped: dict[str, str] = {}
-    quality, offset = params["quality"], (0, 0)
-    if "jpeg" in tasks and quality is None:
-        if jpeg_est.quality is None:
-            skipped["jpeg"] = "no JPEG quantisation grid found in the image; pass quality to force it"
-            tasks.remove("jpeg")
-        else:
-            quality, offset = jpeg_est.quality, jpeg_est.offset
-    sigma = params["sigma"] if params["sigma"] is not None else sigma_est
-    if "denoise" in tasks and sigma is not None and sigma < 0.5:
-        skipped["denoise"] = f"measured noise sigma {sigma:.2f} is negligible"
-        tasks.remove("denoise")
+    tasks, sigma, quality = an.tasks, an.sigma, an.quality
 
     job = _Job(den, ctx, params, seed)
     job.stages = stages = Stages(ctx, _plan(tasks, box.h, box.w, job, params))
@@ -314,29 +303,29 @@ def run(inputs: dict[str, np.ndarray], params: dict[str, Any], ctx: JobContext) 
     defect_pixels = None
     for task in tasks:
         if task == "repair":
-            if params["defects"] == "mask":
-                defects = m[box.slices] > 0
-            else:
-                region = m[box.slices] > 0 if m is not None else None
-                defects = detect_defects(x, DefectParams(sensitivity=params["sensitivity"]), region)
+            defects = m[box.slices] > 0 if params["defects"] == "mask" else an.defects
+            if "deblur" in tasks and params["defects"] == "detect":
+                defects = images.dilate(defects, 1)  # deblur would ring around any faint rim left
             defect_pixels = int(defects.sum())
             if defect_pixels:
-                x = _repair(job, x, defects)
+                x = _keep_colour(x, _repair(job, x, defects), defects)
         elif task == "jpeg":
-            x = _jpeg(job, x, int(quality), offset)
+            x = _jpeg(job, x, int(quality), an.offset)
         elif task == "denoise":
             x = _denoise(job, x, float(sigma))
         elif task == "deblur":
-            x = _deblur(job, x, float(sigma_est or 0.0))
+            x = _deblur(job, x, an.blur, max(float(an.sigma_est or 0.0), DEBLUR_MIN_NOISE if "repair" in tasks else 0.0))
         elif task == "upscale":
-            x = _upscale(job, x, scale, float(sigma_est or 0.0))
+            x = _upscale(job, x, scale, float(an.sigma_est or 0.0))
         x = x.clamp(-1, 1)
         stages.done(task)
 
     out = _compose(image, rgb, alpha, images.from_model(x)[0], box, m, scale, params["feather"])
     stages.report("composite", 1)
     stages.done("composite")
-    meta.update(tasks=tasks, estimates=estimates, skipped=skipped, scale=scale,
+    steps = applied(an, scale, defect_pixels)
+    meta.update(tasks=tasks, estimates=an.estimates(), found=an.found, applied=steps,
+                summary=summary(an.found, steps), skipped=an.skipped, scale=scale,
                 timings={"estimate": round(t_est, 3), **stages.timings(), "total": round(time.perf_counter() - t0, 3)})
     if "denoise" in tasks:
         meta["sigma"] = round(float(sigma), 2)
@@ -392,14 +381,15 @@ OPERATION = Operation(
     ),
     params=(
         ParamSpec("task", "multi", "auto", "comma list of denoise, jpeg, upscale, deblur, repair (run in the order "
-                  "repair, jpeg, denoise, deblur, upscale), or auto (measure noise and JPEG quality and pick)",
+                  "repair, jpeg, denoise, deblur, upscale), or auto (measure noise, JPEG quality, blur, scratches, dust and hairs, and pick)",
                   choices=TASKS, exclusive=("auto",)),
         ParamSpec("sigma", "float", None, "noise standard deviation in 8-bit levels (0..255); null = measure it",
                   min=0.0, max=100.0, nullable=True),
         ParamSpec("quality", "int", None, "JPEG quality the image was saved with (1..100); null = measure it",
                   min=1, max=100, nullable=True),
         ParamSpec("scale", "enum", 2, "upscale factor: 2 or 4", choices=(2, 4)),
-        ParamSpec("blur_sigma", "float", None, "deblur: Gaussian blur sigma in pixels", min=0.1, max=20.0,
+        ParamSpec("blur_sigma", "float", None, "deblur: Gaussian blur sigma in pixels; null (and no "
+                  "motion_length) = measure the blur", min=0.1, max=20.0,
                   nullable=True),
         ParamSpec("motion_length", "float", None, "deblur: motion blur length in pixels", min=1.0, max=100.0,
                   nullable=True),
@@ -423,8 +413,9 @@ OPERATION = Operation(
                   min=0.0, max=64.0, nullable=True),
     ),
     rules=(
-        Require(("params.blur_sigma", "params.motion_length"), "deblur needs blur_sigma (Gaussian) or "
-                "motion_length (+ motion_angle), not both", most=1, when=(("task", "deblur"),)),
+        Require(("params.blur_sigma", "params.motion_length"), "deblur takes blur_sigma (Gaussian) or "
+                "motion_length (+ motion_angle), not both; neither = measure the blur", least=0, most=1,
+                when=(("task", "deblur"),)),
         Require(("inputs.mask",), "defects=mask repairs the pixels of the mask input; send a mask",
                 when=(("task", "repair"), ("defects", "mask"))),
         Pixels(("inputs.image", "params.scale", "params.scale"), "params.scale", when=(("task", "upscale"),),

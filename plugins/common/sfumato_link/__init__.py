@@ -65,6 +65,7 @@ Operations, from one schema (actions.py, schema.py, results.py, areas.py, ops.py
     options(name, spec), label(name)     # choices with labels, field labels
     used_seed(params, meta)          # seed policy: send null for random, name layers with meta's
     layer_name(action, params, meta, variant), group_name(...), ordered_outputs(outputs)
+    result_summary(meta)             # what restore found and did, to show in the status message
     transparent_area(pixels, layer_box, dtype) -> (bbox | None, mask); needs_selection(action)
     ops.require_op(welcome, op), ops.fit_params(welcome, op, params)
 
@@ -85,7 +86,7 @@ from .pixels import (bgra_to_rgba, bytes_per_pixel, clear_outside_mask, clear_un
                      full_mask, gimp_babl_format, image_array, mask_array, mask_bbox, mask_is_empty, mask_is_full,
                      mask_to_u8, opacity_mask, output_scale, rgba_to_bgra, swap_red_blue, transparency_mask, typed_values,
                      wire_bytes)
-from .results import group_name, layer_name, ordered_outputs, used_seed
+from .results import group_name, layer_name, ordered_outputs, result_summary, used_seed
 from .session import Event, Job, Session
 from .settings import DEFAULT_ADDRESS, Settings
 from .settings import load as load_settings
@@ -96,7 +97,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ACTIONS", "Action", "BY_KEY", "build_params", "context_pixels", "group_name", "label", "layer_name",
-    "autostart", "extend", "needs_selection", "ops", "options", "own_fields", "own_values", "source_array", "source_crop", "source_params", "ordered_outputs", "schema", "shown_fields",
+    "autostart", "extend", "needs_selection", "ops", "options", "own_fields", "own_values", "source_array", "source_crop", "source_params", "ordered_outputs", "result_summary", "schema", "shown_fields",
     "transparency_mask", "transparent_area", "used_seed",
     "Array", "Box", "DEFAULT_ADDRESS", "ENGINE_START_FAILED", "ENGINE_UNREACHABLE", "Event", "Job", "LinkError", "MSGPACK",
     "RELAY_FAILED", "RelayTransport", "Session", "Settings", "Transport", "ZmqTransport", "bgra_to_rgba",

@@ -65,6 +65,14 @@ def group_name(action: Action, params: Mapping[str, Any], meta: Mapping[str, Any
     return f"Sfumato {action.label}: {count} variants" + (f" (seed {seed})" if seed is not None else "")
 
 
+def result_summary(meta: Mapping[str, Any] | None) -> str | None:
+    """The engine's one-line account of what a job found and did (restore: "found: 3
+    scratches, 40 dust specks; applied: repair"), worded by the engine so every client
+    shows the same text; None when the result carries none."""
+    text = (meta or {}).get("summary")
+    return text if isinstance(text, str) and text else None
+
+
 def ordered_outputs(outputs: Mapping[str, Array], base: str = "image") -> list[tuple[str, Array]]:
     """[('image', a), ('image_1', b), ...] in variant order; other outputs are left out."""
     found = []

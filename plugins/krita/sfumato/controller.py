@@ -338,6 +338,9 @@ class Controller:
                     self.host.insert(run.target, run.entry)
                 elapsed = time.monotonic() - run.started
                 run.message = f"Done in {elapsed:.1f} s: added {run.entry.group or run.entry.layers[0].name}."
+                summary = link.result_summary(job.meta)
+                if summary:
+                    run.message += f" {summary[0].upper()}{summary[1:]}."
             except link.LinkError as exc:
                 run.message = str(exc)
             except Exception as exc:  # the document was closed meanwhile, or similar

@@ -170,6 +170,9 @@ def run_image(name: str, image: Gimp.Image, drawables, config) -> None:
     job = connection.run_job(action.engine_op, action.label, inputs, params)
     target = config.get_property("upscale-target") if action.engine_op == "restore" else "new-image"
     canvas.paste_results(src, action, params, job, target)
+    summary = link.result_summary(job.meta)
+    if summary:
+        Gimp.message(f"Sfumato {action.label}: {summary}")
 
 
 def extend(action: link.Action, params: dict, image: Gimp.Image, layer: Gimp.Layer, config,
