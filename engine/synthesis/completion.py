@@ -30,7 +30,8 @@ class Settings:
     patch: int = 7
     em_coarse: int = 6  # EM iterations at the coarsest level, two fewer per finer level ...
     em_fine: int = 1  # ... down to this many
-    pm_iterations: int = 1  # PatchMatch iterations in a level's first EM round (then one)
+    pm_iterations: int = 2  # PatchMatch iterations in a level's first EM round (then one): a second one
+    # gave removal fills a lower patch distance (0.275 -> 0.242) and +0.5 dB hole PSNR on six photos
     decay: float = 1.3  # confidence of a patch centred d pixels inside the hole: decay ** -d (Wexler et al.)
     guide_weight: float = 1.0  # guidance SSD counts this much against image SSD
     sharp: bool = True  # votes keep each pixel's best proposal, not the mean (see em.vote)
