@@ -105,14 +105,10 @@ class EngineProcess:
             self._keep(line)
 
     def rss_mib(self) -> float | None:
-        """Resident set size now (Linux /proc VmRSS), in MiB."""
-        try:
-            for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024.0
-        except OSError:
-            return None
-        return None
+        """Resident set size now, in MiB."""
+        from .speed import proc_memory_mb
+
+        return proc_memory_mb(self.pid, "VmRSS")
 
     def stop(self) -> int:
         """SIGTERM (the engine cancels its jobs and exits); its exit code, or -9 if it had to be killed."""

@@ -224,11 +224,12 @@ def run_throughput(ours: Ours, cfg: SpeedConfig) -> list[dict]:
 
 
 # ---- start-up and memory --------------------------------------------------------------------
-def _vm_hwm_mb(pid: int) -> float | None:
-    """Peak resident set size of a process (Linux /proc VmHWM), in MiB."""
+def proc_memory_mb(pid: int, field: str = "VmHWM") -> float | None:
+    """A memory figure of a process from Linux /proc/PID/status, in MiB: VmHWM (peak resident
+    set size, the default) or VmRSS (resident now). None where it cannot be read."""
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024.0
     except OSError:
         return None
@@ -264,7 +265,7 @@ def run_startup(cfg: SpeedConfig) -> dict:
         if address is None:
             raise RuntimeError("the engine did not print its ready line; output:\n" + "\n".join(lines[-20:]))
         threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True).start()  # drain logs
-        out["rss_ready_mb"] = _vm_hwm_mb(proc.pid)
+        out["rss_ready_mb"] = proc_memory_mb(proc.pid)
         with Client(address, timeout=600) as c:
             t1 = time.perf_counter()
             ops = c.hello().get("ops", {})
@@ -288,7 +289,7 @@ def run_startup(cfg: SpeedConfig) -> dict:
                 c.run("restore", {"image": test_image(side)}, {"task": "upscale", "scale": 2})
                 done.append(f"x2 upscale {side}")
             out["rss_after_jobs"] = ", ".join(done) or "no jobs (no ops)"
-        out["peak_rss_mb"] = _vm_hwm_mb(proc.pid)
+        out["peak_rss_mb"] = proc_memory_mb(proc.pid)
     finally:
         proc.terminate()
         try:

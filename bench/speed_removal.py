@@ -106,7 +106,7 @@ def run_removal_speed(ours: Any, quick: bool, repeats: int, models: str | None, 
 
 # ---- the probe: one job in a fresh process ------------------------------------------------------
 def _probe(args: argparse.Namespace) -> dict:
-    from .speed import _vm_hwm_mb
+    from .speed import proc_memory_mb
 
     img, mask = inputs(args.size, args.cover)
     import os
@@ -115,7 +115,7 @@ def _probe(args: argparse.Namespace) -> dict:
         from .ours import Ours
 
         with Ours(args.models, args.device) as ours:
-            before = _vm_hwm_mb(os.getpid())
+            before = proc_memory_mb(os.getpid())
             t0 = time.perf_counter()
             ours.inpaint(img, mask, **json.loads(args.params))
             seconds = time.perf_counter() - t0
@@ -125,12 +125,12 @@ def _probe(args: argparse.Namespace) -> dict:
         fn = _peer(PEER)
         if fn is None:
             raise SystemExit(f"{PEER} is not available")
-        before = _vm_hwm_mb(os.getpid())
+        before = proc_memory_mb(os.getpid())
         t0 = time.perf_counter()
         fn(img, mask)
         seconds = time.perf_counter() - t0
     return {"method": args.method, "size": args.size, "cover": args.cover, "seconds": round(seconds, 2),
-            "rss_before_job_mb": before, "peak_rss_mb": _vm_hwm_mb(os.getpid())}
+            "rss_before_job_mb": before, "peak_rss_mb": proc_memory_mb(os.getpid())}
 
 
 def main(argv: list[str] | None = None) -> int:
