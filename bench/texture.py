@@ -57,8 +57,9 @@ def stripes(side: int, period: float = STRIPE[0], angle: float = STRIPE[1]) -> n
 
 
 def checks(side: int, period: int = 16) -> np.ndarray:
-    """A two-colour gingham-like check with a darker crossing."""
-    yy, xx = np.mgrid[:side, :side]
+    """A two-colour gingham-like check with a darker crossing; the crop's edges run through the
+    middle of the squares (on a colour boundary even a perfect tile's seam ratio is the period)."""
+    yy, xx = np.mgrid[:side, :side] + period // 4
     a, b = (yy // (period // 2)) % 2, (xx // (period // 2)) % 2
     base = np.float32([0.95, 0.93, 0.88])
     band = np.float32([0.75, 0.2, 0.2])
@@ -67,14 +68,14 @@ def checks(side: int, period: int = 16) -> np.ndarray:
 
 
 def bricks(side: int, h: int = 16, w: int = 32, mortar: int = 2, seed: int = 0) -> np.ndarray:
-    """Running-bond bricks in varied reds with grey mortar."""
+    """Running-bond bricks in varied reds with grey mortar; the crop's edges run through the bricks."""
     rng = np.random.default_rng(seed)
     img = Image.new("RGB", (side, side), (170, 165, 155))
     d = ImageDraw.Draw(img)
     for row in range(-1, side // h + 1):
-        off = (w // 2) * (row % 2)
+        off = (w // 2) * (row % 2) + w // 4
         for col in range(-1, side // w + 2):
-            x0, y0 = col * w - off, row * h
+            x0, y0 = col * w - off, row * h - h // 2
             c = (np.array([150, 60, 45]) * rng.uniform(0.75, 1.15)).clip(0, 255).astype(int)
             d.rectangle([x0 + mortar, y0 + mortar, x0 + w - 1, y0 + h - 1], fill=tuple(int(v) for v in c))
     return np.asarray(img, np.float32) / 255

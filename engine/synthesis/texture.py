@@ -9,7 +9,9 @@ output grid may wrap around (a seamless tile); the reference never does, only wh
 inside it are copied. Any output size: the field maps output pixels to reference pixels.
 Only target patches on a lattice are matched (every second pixel, as Kwatra et al. space theirs
 a fraction of a patch apart): a quarter of the matching for the same layout. The coarse levels
-overlap-add the matched source patches; the finest keeps each pixel's best proposal.
+overlap-add the matched source patches and then take the reference's colour histogram (else the
+commonest patches win: a Starry Night crop lost its moon, a Great Wave crop its foam); the finest
+level keeps each pixel's best proposal.
 """
 from __future__ import annotations
 
@@ -132,13 +134,25 @@ def overlap_add(src: torch.Tensor, idx: torch.Tensor, weight: torch.Tensor, est:
     return torch.where(wsum > 0, acc[:c] / wsum.clamp_min(1e-30), est)
 
 
+def match_histograms(est: torch.Tensor, src: torch.Tensor) -> torch.Tensor:
+    """Each channel of `est` takes the values of `src`'s at the same ranks: the reference's
+    colour proportions, which matching alone lets drift towards its commonest patches
+    (Kaspar et al. 2015)."""
+    c = est.shape[0]
+    e, s = est.reshape(c, -1), src.reshape(c, -1)
+    q = torch.linspace(0, s.shape[1] - 1, e.shape[1], device=est.device).round().long()
+    out = torch.empty_like(e).scatter_(1, e.argsort(1), s.sort(1).values[:, q])
+    return out.view_as(est)
+
+
 def _lattice_em(src: torch.Tensor, field: Field, t: Target, kernels: torch.Tensor, lat: tuple[int, int], s: int,
                 rounds: int, pm_iterations: int, tick: Tick) -> torch.Tensor:
     """em.em_level for lattice targets: rounds of match, then overlap-add."""
     for it in range(rounds):
         field.set_targets(features_at(t.est, kernels, t.ty, t.tx, t.wrap))
         field.iterate(pm_iterations if it == 0 else 1)
-        t.est = overlap_add(src, field.idx, match_weights(field, t), t.est, lat, s, kernels.shape[-1], t.wrap)
+        t.est = match_histograms(overlap_add(src, field.idx, match_weights(field, t), t.est, lat, s, kernels.shape[-1],
+                                             t.wrap), src)
         tick()
     return t.est
 
