@@ -330,7 +330,7 @@ def _quality_sections(q: dict, out: Path) -> list[str]:
             secs.append(f"| {_label(row0)} | {_f(float(np.mean(vals))) if vals else '–'} |")
         lines += secs + [""]
     lines += completion_sections(rows, when)
-    lines += texture_sections(rows, when)
+    lines += texture_sections(rows, when, out)
     if "jpeg" in rows:
         r = rows["jpeg"]
         lines += ["## JPEG artefact removal", "", when("jpeg"), "",

@@ -3,6 +3,7 @@ seam ratio, structure kept and stripe errors, the 512x512 tile's time, and the i
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any, Callable
 
 from .texture import BASELINE, OURS, SEAM_BAND, STRIPE_TOL, STRUCTURE_MAX, TILING
@@ -65,7 +66,7 @@ def _verdicts(task: str, refs: list[tuple[str, str, dict]], rows: list[dict]) ->
     return ["Targets for ours (default settings): " + "; ".join(bits) + ".", ""]
 
 
-def quality_sections(rows: dict[str, list[dict]], when: Callable[[str], str]) -> list[str]:
+def quality_sections(rows: dict[str, list[dict]], when: Callable[[str], str], out: Path) -> list[str]:
     lines: list[str] = []
     intro = INTRO
     for task in ("texture", "pattern"):
@@ -93,4 +94,7 @@ def quality_sections(rows: dict[str, list[dict]], when: Callable[[str], str]) ->
             lines += ["", f"Speed: one {speed['setting']} grown from a painting crop, default settings, through the "
                           f"engine: {_f(speed['seconds_per_image'], 1)} s."]
         lines += [""] + _verdicts(task, refs, r)
+        if (out / f"grid_{task}.png").is_file():
+            lines += [f"![{task}: the code-drawn references](grid_{task}.png)", "",
+                      "(The painting crops' grid is in `local/`, git-ignored: those images are not ours to publish.)", ""]
     return lines

@@ -11,8 +11,8 @@ stripes, checks and bricks. Per reference and method:
   count) against the reference's; within 5 %.
 texture: `generate` with the reference and `tileable`, default settings (ours); the same with
 `variation` 1.5 (the model redraws the grown texture, as the reference path did before it was
-grown from patches; 8 sampler steps to keep a run within minutes) as the baseline; plain tiling as the reference row. Then one 512x512 tile
-is timed (the speed target, < 10 s on 2 CPU cores).
+grown from patches; 8 sampler steps to keep a run within minutes) as the baseline; plain tiling
+as the reference row. Then one 512x512 tile is timed (the speed target, < 10 s on 2 CPU cores).
 pattern: `pattern layout=seamless` on the crops (the crop tiled as is is the baseline), and a
 half-drop repeat of a code-drawn leaf motif over a ground grown from the bricks.
 """
@@ -112,7 +112,8 @@ def references(run: "QualityRun", crop: int) -> list[tuple[str, str, np.ndarray]
     if not found:
         raise DataError(f"no paintings in {style} (expected {PAINTINGS[0]}.jpg, ...)")
     out = [("style", p.stem, painting_crop(p, crop)) for p in found]
-    return out + [("drawn", "stripes", stripes(crop)), ("drawn", "checks", checks(crop)), ("drawn", "bricks", bricks(crop))]
+    drawn = (("stripes", stripes), ("checks", checks), ("bricks", bricks))
+    return out + [("drawn", name, draw(crop)) for name, draw in drawn]
 
 
 # ---- measures --------------------------------------------------------------------------------
@@ -129,7 +130,8 @@ def stripe_errors(result: np.ndarray, ref: np.ndarray) -> dict[str, float]:
     """Relative errors of orientation (of a quarter turn, as the tests) and period of the result tiled 2x2."""
     ang_r, per_r = dominant_frequency(ref)
     ang_o, per_o = dominant_frequency(np.tile(result, (2, 2, 1)))
-    return {"orientation_error": abs((ang_o - ang_r + 90) % 180 - 90) / 45.0, "period_error": abs(per_o - per_r) / per_r}
+    return {"orientation_error": abs((ang_o - ang_r + 90) % 180 - 90) / 45.0,
+            "period_error": abs(per_o - per_r) / per_r}
 
 
 def measures(result: np.ndarray, ref: np.ndarray, tiling_distance: float, name: str) -> dict[str, float]:
@@ -183,9 +185,9 @@ def run_texture(run: "QualityRun") -> None:
                 name, bsec, measures(base, ref, d0, name))
         shown.append([u8(tiled(ref, 2 * tile, 2 * tile)), np.tile(out, (2, 2, 1)),
                       np.tile(base, (2, 2, 1)), dataset])
-        c = run.rec.cells[("texture", dataset, setting, OURS)]
-        log(f"[texture {name}] ours: seam {c.values['seam_ratio'][-1]:.2f} structure {c.values['structure'][-1]:.2f} "
-            f"{sec:.1f} s; baseline structure {run.rec.cells[('texture', dataset, setting, BASELINE)].values['structure'][-1]:.2f}")
+        c, b = (run.rec.cells[("texture", dataset, setting, m)].values for m in (OURS, BASELINE))
+        log(f"[texture {name}] ours: seam {c['seam_ratio'][-1]:.2f} structure {c['structure'][-1]:.2f} "
+            f"{sec:.1f} s; baseline structure {b['structure'][-1]:.2f}")
     side = QUICK["speed"] if q else SPEED_SIDE
     ref = references(run, crop)[0][2]
     _, sec = _timed(lambda: gen(ref, side))
@@ -239,5 +241,6 @@ def _grids(run: "QualityRun", task: str, rows: list[list], columns: tuple[str, .
         chosen = [r[:-1] for r in rows if keep is None or r[-1] == keep]
         if wanted and chosen:
             folder.mkdir(parents=True, exist_ok=True)
-            title = f"bench quality: {task} ({'code-drawn references' if keep else 'all references, not for committing'})"
+            which = "code-drawn references" if keep else "all references, not for committing"
+            title = f"bench quality: {task} ({which})"
             compose(list(columns), chosen, title, tile=256).save(folder / f"grid_{task}.png", optimize=True)

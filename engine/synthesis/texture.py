@@ -112,7 +112,8 @@ def overlap_add(src: torch.Tensor, idx: torch.Tensor, weight: torch.Tensor, est:
     c, hs, ws = src.shape
     h, w = est.shape[-2:]
     (ny, nx), r = lat, p // 2
-    off = ((torch.arange(p, device=src.device) - r)[:, None] * ws + (torch.arange(p, device=src.device) - r)).reshape(-1)
+    d = torch.arange(p, device=src.device) - r
+    off = (d[:, None] * ws + d).reshape(-1)  # flat offsets of a patch's pixels from its centre
     flat = torch.cat([src.reshape(c, -1), torch.ones((1, hs * ws), device=src.device)])  # last row: the weight
     canvas = torch.zeros((c + 1, h + 2 * r, w + 2 * r), device=src.device)
     band = max(1, BAND_VALUES // ((c + 1) * p * p * nx))
