@@ -45,7 +45,7 @@ class TextureSettings:
     sharp_levels: int = 1  # the finest levels where each pixel keeps its best proposal (see em.vote); coarser
     # levels average the proposals, so where two placed blocks disagree the votes blend and the
     # next match can find one source patch that spans the join
-    lattice: int = 2  # spacing of the matched target patches (1: every pixel; 2: a 512 px tile 56 -> 15 s)
+    lattice: int = 2  # spacing of the matched target patches (1: every pixel; 2: a quarter of the matching)
 
 
 def _levels(ref_shape: tuple[int, int], out_shape: tuple[int, int], s: TextureSettings) -> int:
