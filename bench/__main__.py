@@ -30,7 +30,7 @@ def _engine_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quick", action="store_true", help="smoke mode: a few images / sizes, one setting each")
     p.add_argument("--ours-params", type=json.loads, default={}, metavar="JSON",
                    help='extra engine parameters per task, e.g. \'{"inpaint": {"steps": 20}}\' '
-                        "(tasks: denoise, sr, jpeg, inpaint, removal, outpaint, stylize)")
+                        "(tasks: denoise, sr, jpeg, inpaint, removal, outpaint, stylize, texture, pattern)")
     p.add_argument("--threads", type=int, help="torch threads (default: all cores)")
 
 
@@ -43,9 +43,10 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--data", type=Path, default=DEFAULT_ROOT,
                    help="evaluation data root (CBSD68/, McMaster/, Set5/, BSD100/, sr_lr_bicubic/); "
                         "default ../shared/data/eval beside the checkout")
-    q.add_argument("--tasks", type=_csv, default=("denoise", "sr", "inpaint", "jpeg", "removal", "outpaint"),
-                   help="comma list of denoise, sr, inpaint, jpeg, removal, outpaint, oldphoto (default all "
-                        "but oldphoto)")
+    q.add_argument("--tasks", type=_csv, default=("denoise", "sr", "inpaint", "jpeg", "removal", "outpaint",
+                                                      "texture", "pattern"),
+                   help="comma list of denoise, sr, inpaint, jpeg, removal, outpaint, texture, pattern, oldphoto "
+                        "(default all but oldphoto)")
     q.add_argument("--limit", type=int, help="use only the first N images of each set")
     q.add_argument("--bm3d-limit", type=int, help="run CBM3D (about 20 s per image) on the first N images only")
     q.add_argument("--patchmatch-limit", type=int, help="run PatchMatch (seconds per image) on the first N images only "

@@ -17,6 +17,7 @@ from .published import ROWS as PUBLISHED
 from .published import SOURCES
 from .report_completion import quality_sections as completion_sections
 from .report_completion import speed_sections as removal_speed_sections
+from .report_texture import quality_sections as texture_sections
 
 OURS = "Sfumato (ours)"
 DENOISE_SETTINGS = ("sigma=15", "sigma=25", "sigma=50")
@@ -329,6 +330,7 @@ def _quality_sections(q: dict, out: Path) -> list[str]:
             secs.append(f"| {_label(row0)} | {_f(float(np.mean(vals))) if vals else '–'} |")
         lines += secs + [""]
     lines += completion_sections(rows, when)
+    lines += texture_sections(rows, when, out)
     if "jpeg" in rows:
         r = rows["jpeg"]
         lines += ["## JPEG artefact removal", "", when("jpeg"), "",

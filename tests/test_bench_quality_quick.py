@@ -40,3 +40,18 @@ def test_quality_quick(tmp_path: Path, tiny_models_dir: Path, shared_data: Path)
                 assert r["n"] == 3 and r["texture_ratio"] > 0 and r["patch_distance"] > 0 and r["psnr"] > 5
         assert ("seam_ratio" in rows["PatchMatch"]) == (task == "outpaint")
         assert title in readme
+    from bench.texture import BASELINE, OURS, TILING
+
+    tex = res["rows"]["texture"]
+    by = {(r["dataset"], r["method"]): r for r in tex}
+    for ds in ("style", "drawn"):  # painting crops and code-drawn stripes, checks, bricks; ours, baseline, tiling
+        assert {m for d, m in by if d == ds} == {OURS, BASELINE, TILING}
+        for m in (OURS, BASELINE):
+            r = by[(ds, m)]
+            assert r["seam_ratio"] > 0 and r["style_distance"] > 0 and r["structure"] > 0, r
+    assert by[("drawn", OURS)]["n"] == 3 and "period_error" in by[("drawn", OURS)]
+    assert by[("speed", OURS)]["seconds_per_image"] > 0
+    seam = {(r["dataset"], r["method"]): r for r in res["rows"]["pattern"]}
+    assert seam[("style", OURS)]["seam_ratio"] < seam[("style", TILING)]["seam_ratio"]
+    assert "## Textures from a reference" in readme and "## Seamless tiles and repeats" in readme
+    assert (out / "grid_texture.png").is_file() and (out / "local" / "grid_pattern.png").is_file()

@@ -24,16 +24,18 @@ class Field:
     src: (hs * ws, dims) source descriptors; ok: (hs, ws) bool, the centres that may be copied;
     grid: (ht * wt,) source index per target pixel, the field propagation reads; pixels that are
     not targets keep what the caller put there (-1: nothing; in completion, the identity).
+    jumps: the propagation distances; targets on a lattice of spacing s need multiples of s.
     """
 
     def __init__(self, src: torch.Tensor, ok: torch.Tensor, ty: torch.Tensor, tx: torch.Tensor,
-                 target_shape: tuple[int, int], grid: torch.Tensor, wrap: bool, generator: torch.Generator):
+                 target_shape: tuple[int, int], grid: torch.Tensor, wrap: bool, generator: torch.Generator,
+                 jumps: tuple[int, ...] = JUMPS):
         self.src, self.hs, self.ws = src, ok.shape[0], ok.shape[1]
         self.ok = ok.reshape(-1)
         self.valid_idx = torch.nonzero(self.ok).squeeze(1)
         self.ty, self.tx, (self.ht, self.wt) = ty, tx, target_shape
         self.tflat = ty * self.wt + tx
-        self.grid, self.wrap, self.gen = grid, wrap, generator
+        self.grid, self.wrap, self.gen, self.jumps = grid, wrap, generator, jumps
         self.idx = torch.zeros_like(ty)
         self.dist = torch.full(ty.shape, float("inf"), device=ty.device)
         self.tgt = torch.zeros((len(ty), src.shape[1]), device=src.device)
@@ -87,7 +89,7 @@ class Field:
         self.dist = torch.where(better, d, self.dist)
 
     def propagate(self, reverse: bool = False) -> None:
-        for j in (JUMPS[::-1] if reverse else JUMPS):
+        for j in (self.jumps[::-1] if reverse else self.jumps):
             for dy, dx in DIRECTIONS:
                 qy, qx = self.ty + dy * j, self.tx + dx * j
                 if self.wrap:
