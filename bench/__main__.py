@@ -38,13 +38,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench", description="Sfumato quality and speed benchmarks.")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    q = sub.add_parser("quality", help="denoising, super-resolution, inpainting, JPEG, object removal and "
-                                       "outpainting quality vs peers")
+    q = sub.add_parser("quality", help="denoising, super-resolution, inpainting, JPEG, object removal, "
+                                       "outpainting and stylize quality vs peers")
     q.add_argument("--data", type=Path, default=DEFAULT_ROOT,
                    help="evaluation data root (CBSD68/, McMaster/, Set5/, BSD100/, sr_lr_bicubic/); "
-                        "default ../shared/data/eval beside the checkout")
-    q.add_argument("--tasks", type=_csv, default=("denoise", "sr", "inpaint", "jpeg", "removal", "outpaint"),
-                   help="comma list of denoise, sr, inpaint, jpeg, removal, outpaint (default all)")
+                        "default ../shared/data/eval beside the checkout; stylize reads the paintings in "
+                        "style/ beside it")
+    q.add_argument("--tasks", type=_csv, default=("denoise", "sr", "inpaint", "jpeg", "removal", "outpaint", "stylize"),
+                   help="comma list of denoise, sr, inpaint, jpeg, removal, outpaint, stylize (default all)")
     q.add_argument("--limit", type=int, help="use only the first N images of each set")
     q.add_argument("--bm3d-limit", type=int, help="run CBM3D (about 20 s per image) on the first N images only")
     q.add_argument("--patchmatch-limit", type=int, help="run PatchMatch (seconds per image) on the first N images only "

@@ -11,6 +11,7 @@ Protocols (the published tables' conventions, see ../shared/data/README.md):
   image, with the plain decoded JPEG as the baseline.
 - removal, outpaint: large holes (object-shaped masks; the right quarter), judged by texture
   ratio, patch distance, hole PSNR and (outpaint) seam ratio: bench/completion.py.
+- stylize: paintings x photos, style and content distance: bench/stylize_task.py.
 Ours runs through the engine (bench/ours.py); peers run in this process. Every output is
 rounded to 8 bits before it is measured, as saved results would be.
 """
@@ -34,7 +35,7 @@ from .metrics import PatchSWD, crop_border, laplacian_pyramid, psnr, psnr_b, qua
 from .ours import Ours, OursUnavailable
 from .peers import Peer, all_peers, package_version
 
-TASKS = ("denoise", "sr", "inpaint", "jpeg", "removal", "outpaint")
+TASKS = ("denoise", "sr", "inpaint", "jpeg", "removal", "outpaint", "stylize")
 OURS = "Sfumato (ours)"
 QUICK_CROP = 192  # quick mode measures centre crops: it checks the code paths, not the figures
 
@@ -360,9 +361,11 @@ class QualityRun:
     # ---- everything ----
     def run(self) -> dict:
         from .completion import run_task
+        from .stylize_task import run_task as run_stylize
 
         runners = {"denoise": self.run_denoise, "sr": self.run_sr, "inpaint": self.run_inpaint, "jpeg": self.run_jpeg,
-                   "removal": lambda: run_task(self, "removal"), "outpaint": lambda: run_task(self, "outpaint")}
+                   "removal": lambda: run_task(self, "removal"), "outpaint": lambda: run_task(self, "outpaint"),
+                   "stylize": lambda: run_stylize(self)}
         for task in self.cfg.tasks:
             t0 = time.perf_counter()
             try:

@@ -17,6 +17,7 @@ from .published import ROWS as PUBLISHED
 from .published import SOURCES
 from .report_completion import quality_sections as completion_sections
 from .report_completion import speed_sections as removal_speed_sections
+from .report_stylize import quality_sections as stylize_sections
 
 OURS = "Sfumato (ours)"
 DENOISE_SETTINGS = ("sigma=15", "sigma=25", "sigma=50")
@@ -329,6 +330,7 @@ def _quality_sections(q: dict, out: Path) -> list[str]:
             secs.append(f"| {_label(row0)} | {_f(float(np.mean(vals))) if vals else '–'} |")
         lines += secs + [""]
     lines += completion_sections(rows, when)
+    lines += stylize_sections(rows, when)
     if "jpeg" in rows:
         r = rows["jpeg"]
         lines += ["## JPEG artefact removal", "", when("jpeg"), "",
@@ -436,7 +438,7 @@ def _notes(q: dict | None) -> list[str]:
             if key in seen:
                 continue
             seen.add(key)
-            what = f"**{OURS}**: the engine through its Python client (in-process engine, loopback socket)" \
+            what = f"**{r['method']}**: the engine through its Python client (in-process engine, loopback socket)" \
                 if r["kind"] == "ours" else f"{r['method']} ({r.get('package') or 'in-process'})"
             lines.append(f"- {what}: {r.get('note') or ''}")
     lines.append("- Published rows are copied from papers, not measured here:")

@@ -40,3 +40,13 @@ def test_quality_quick(tmp_path: Path, tiny_models_dir: Path, shared_data: Path)
                 assert r["n"] == 3 and r["texture_ratio"] > 0 and r["patch_distance"] > 0 and r["psnr"] > 5
         assert ("seam_ratio" in rows["PatchMatch"]) == (task == "outpaint")
         assert title in readme
+    rows = {r["method"]: r for r in res["rows"]["stylize"]}
+    assert {"Sfumato (ours)", "Sfumato, diffusion path (previous stylize)", "Reinhard colour transfer (Lab)",
+            "Photo (unchanged)"} <= set(rows), rows
+    assert rows["Photo (unchanged)"]["content_distance"] == 0
+    for r in rows.values():  # every other method moves towards the painting
+        assert r["n"] == 1 and 0 <= r["style_distance"] < 2
+        if r["method"] != "Photo (unchanged)":
+            assert r["style_distance"] < rows["Photo (unchanged)"]["style_distance"], rows
+            assert r["content_distance"] > 0
+    assert "## Style transfer" in readme and (out / "local" / "grid_stylize.png").is_file()
