@@ -26,7 +26,7 @@ from ..synthesis.features import OPPONENT  # orthonormal: its inverse is its tra
 from ..synthesis.guided import GuidedSettings, guides, luminance, match_histogram, synthesize
 
 MAX_SOURCE_PIXELS = 1 << 20  # the painting is never scaled beyond this many pixels
-PROGRESS_STEPS = 9  # EM rounds of the default synthesis (for the progress bar)
+PROGRESS_STEPS = sum(GuidedSettings().rounds(GuidedSettings().levels))  # EM rounds (for the progress bar)
 EDGE_GAIN = 4.0  # edge channels against the luminance channel in the guides
 
 
