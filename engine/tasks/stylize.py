@@ -40,6 +40,7 @@ from . import stylize_patch
 from .jobtools import Stages, make_generator, randn, resolve_seed, sample_with_progress
 
 GUIDE_SIGMA_MIN = 0.02  # below this the prior alone finishes the details
+REMATCH = 0.5  # how far the exemplar synthesis's colours move back onto the painting's (stylize_patch.paint)
 
 
 # ---------------------------------------------------------------- colour
@@ -162,7 +163,8 @@ def _exemplar(rgb: np.ndarray, ref_img: np.ndarray, params: dict[str, Any], seed
     stages.done("palette")
     out = stylize_patch.paint(images.from_model(content)[0], images.from_model(ref)[0], matched,
                               params["strength"], params["structure"], params["stroke_scale"], params["palette"],
-                              seed, lambda i, n: stages.report("synthesis", i))
+                              seed, lambda i, n: stages.report("synthesis", i),
+                              lambda a: images.from_model(match_colours(images.to_model(a), ref, REMATCH))[0])
     stages.done("synthesis")
     if (wh, ww) != (h, w):
         out = images.from_model(images.resize(images.to_model(out), (h, w)).clamp(-1, 1))[0]
