@@ -13,6 +13,7 @@ Protocols (the published tables' conventions, see ../shared/data/README.md):
   ratio, patch distance, hole PSNR and (outpaint) seam ratio: bench/completion.py.
 - texture, pattern: textures grown from painting crops and drawn stripes, checks and bricks, and
   tiles made seamless, judged by seam ratio, structure kept and stripe period: bench/texture.py.
+- stylize: paintings x photos, style and content distance: bench/stylize_task.py.
 Ours runs through the engine (bench/ours.py); peers run in this process. Every output is
 rounded to 8 bits before it is measured, as saved results would be.
 """
@@ -36,7 +37,7 @@ from .metrics import PatchSWD, crop_border, laplacian_pyramid, psnr, psnr_b, qua
 from .ours import Ours, OursUnavailable
 from .peers import Peer, all_peers, package_version
 
-TASKS = ("denoise", "sr", "inpaint", "jpeg", "removal", "outpaint", "texture", "pattern", "oldphoto")
+TASKS = ("denoise", "sr", "inpaint", "jpeg", "removal", "outpaint", "texture", "pattern", "stylize", "oldphoto")
 OURS = "Sfumato (ours)"
 QUICK_CROP = 192  # quick mode measures centre crops: it checks the code paths, not the figures
 
@@ -363,12 +364,13 @@ class QualityRun:
     def run(self) -> dict:
         from .completion import run_task
         from .oldphoto import run_oldphoto
+        from .stylize_task import run_task as run_stylize
         from .texture import run_pattern, run_texture
 
         runners = {"denoise": self.run_denoise, "sr": self.run_sr, "inpaint": self.run_inpaint, "jpeg": self.run_jpeg,
                    "removal": lambda: run_task(self, "removal"), "outpaint": lambda: run_task(self, "outpaint"),
                    "texture": lambda: run_texture(self), "pattern": lambda: run_pattern(self),
-                   "oldphoto": lambda: run_oldphoto(self)}
+                   "stylize": lambda: run_stylize(self), "oldphoto": lambda: run_oldphoto(self)}
         for task in self.cfg.tasks:
             t0 = time.perf_counter()
             try:

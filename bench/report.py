@@ -18,6 +18,7 @@ from .published import SOURCES
 from .report_completion import quality_sections as completion_sections
 from .report_completion import speed_sections as removal_speed_sections
 from .report_texture import quality_sections as texture_sections
+from .report_stylize import quality_sections as stylize_sections
 
 OURS = "Sfumato (ours)"
 DENOISE_SETTINGS = ("sigma=15", "sigma=25", "sigma=50")
@@ -331,6 +332,7 @@ def _quality_sections(q: dict, out: Path) -> list[str]:
         lines += secs + [""]
     lines += completion_sections(rows, when)
     lines += texture_sections(rows, when, out)
+    lines += stylize_sections(rows, when)
     if "jpeg" in rows:
         r = rows["jpeg"]
         lines += ["## JPEG artefact removal", "", when("jpeg"), "",
@@ -441,7 +443,7 @@ def _notes(q: dict | None) -> list[str]:
             if key in seen:
                 continue
             seen.add(key)
-            what = f"**{OURS}**: the engine through its Python client (in-process engine, loopback socket)" \
+            what = f"**{r['method']}**: the engine through its Python client (in-process engine, loopback socket)" \
                 if r["kind"] == "ours" else f"{r['method']} ({r.get('package') or 'in-process'})"
             lines.append(f"- {what}: {r.get('note') or ''}")
     lines.append("- Published rows are copied from papers, not measured here:")

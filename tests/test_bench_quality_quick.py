@@ -55,3 +55,13 @@ def test_quality_quick(tmp_path: Path, tiny_models_dir: Path, shared_data: Path)
     assert seam[("style", OURS)]["seam_ratio"] < seam[("style", TILING)]["seam_ratio"]
     assert "## Textures from a reference" in readme and "## Seamless tiles and repeats" in readme
     assert (out / "grid_texture.png").is_file() and (out / "local" / "grid_pattern.png").is_file()
+    rows = {r["method"]: r for r in res["rows"]["stylize"]}
+    assert {"Sfumato (ours)", "Sfumato, diffusion path (previous stylize)", "Reinhard colour transfer (Lab)",
+            "Photo (unchanged)"} <= set(rows), rows
+    assert rows["Photo (unchanged)"]["content_distance"] == 0
+    for r in rows.values():  # every other method moves towards the painting
+        assert r["n"] == 1 and 0 <= r["style_distance"] < 2
+        if r["method"] != "Photo (unchanged)":
+            assert r["style_distance"] < rows["Photo (unchanged)"]["style_distance"], rows
+            assert r["content_distance"] > 0
+    assert "## Style transfer" in readme and (out / "local" / "grid_stylize.png").is_file()

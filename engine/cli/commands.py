@@ -293,7 +293,8 @@ def add_train(sub: Any) -> None:
     p.add_argument("--batch", type=int, help="batch size")
     p.add_argument("--lr", type=float, help="learning rate")
     p.add_argument("--synthetic", choices=["dead-leaves"], help="mix in synthetic dead-leaves images")
-    p.add_argument("--minutes", type=float, help="stop after this many minutes (resumable)")
+    p.add_argument("--minutes", type=float, help="training time: the steps are planned from the measured speed "
+                   "so training lasts this long (with --steps: a cap only); resumable")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--seed", type=int, help="random seed")
     p.add_argument("--sample-every", type=int, help="write a sample grid every N steps (0 = never)")
@@ -313,7 +314,8 @@ def add_train(sub: Any) -> None:
                 return fail(f"no such folder: {folder}", 2)
         options = {name: getattr(args, name) for name in ("steps", "patch", "batch", "lr", "seed", "sample_every",
                                                             "workers")}
-        options.update(synthetic=args.synthetic, device=args.device, max_minutes=args.minutes)
+        options.update(synthetic=args.synthetic, device=args.device, max_minutes=args.minutes,
+                       fill_minutes=args.minutes is not None and args.steps is None)
         try:
             if args.from_model:  # fine-tuning: few steps at a low rate (recipes.FINETUNE)
                 cfg = finetune_defaults(list(args.folders), args.out, args.from_model,

@@ -19,6 +19,7 @@ import torch
 from safetensors.torch import load_file
 
 from .data import PatchSampler, find_images, load_rgb, shrink_to
+from . import style_bank
 from .architectures import BUILTIN
 from .denoiser import Denoiser, loss_weight, make_cond
 from .masks import DEFAULT_WEIGHTS, random_mask
@@ -69,6 +70,7 @@ class TrainConfig:
     sample_every: int = 500
     checkpoint_every: int = 250
     max_minutes: float | None = None
+    fill_minutes: bool = False  # steps are re-planned from the measured speed so training lasts max_minutes
     seed: int = 0
     device: str = "auto"
     workers: int = 0  # DataLoader worker processes making batches; 0 = in the training loop
@@ -168,6 +170,7 @@ class Trainer:
         n_hold = min(cfg.held_out, max(0, len(self.data_files) - 1))
         self.held_files = self.data_files[len(self.data_files) - n_hold:] if n_hold else []
         train_files = self.data_files[: len(self.data_files) - n_hold] if n_hold else self.data_files
+        self.train_files = train_files
         images = [shrink_to(load_rgb(p), cfg.max_side) for p in train_files]
         dl = cfg.dead_leaves_fraction if cfg.synthetic == "dead-leaves" else 0.0
         if not images and dl == 0:
@@ -332,13 +335,33 @@ class Trainer:
         self.out.mkdir(parents=True, exist_ok=True)
         return image_grid(rows, self.out / "samples.png")
 
+    def _replan(self, start: int, elapsed: float, first: float) -> int:
+        """Total steps that end training when max_minutes elapse, from the speed of the steps after
+        the first (which pays for warm-up); fixed once the last `decay_fraction` of the time has
+        begun (the learning-rate decay keeps its plan)."""
+        cfg = self.cfg
+        total = cfg.max_minutes * 60
+        done = self.step - start
+        if elapsed >= total * (1 - cfg.decay_fraction) or done < 2:
+            return cfg.steps
+        rate = (done - 1) / max(elapsed - first, 1e-9)
+        cfg.steps = max(self.step + 1, self.step + int((total - elapsed) * rate))
+        return cfg.steps
+
     def run(self) -> Path:
         cfg = self.cfg
         t0 = time.perf_counter()
         start = self.step
         bar = Progress(cfg.steps)
+        first = 0.0  # seconds of the first step
         self.log(f"training {sum(p.numel() for p in self.model.parameters())} parameters on {self.device}, "
-                 f"{len(self.data_files)} images, steps {self.step}->{cfg.steps}")
+                 f"{len(self.data_files)} images, steps {self.step}->{cfg.steps}"
+                 + (f" (re-planned to fill {cfg.max_minutes:g} minutes)" if cfg.fill_minutes and cfg.max_minutes else ""))
+        if self.held_files:
+            self.log("held out for the sample grid (not trained on): " + ", ".join(p.name for p in self.held_files))
+        if cfg.from_model and self.train_files:  # a style model: the painter's strokes for stylize
+            bank = style_bank.write([load_rgb(p).permute(1, 2, 0).numpy() for p in self.train_files], self.out)
+            self.log(f"exemplar bank of {len(self.train_files)} paintings written to {bank}")
         self.model.train()
         self._start_workers()
         while self.step < cfg.steps:
@@ -347,6 +370,9 @@ class Trainer:
             bar.update(self.step, start, float(np.mean(self.losses[-50:])))
             wall = self.wall_before + time.perf_counter() - t0
             out_of_time = cfg.max_minutes is not None and (time.perf_counter() - t0) > cfg.max_minutes * 60
+            first = first if self.step - start > 1 else time.perf_counter() - t0
+            if cfg.fill_minutes and cfg.max_minutes:
+                bar.total = self._replan(start, time.perf_counter() - t0, first)
             if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps or out_of_time:
                 self.save_state(wall)
                 line_plot(self.losses, self.out / "loss.png", f"training loss ({self.out.name})")

@@ -7,10 +7,12 @@ painting's real strokes, lines and flat areas, laid along the picture's edges. K
 (how much of the picture's edges and layout the strokes follow), `stroke_scale` (size of
 the copied strokes) and `palette` (how fully colours move to the painting's).
 
-With a style model alone (`sfumato train --from builtin`), the diffusion path runs: the
-picture is noised to a level set by `strength` and denoised with the style model as
-prior (SDEdit), its low frequencies held to the original's (`structure`), and, given a
-reference too, a palette match first and a pull of the estimates' random-feature
+A style model made by `sfumato train --from builtin` on paintings carries an exemplar bank
+(diffusion/style_bank.py: tiles of the painter's strokes and palette); alone, it is the
+reference of the same exemplar path. A style model without a bank, or with a reference
+image, takes the diffusion path: the picture is noised to a level set by `strength` and
+denoised with the style model as prior (SDEdit), its low frequencies held to the
+original's (`structure`), and, given a reference too, a palette match first and a pull of the estimates' random-feature
 statistics towards the reference (`guidance`).
 
 An optional mask limits the change to the selection; the rest is bit for bit the input.
@@ -29,6 +31,7 @@ from ..devices import work_side
 from ..diffusion.denoiser import model_fn
 from ..diffusion.sampling import SAMPLERS
 from ..diffusion.schedule import DenoiseFn
+from ..diffusion import style_bank
 from ..diffusion.style import StyleGuide, style_steered
 from ..errors import EngineError, TOO_LARGE
 from .base import InputSpec, JobContext, Operation, ParamSpec
@@ -37,6 +40,7 @@ from . import stylize_patch
 from .jobtools import Stages, make_generator, randn, resolve_seed, sample_with_progress
 
 GUIDE_SIGMA_MIN = 0.02  # below this the prior alone finishes the details
+REMATCH = 0.5  # how far the exemplar synthesis's colours move back onto the painting's (stylize_patch.paint)
 
 
 # ---------------------------------------------------------------- colour
@@ -159,7 +163,8 @@ def _exemplar(rgb: np.ndarray, ref_img: np.ndarray, params: dict[str, Any], seed
     stages.done("palette")
     out = stylize_patch.paint(images.from_model(content)[0], images.from_model(ref)[0], matched,
                               params["strength"], params["structure"], params["stroke_scale"], params["palette"],
-                              seed, lambda i, n: stages.report("synthesis", i))
+                              seed, lambda i, n: stages.report("synthesis", i),
+                              lambda a: images.from_model(match_colours(images.to_model(a), ref, REMATCH))[0])
     stages.done("synthesis")
     if (wh, ww) != (h, w):
         out = images.from_model(images.resize(images.to_model(out), (h, w)).clamp(-1, 1))[0]
@@ -188,8 +193,14 @@ def run(inputs: dict[str, np.ndarray], params: dict[str, Any], ctx: JobContext) 
         return {"image": image.copy()}, meta
 
     rgb, _ = images.split_alpha(images.to_float(image[box.slices]))
+    bank = None
+    if style is None:  # a style model alone: its exemplar bank, if training stored one
+        bank = style_bank.load(ctx.models.folder(params["style_model"], "params.style_model"))
     if style is not None and not params["style_model"]:
         out_rgb, info = _exemplar(rgb, style, params, seed, ctx)
+    elif bank is not None:
+        out_rgb, info = _exemplar(rgb, bank, params, seed, ctx)
+        info["exemplar_bank"] = True
     else:
         out_rgb, info = _diffusion(rgb, style, den, params, seed, ctx)
     stages = info.pop("stages")
@@ -221,7 +232,8 @@ OPERATION = Operation(
     ),
     params=(
         ParamSpec("style_model", "model", None, "style model folder under models/ (made by `sfumato train --from "
-                  "builtin`), used as the prior; null = the base model", nullable=True, model_kinds=DENOISERS),
+                  "builtin`): without a reference image, its exemplar bank of the painter's strokes is the "
+                  "reference; with one, it is the diffusion prior; null = the base model", nullable=True, model_kinds=DENOISERS),
         ParamSpec("strength", "float", 1.0, "how much of the painting's texture replaces the picture's (0 = the "
                   "picture in the painting's colours, 1 = only the painting's strokes); with a style model alone: "
                   "the noise level the re-rendering starts from", min=0.0, max=1.0),

@@ -10,7 +10,10 @@ Steps (Elad and Milanfar 2017, with StyLit-like guidance, on engine.synthesis):
 3. guided synthesis at several scales (synthesis.guided): every pixel of the result is copied
    from the painting, which is scaled so that its strokes have `stroke_scale` times their
    size relative to a painting with as many pixels as the work area;
-4. `strength` blends the synthesis over the palette-matched photo, and `palette` moves the
+4. the synthesis's colours are moved half-way back onto the painting's distribution (the
+   caller's `rematch`: on three paintings x two photos, style distance 0.138 -> 0.119 for a
+   content distance 0.453 -> 0.455);
+5. `strength` blends the synthesis over the palette-matched photo, and `palette` moves the
    result's chroma from the photo's (0) to the synthesis's (1).
 """
 from __future__ import annotations
@@ -26,7 +29,7 @@ from ..synthesis.features import OPPONENT  # orthonormal: its inverse is its tra
 from ..synthesis.guided import GuidedSettings, guides, luminance, match_histogram, synthesize
 
 MAX_SOURCE_PIXELS = 1 << 20  # the painting is never scaled beyond this many pixels
-PROGRESS_STEPS = 9  # EM rounds of the default synthesis (for the progress bar)
+PROGRESS_STEPS = sum(GuidedSettings().rounds(GuidedSettings().levels))  # EM rounds (for the progress bar)
 EDGE_GAIN = 4.0  # edge channels against the luminance channel in the guides
 
 
@@ -61,10 +64,13 @@ def _opp(x: np.ndarray) -> np.ndarray:
 
 
 def paint(content: np.ndarray, style: np.ndarray, colour_matched: np.ndarray, strength: float, structure: float,
-          stroke_scale: float, palette: float, seed: int, progress: Callable[[int, int], None] | None = None
-          ) -> np.ndarray:
+          stroke_scale: float, palette: float, seed: int, progress: Callable[[int, int], None] | None = None,
+          rematch: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
     """content, colour_matched: (h, w, 3) float in [0, 1] at the work size (the photo, and the
-    photo in the painting's colours); style: (hs, ws, 3) float in [0, 1]. Returns (h, w, 3)."""
+    photo in the painting's colours); style: (hs, ws, 3) float in [0, 1]; rematch: moves the
+    synthesis's colours part of the way back onto the painting's distribution (the content
+    fusion and the sharp votes skew it: some of the painting's colours end up under-used).
+    Returns (h, w, 3)."""
     h, w = content.shape[:2]
     src = _resize(style, source_size(style.shape[:2], h * w, stroke_scale))
     src_lum = luminance(src)
@@ -72,6 +78,8 @@ def paint(content: np.ndarray, style: np.ndarray, colour_matched: np.ndarray, st
     settings = GuidedSettings(guide_weight=GUIDE_WEIGHT, keep=KEEP * structure)
     synth = synthesize(guides(t_lum, EDGE_GAIN), src, guides(src_lum, EDGE_GAIN), colour_matched, seed, settings,
                        progress=progress, keep_map=keep_map(luminance(content)))
+    if rematch is not None:
+        synth = rematch(synth)
     out = colour_matched + strength * (synth - colour_matched)
     if palette < 1:  # chroma from the photo (palette 0) to the result's own (1); luma stays
         o, c = _opp(out), _opp(content)
