@@ -219,13 +219,18 @@ def _outcome(job: Any, kind: Kind, inputs: dict, op: str) -> str:
 
 
 def client_loop(address: str, cfg: SoakConfig, index: int, stop_at: float, record: ClientLog) -> None:
-    """Submit jobs of the mix one after another until stop_at; each waits for its outcome."""
+    """Submit jobs of the mix one after another until stop_at; each waits for its outcome.
+    Each client first goes once through the mix, starting at its own kind (so even a short run
+    has every kind early), then draws kinds by their weights."""
     rng = np.random.default_rng([cfg.seed, index])
     weights = np.array([k.weight for k in MIX])
     with CountingClient(address, timeout=60, name=f"soak-{index}") as client:
         client.hello()
+        n = 0
         while time.monotonic() < stop_at:
-            kind = MIX[int(rng.choice(len(MIX), p=weights / weights.sum()))]
+            pick = (index + n) % len(MIX) if n < len(MIX) else int(rng.choice(len(MIX), p=weights / weights.sum()))
+            kind = MIX[pick]
+            n += 1
             op, inputs, params = kind.make(rng)
             t0 = time.perf_counter()
             try:
