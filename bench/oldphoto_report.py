@@ -1,13 +1,12 @@
 """The old-photo section of the benchmark report (rows of `bench quality --tasks oldphoto`)."""
 from __future__ import annotations
 
-from typing import Any
+from .formatting import number
 
 BARS = {"f1": 0.8, "fp_percent": 0.1, "deblur_gap_db": 1.0, "auto_right": 0.9}
 
 
-def _f(v: Any, nd: int = 2) -> str:
-    return "–" if v is None else f"{v:.{nd}f}"
+_f = number
 
 
 def _met(ok: bool) -> str:

@@ -6,13 +6,13 @@ without measuring anything, so a table layout change never needs a re-run.
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from . import masks as masklib
+from .formatting import number
 from .published import ROWS as PUBLISHED
 from .published import SOURCES
 from .report_completion import quality_sections as completion_sections
@@ -49,10 +49,7 @@ def _load(path: Path) -> dict | None:
         return None
 
 
-def _f(x: Any, nd: int = 2) -> str:
-    if x is None or (isinstance(x, float) and (math.isnan(x) or math.isinf(x))):
-        return "–"
-    return f"{x:.{nd}f}"
+_f = number
 
 
 def _ms(s: float | None) -> str:

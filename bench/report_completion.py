@@ -3,9 +3,10 @@ removal speed and memory rows (bench/completion.py, bench/speed_removal.py)."""
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from typing import Callable
 
 from .completion import OURS_PATCH, REAL
+from .formatting import number
 
 OURS = "Sfumato (ours)"
 TEXTURE_BAND = (0.8, 1.2)
@@ -24,10 +25,7 @@ INTRO = ("Every method gets the image with the hole zeroed and the mask; OpenCV 
          "neighbouring columns in the 24 known columns before it; geometric mean, target below 1.3.")
 
 
-def _f(x: Any, nd: int = 2) -> str:
-    if x is None or (isinstance(x, float) and (math.isnan(x) or math.isinf(x))):
-        return "–"
-    return f"{x:.{nd}f}"
+_f = number
 
 
 def _label(r: dict) -> str:

@@ -2,9 +2,9 @@
 the 512x512 time and the issue's bars checked against them."""
 from __future__ import annotations
 
-import math
 from typing import Any, Callable
 
+from .formatting import number
 from .stylize_task import (DIFFUSION, PAINTINGS, PHOTO, PHOTOS, REINHARD, SETTING, SPEED_SETTING,
                            SPEED_TARGET_S)
 
@@ -21,9 +21,7 @@ INTRO = (f"Paintings from `style/` beside the eval data ({', '.join(PAINTINGS)})
 
 
 def _f(x: Any, nd: int = 3) -> str:
-    if x is None or (isinstance(x, float) and (math.isnan(x) or math.isinf(x))):
-        return "–"
-    return f"{x:.{nd}f}"
+    return number(x, nd)
 
 
 def _verdicts(rows: list[dict]) -> list[str]:

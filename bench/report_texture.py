@@ -2,10 +2,10 @@
 seam ratio, structure kept and stripe errors, the 512x512 tile's time, and the issue's targets."""
 from __future__ import annotations
 
-import math
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
+from .formatting import number
 from .texture import BASELINE, OURS, SEAM_BAND, STRIPE_TOL, STRUCTURE_MAX, TILING
 
 SPEED_MAX = 10.0  # seconds for one 512x512 tile on 2 CPU cores
@@ -24,10 +24,7 @@ TITLES = {"texture": ("Textures from a reference", "`generate` with the crop as 
                       "Last row: a half-drop repeat of a drawn leaf over a ground grown from the bricks.")}
 
 
-def _f(x: Any, nd: int = 2) -> str:
-    if x is None or (isinstance(x, float) and (math.isnan(x) or math.isinf(x))):
-        return "–"
-    return f"{x:.{nd}f}"
+_f = number
 
 
 def _per_image(rows: list[dict]) -> list[tuple[str, str, dict[str, dict[str, float]]]]:
