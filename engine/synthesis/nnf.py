@@ -18,6 +18,16 @@ JUMPS = (8, 4, 2, 1)
 DIRECTIONS = ((0, 1), (0, -1), (1, 0), (-1, 0))
 
 
+def on_grid(y: torch.Tensor, x: torch.Tensor, h: int, w: int, wrap: bool
+            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Coordinates brought onto an (h, w) grid (wrapped around, or clamped to its edge) and
+    whether each was on it to begin with (always, when it wraps)."""
+    if wrap:
+        return y % h, x % w, torch.ones_like(y, dtype=torch.bool)
+    inside = (y >= 0) & (y < h) & (x >= 0) & (x < w)
+    return y.clamp(0, h - 1), x.clamp(0, w - 1), inside
+
+
 class Field:
     """Matches from target centres (ty, tx) on a (ht, wt) grid to valid centres of a (hs, ws) source.
 
@@ -73,12 +83,7 @@ class Field:
 
     def _source(self, sy: torch.Tensor, sx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Flat source index and whether it may be used."""
-        if self.wrap:
-            sy, sx = sy % self.hs, sx % self.ws
-            inside = torch.ones_like(sy, dtype=torch.bool)
-        else:
-            inside = (sy >= 0) & (sy < self.hs) & (sx >= 0) & (sx < self.ws)
-            sy, sx = sy.clamp(0, self.hs - 1), sx.clamp(0, self.ws - 1)
+        sy, sx, inside = on_grid(sy, sx, self.hs, self.ws, self.wrap)
         cand = sy * self.ws + sx
         return cand, inside & self.ok[cand]
 
@@ -91,13 +96,7 @@ class Field:
     def propagate(self, reverse: bool = False) -> None:
         for j in (self.jumps[::-1] if reverse else self.jumps):
             for dy, dx in DIRECTIONS:
-                qy, qx = self.ty + dy * j, self.tx + dx * j
-                if self.wrap:
-                    qy, qx = qy % self.ht, qx % self.wt
-                    inside = torch.ones_like(qy, dtype=torch.bool)
-                else:
-                    inside = (qy >= 0) & (qy < self.ht) & (qx >= 0) & (qx < self.wt)
-                    qy, qx = qy.clamp(0, self.ht - 1), qx.clamp(0, self.wt - 1)
+                qy, qx, inside = on_grid(self.ty + dy * j, self.tx + dx * j, self.ht, self.wt, self.wrap)
                 g = self.grid[qy * self.wt + qx]
                 cand, usable = self._source(g.div(self.ws, rounding_mode="floor") - dy * j, g % self.ws - dx * j)
                 self._try(cand, usable & inside & (g >= 0))
