@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from . import pyramid
 from .em import Target, Tick, em_level, match_weights
 from .features import basis, feature_map, features_at
+from .lattice import PhaseLock, find_lattice
 from .nnf import JUMPS, Field
 from .progress import Progress, Ticker
 
@@ -46,6 +47,7 @@ class TextureSettings:
     # levels average the proposals, so where two placed blocks disagree the votes blend and the
     # next match can find one source patch that spans the join
     lattice: int = 2  # spacing of the matched target patches (1: every pixel; 2: a quarter of the matching)
+    keep_phase: bool = True  # a periodic reference grown into a tile of whole repeats stays in phase (lattice.py)
 
 
 def _levels(ref_shape: tuple[int, int], out_shape: tuple[int, int], s: TextureSettings) -> int:
@@ -158,6 +160,19 @@ def _lattice_em(src: torch.Tensor, field: Field, t: Target, kernels: torch.Tenso
     return t.est
 
 
+def _phase_locks(ref: np.ndarray, shapes: list[tuple[int, int]], wrap: bool, s: TextureSettings,
+                 dev: torch.device) -> list[PhaseLock | None]:
+    """Per level (0 = full size): the phase lock where the reference repeats on a lattice whose
+    vectors are whole pixels at that level and whose repeats fill that level's tile exactly."""
+    found = find_lattice(ref) if wrap and s.keep_phase else None
+    locks: list[PhaseLock | None] = []
+    for lv, (h, w) in enumerate(shapes):
+        lat = found.scaled(0.5 ** lv) if found is not None else None
+        whole = lat is not None and all(float(v).is_integer() for v in (*lat.a, *lat.b))
+        locks.append(PhaseLock(lat, (0, 0), dev) if whole and lat.tiles(h, w) else None)
+    return locks
+
+
 def random_blocks(ref: torch.Tensor, shape: tuple[int, int], block: int, gen: torch.Generator) -> torch.Tensor:
     """(c, h, w): the output tiled with block x block squares cut from random places of `ref`."""
     c, hr, wr = ref.shape
@@ -195,6 +210,7 @@ def synthesize(reference: np.ndarray, height: int, width: int, wrap: bool = Fals
             refs.append(_down(refs[-1], False))
             shapes.append(((shapes[-1][0] + 1) // 2, (shapes[-1][1] + 1) // 2))
         coarse = refs[-1]
+        locks = _phase_locks(ref_np, shapes, wrap, settings, dev)
         est = random_blocks(coarse, shapes[-1], max(4, round(settings.block * min(coarse.shape[-2:]))), gen)
         dense: torch.Tensor | None = None  # the last field at every pixel, carried to the next patch size and level
         for lv in range(n - 1, -1, -1):
@@ -218,7 +234,7 @@ def synthesize(reference: np.ndarray, height: int, width: int, wrap: bool = Fals
                 ok = pyramid.erode(torch.ones(src.shape[-2:], dtype=torch.bool, device=dev), r)
                 field = Field(feature_map(src, kernels, False), ok, ty, tx, (h, w),
                               torch.full((h * w,), -1, dtype=torch.long, device=dev), wrap, gen,
-                              tuple(j * step for j in JUMPS))
+                              tuple(j * step for j in JUMPS), locks[lv])
                 if dense is None:
                     field.random_init()
                 else:
