@@ -42,7 +42,7 @@ class TextureSettings:
     pm_iterations: int = 1  # PatchMatch iterations per EM round (the field carries over between rounds)
     min_side: int = 24  # the coarsest level keeps at least this many reference pixels on its shorter side
     max_levels: int = 4
-    block: float = 0.5  # initial blocks: this share of the coarsest reference's shorter side
+    block: float = 0.25  # initial blocks: this share of the coarsest reference's shorter side
     sharp_levels: int = 1  # the finest levels where each pixel keeps its best proposal (see em.vote); coarser
     # levels average the proposals, so where two placed blocks disagree the votes blend and the
     # next match can find one source patch that spans the join
