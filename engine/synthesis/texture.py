@@ -42,7 +42,7 @@ class TextureSettings:
     pm_iterations: int = 1  # PatchMatch iterations per EM round (the field carries over between rounds)
     min_side: int = 24  # the coarsest level keeps at least this many reference pixels on its shorter side
     max_levels: int = 4
-    block: float = 0.25  # initial blocks: this share of the coarsest reference's shorter side
+    block: float = 0.5  # initial blocks: this share of the coarsest reference's shorter side
     sharp_levels: int = 1  # the finest levels where each pixel keeps its best proposal (see em.vote); coarser
     # levels average the proposals, so where two placed blocks disagree the votes blend and the
     # next match can find one source patch that spans the join
@@ -173,18 +173,33 @@ def _phase_locks(ref: np.ndarray, shapes: list[tuple[int, int]], wrap: bool, s: 
     return locks
 
 
-def random_blocks(ref: torch.Tensor, shape: tuple[int, int], block: int, gen: torch.Generator) -> torch.Tensor:
+def _block_axis(n_px: int, block: int, wrap: bool, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Per pixel along one axis: its block's number and its place in the block; and the block count.
+    On a torus the blocks divide the side evenly (sizes differ by at most a pixel) and start at a
+    random offset, so the wrap-around edge is an ordinary line, not always a join between blocks
+    (joins outlive the synthesis as faint steps: Great Wave tiles, 1.42 on the block rows against
+    0.8 on others, always at the edge)."""
+    pos = torch.arange(n_px, device=gen.device)
+    if not wrap:
+        return pos // block, pos % block, -(-n_px // block)
+    count = max(1, round(n_px / block))
+    u = (pos - int(torch.randint(0, n_px, (1,), generator=gen, device=gen.device))) % n_px
+    number = u * count // n_px
+    start = -((-number * n_px) // count)  # the first u of each block: ceil(number * n_px / count)
+    return number, u - start, count
+
+
+def random_blocks(ref: torch.Tensor, shape: tuple[int, int], block: int, gen: torch.Generator,
+                  wrap: bool = False) -> torch.Tensor:
     """(c, h, w): the output tiled with block x block squares cut from random places of `ref`."""
     c, hr, wr = ref.shape
-    h, w = shape
-    b = max(1, min(block, hr, wr))
-    ny, nx = -(-h // b), -(-w // b)
-    oy = torch.randint(0, hr - b + 1, (ny, nx), generator=gen, device=gen.device).to(ref.device)
-    ox = torch.randint(0, wr - b + 1, (ny, nx), generator=gen, device=gen.device).to(ref.device)
-    yy, xx = torch.arange(h, device=ref.device), torch.arange(w, device=ref.device)
-    by, bx = yy // b, xx // b
-    sy = oy[by][:, bx] + (yy % b)[:, None]
-    sx = ox[by][:, bx] + (xx % b)[None, :]
+    b = max(1, min(block, hr - 1, wr - 1))
+    (by, ly, ny), (bx, lx, nx) = (_block_axis(n, b, wrap, gen) for n in shape)
+    span_y, span_x = int(ly.max()) + 1, int(lx.max()) + 1
+    oy = torch.randint(0, hr - span_y + 1, (ny, nx), generator=gen, device=gen.device)
+    ox = torch.randint(0, wr - span_x + 1, (ny, nx), generator=gen, device=gen.device)
+    sy = (oy[by][:, bx] + ly[:, None]).to(ref.device)
+    sx = (ox[by][:, bx] + lx[None, :]).to(ref.device)
     return ref[:, sy, sx]
 
 
@@ -211,7 +226,7 @@ def synthesize(reference: np.ndarray, height: int, width: int, wrap: bool = Fals
             shapes.append(((shapes[-1][0] + 1) // 2, (shapes[-1][1] + 1) // 2))
         coarse = refs[-1]
         locks = _phase_locks(ref_np, shapes, wrap, settings, dev)
-        est = random_blocks(coarse, shapes[-1], max(4, round(settings.block * min(coarse.shape[-2:]))), gen)
+        est = random_blocks(coarse, shapes[-1], max(4, round(settings.block * min(coarse.shape[-2:]))), gen, wrap)
         dense: torch.Tensor | None = None  # the last field at every pixel, carried to the next patch size and level
         for lv in range(n - 1, -1, -1):
             src, (h, w) = refs[lv], shapes[lv]
