@@ -46,6 +46,13 @@ def zoo_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
+def lama(zoo_dir):
+    """The LaMa file read, detected and built as the engine does (engine.zoo.checkpoint.load)."""
+    from engine.zoo.checkpoint import load
+    return load(zoo_dir / "lama.safetensors")
+
+
+@pytest.fixture(scope="module")
 def client(zoo_dir):
     with Client.in_process(models_dir=zoo_dir, device="cpu", timeout=120) as c:
         yield c
@@ -65,9 +72,8 @@ def hole_mask(h: int = H, w: int = W) -> np.ndarray:
     return m
 
 
-def test_spandrel_detects_the_files_and_welcome_lists_what_they_serve(client, zoo_dir):
-    from engine.zoo.checkpoint import load
-    zm = load(zoo_dir / "lama.safetensors")
+def test_spandrel_detects_the_files_and_welcome_lists_what_they_serve(client, lama):
+    zm = lama
     assert zm.model.architecture.id == "LaMa" and type(zm.model).__name__ == "MaskedImageModelDescriptor"
     models = {m["name"]: m for m in client.models()}
     lama = models["lama"]
@@ -102,13 +108,12 @@ def test_outside_the_mask_stays_bit_exact_and_the_hole_is_the_networks(client, d
     assert (y1 - y0) % 8 == 0 and (x1 - x0) % 8 == 0 and meta["network_size"] == [y1 - y0, x1 - x0]
 
 
-def test_the_fill_is_the_networks_output_in_the_hole_and_the_input_elsewhere(zoo_dir, monkeypatch):
+def test_the_fill_is_the_networks_output_in_the_hole_and_the_input_elsewhere(lama, monkeypatch):
     """inpaint_zoo.fill on its own against spandrel's own call, at full size and downscaled."""
     from engine.devices import WORK_SIDE
     from engine.tasks.base import JobContext
     from engine.tasks.inpaint_zoo import fill
-    from engine.zoo.checkpoint import load
-    zm = load(zoo_dir / "lama.safetensors")
+    zm = lama
     rgb, regen = scene(40, 56), hole_mask(40, 56)[..., 0] > 0
     meta: dict = {}
     (got,), _ = fill(zm, rgb, regen, 0, 1, JobContext("t"), meta)
@@ -170,7 +175,7 @@ def test_cancel_around_the_network_call(client):
     assert client.inpaint(img, mask, model="lama").shape == img.shape  # the engine keeps serving
 
 
-def test_cli_inpaints_with_the_zoo_model(zoo_dir, tmp_path, capsys):
+def test_cli_inpaints_with_the_zoo_model_and_lists_it(zoo_dir, tmp_path, capsys):
     from PIL import Image
     from engine.cli import main
     Image.fromarray(images.from_float(scene(), np.uint8)).save(tmp_path / "in.png")
@@ -180,3 +185,8 @@ def test_cli_inpaints_with_the_zoo_model(zoo_dir, tmp_path, capsys):
     assert rc == 0, capsys.readouterr().err
     out = np.asarray(Image.open(tmp_path / "out.png"))
     assert out.shape == (H, W, 3) and out[HOLE].mean() < 0.9 * 255
+    capsys.readouterr()
+    assert main(["models", "--models", str(zoo_dir)]) == 0
+    assert "lama: zoo, LaMa inpaint x1, 50975875 parameters (inpaint: fill, remove, outpaint)" in capsys.readouterr().out
+    assert main(["models", "info", "lama", "--models", str(zoo_dir)]) == 0
+    assert '"inpaint": [\n      "fill",' in capsys.readouterr().out
