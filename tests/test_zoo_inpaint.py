@@ -84,7 +84,7 @@ def test_spandrel_detects_the_files_and_welcome_lists_what_they_serve(client, la
 
 
 @pytest.mark.parametrize("dtype, alpha", [(np.uint8, False), (np.uint8, True), (np.uint16, False),
-                                          (np.uint16, True)])
+                                          (np.uint16, True), (np.float32, True)])
 def test_outside_the_mask_stays_bit_exact_and_the_hole_is_the_networks(client, dtype, alpha):
     rgb = scene()
     if alpha:
@@ -99,7 +99,7 @@ def test_outside_the_mask_stays_bit_exact_and_the_hole_is_the_networks(client, d
     assert np.array_equal(out[~near], img[~near])
     if alpha:
         assert np.array_equal(out[..., 3], img[..., 3])  # alpha that is not outpainted stays as it was
-    white = float(np.iinfo(dtype).max)
+    white = 1.0 if dtype == np.float32 else float(np.iinfo(dtype).max)
     inside = out[HOLE][..., :3].astype(np.float64) / white
     assert inside.mean() < 0.9, inside.mean()  # the white object is gone: the network's grey fill
     meta = res.meta

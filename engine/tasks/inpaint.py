@@ -62,10 +62,12 @@ def run(inputs: dict[str, np.ndarray], params: dict[str, Any], ctx: JobContext) 
     if params["remove"]:  # object removal: take the object's soft fringe too
         m = np.maximum(m, images.dilate(m > 0, large.removal_grow(m > 0)).astype(np.float32))
     meta: dict[str, Any] = {"seed": seed, "method": method, "variants": n_var, "strength": strength}
-    zm = inpaint_zoo.checked(params["model"], ctx, params) if method != "patch" and ctx.models.is_zoo(
-        params["model"]) else None  # a zoo inpainting network fills instead of the sampler
-    stride = PATCH_ALIGN if method == "patch" else inpaint_zoo.stride(zm) if zm else ctx.models.get(
-        params["model"]).descriptor.stride
+    zoo = method != "patch" and ctx.models.is_zoo(params["model"])  # its network fills instead of the sampler
+    zm = inpaint_zoo.checked(params["model"], ctx, params) if zoo else None
+    if method == "patch":
+        stride = PATCH_ALIGN
+    else:
+        stride = inpaint_zoo.stride(zm) if zm else ctx.models.get(params["model"]).descriptor.stride
     box = images.work_area(m, params["context"], stride=stride)
     if box is None:  # nothing selected: nothing to do, and nothing changes
         ctx.progress(1, 1, "composite")

@@ -76,12 +76,6 @@ def _with_extras(sp: ModuleType) -> ModuleType:
     return sp
 
 
-def extra_architectures() -> bool:
-    """Whether spandrel_extra_arches (MAT, ...) is installed and registered."""
-    spandrel()
-    return "spandrel_extra_arches" in sys.modules
-
-
 def available() -> bool:
     try:
         spandrel()
