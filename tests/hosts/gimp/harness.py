@@ -427,10 +427,12 @@ def main() -> int:
 
             gui_engine = engine
             if (SHIPPED_MODELS / "builtin" / "model.json").is_file():  # nicer screenshots with the real model
-                gui_engine = Engine(bind="tcp://127.0.0.1:*", models_dir=SHIPPED_MODELS, device="cpu").start()
+                shipped, _ = zoo_compare.zoo_models(SHIPPED_MODELS, work / "gui-models")  # plus the zoo model
+                gui_engine = Engine(bind="tcp://127.0.0.1:*", models_dir=shipped or SHIPPED_MODELS, device="cpu").start()
             try:
                 phase = "the GUI run (gimp-3.0 under Xvfb)"
-                checks += run_gui(host, gui_engine, work, Path(args.shots) if args.shots else None)
+                zoo = zoo_compare.ZOO_MODEL if zoo_compare.ZOO_MODEL in {m["name"] for m in gui_engine.models.list()} else ""
+                checks += run_gui(host, gui_engine, work, Path(args.shots) if args.shots else None, zoo)
             finally:
                 if gui_engine is not engine:
                     gui_engine.stop()

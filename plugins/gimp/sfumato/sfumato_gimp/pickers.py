@@ -85,9 +85,19 @@ def _picker(dialog: Any, action: link.Action, config: Any, welcome: dict[str, An
         if name == "model" and _read(config, follow) is not None:
             config.connect(f"notify::{follow}", lambda *_: refill())
     combo.set_tooltip_text(str(spec.get("doc") or ""))
-    row = Gtk.Box(orientation=Gtk.Orientation.HORIZONTAL, spacing=6)
-    label = Gtk.Label(label=link.label(name), xalign=0.0)
-    row.pack_start(label, False, False, 0)
+    combo.set_hexpand(True)
+    inner = entry.get_entry() if hasattr(entry, "get_entry") else None
+    if inner is not None and isinstance(inner.get_parent(), Gtk.Grid):
+        # in the entry's own place beside its label, which stays aligned with the other labels
+        inner.set_no_show_all(True)
+        inner.hide()
+        inner.get_parent().attach_next_to(combo, inner, Gtk.PositionType.RIGHT, 1, 1)
+        if hasattr(entry, "get_label"):
+            entry.get_label().set_mnemonic_widget(combo)
+        combo.show()
+        return combo
+    row = Gtk.Box(orientation=Gtk.Orientation.HORIZONTAL, spacing=6)  # another widget: a row of our own
+    row.pack_start(Gtk.Label(label=link.label(name), xalign=0.0), False, False, 0)
     row.pack_start(combo, True, True, 0)
     position = parent.child_get_property(entry, "position")
     entry.set_no_show_all(True)
