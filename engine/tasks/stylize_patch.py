@@ -11,8 +11,8 @@ Steps (Elad and Milanfar 2017, with StyLit-like guidance, on engine.synthesis):
    from the painting, which is scaled so that its strokes have `stroke_scale` times their
    size relative to a painting with as many pixels as the work area;
 4. the synthesis's colours are moved half-way back onto the painting's distribution (the
-   caller's `rematch`: on three paintings x two photos at guidance 3, style distance 0.138 -> 0.119 for a
-   content distance 0.453 -> 0.455);
+   caller's `rematch`: on three paintings x two photos at guidance 3, style distance
+   0.138 -> 0.119 for a content distance 0.453 -> 0.455);
 5. `strength` blends the synthesis over the palette-matched photo, and `palette` moves the
    result's chroma from the photo's (0) to the synthesis's (1).
 """
