@@ -47,6 +47,28 @@ def _verdicts(rows: list[dict]) -> list[str]:
     return ["Targets for ours (default settings): " + "; ".join(out) + ".", ""]
 
 
+def _per_painting(rows: list[dict]) -> list[str]:
+    """Style / content distance per painting (mean over its photos), one column per method: where
+    ours wins and loses, which the mean over all pairs hides."""
+    order = [m for m in (OURS, DIFFUSION, REINHARD) if any(r["method"] == m for r in rows)]
+    by = {r["method"]: r.get("per_image") or {} for r in rows if r["setting"] == SETTING}
+    if not order or not by.get(order[0], {}).get("images"):
+        return []
+    names = [x.split(" x ", 1)[1] for x in by[order[0]]["images"]]
+    lines = ["Per painting, style / content distance (mean over its photos):", "",
+             "| painting | " + " | ".join(order) + " |", "|---" * (len(order) + 1) + "|"]
+    for painting in dict.fromkeys(names):
+        cells = []
+        for m in order:
+            pi = by.get(m, {})
+            idx = [i for i, x in enumerate(pi.get("images", [])) if x.split(" x ", 1)[1] == painting]
+            s = [pi["style_distance"][i] for i in idx]
+            c = [pi["content_distance"][i] for i in idx]
+            cells.append(f"{_f(sum(s) / len(s))} / {_f(sum(c) / len(c))}" if idx else "–")
+        lines.append(f"| {painting} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
 def quality_sections(rows: dict[str, list[dict]], when: Callable[[str], str]) -> list[str]:
     r = rows.get("stylize")
     if not r:
@@ -64,4 +86,4 @@ def quality_sections(rows: dict[str, list[dict]], when: Callable[[str], str]) ->
     if speed:
         lines += ["", f"Ours at defaults on the first photo resized to 512x512 (Starry Night): "
                       f"{_f(speed.get('seconds_per_image'), 1)} s."]
-    return lines + [""] + _verdicts(r)
+    return lines + [""] + _per_painting(r) + _verdicts(r)

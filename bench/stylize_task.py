@@ -31,7 +31,10 @@ if TYPE_CHECKING:
 DATASET = "CBSD68"
 SETTING = "paintings x photos"
 SPEED_SETTING = "512x512"
-PAINTINGS = ("starry_night", "great_wave_hokusai", "the_scream")
+# Swirling strokes, a woodcut's lines and flat bands, long wavy bands, Kandinsky's abstract shapes and
+# Léger's black outlines round hatched tubes (the last two: line work with distinct shapes).
+PAINTINGS = ("starry_night", "great_wave_hokusai", "the_scream", "composition_vii_kandinsky",
+             "contrast_of_forms_leger")
 PHOTOS = 2  # per painting (the first CBSD68 images)
 PAINTING_SIDE = 1024  # paintings are sent at most this large (quick: QUICK_PAINTING_SIDE)
 QUICK_PAINTING_SIDE = 256

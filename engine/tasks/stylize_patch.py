@@ -11,8 +11,8 @@ Steps (Elad and Milanfar 2017, with StyLit-like guidance, on engine.synthesis):
    from the painting, which is scaled so that its strokes have `stroke_scale` times their
    size relative to a painting with as many pixels as the work area;
 4. the synthesis's colours are moved half-way back onto the painting's distribution (the
-   caller's `rematch`: on three paintings x two photos, style distance 0.138 -> 0.119 for a
-   content distance 0.453 -> 0.455);
+   caller's `rematch`: on three paintings x two photos at guidance 3, style distance
+   0.138 -> 0.119 for a content distance 0.453 -> 0.455);
 5. `strength` blends the synthesis over the palette-matched photo, and `palette` moves the
    result's chroma from the photo's (0) to the synthesis's (1).
 """
@@ -33,14 +33,23 @@ PROGRESS_STEPS = sum(GuidedSettings().rounds(GuidedSettings().levels))  # EM rou
 EDGE_GAIN = 4.0  # edge channels against the luminance channel in the guides
 
 
-GUIDE_WEIGHT = 3.0  # guidance against colour in the patch distance
-KEEP = 0.6  # content fusion at structure 1 on the strongest edges (see synthesis.guided)
+# Guidance against colour in the patch distance. Against 3, 6 lets the copied patches keep more
+# of the painting's own colour variation (style distance 0.119 -> 0.113 at structure 0.5 on the
+# bench's six pairs, content distance 0.455 -> 0.457); 12 gains little more (0.110).
+GUIDE_WEIGHT = 6.0
+# Content fusion at structure 1 on the photo's strongest edges, capped at 1 (see keep_map and
+# synthesis.guided). The default structure 0.5 gives 0.6 there: on the bench's six pairs (with
+# GUIDE_WEIGHT 6) fusion 0.3 / 0.45 / 0.6 / 0.9 scores style 0.113 / 0.116 / 0.118 / 0.127 for
+# content 0.457 / 0.449 / 0.442 / 0.431.
+KEEP = 1.2
 
 
-def keep_map(lum: np.ndarray) -> np.ndarray:
-    """Where the photo is held: everywhere a little, on its edges most (gradient, normalised)."""
+def keep_map(lum: np.ndarray, structure: float) -> np.ndarray:
+    """How far each pixel is held to the photo after every vote: everywhere a little, on its
+    edges most (gradient, normalised), scaled by KEEP * structure and capped at 1."""
     g = np.hypot(*np.gradient(lum))
-    return np.clip(0.25 + 0.75 * g / (np.percentile(g, 95) + 1e-6), 0, 1).astype(np.float32)
+    edges = np.clip(0.25 + 0.75 * g / (np.percentile(g, 95) + 1e-6), 0, 1)
+    return np.clip(KEEP * structure * edges, 0, 1).astype(np.float32)
 
 
 def _resize(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -75,9 +84,9 @@ def paint(content: np.ndarray, style: np.ndarray, colour_matched: np.ndarray, st
     src = _resize(style, source_size(style.shape[:2], h * w, stroke_scale))
     src_lum = luminance(src)
     t_lum = match_histogram(luminance(content), src_lum)
-    settings = GuidedSettings(guide_weight=GUIDE_WEIGHT, keep=KEEP * structure)
+    settings = GuidedSettings(guide_weight=GUIDE_WEIGHT, keep=1.0)
     synth = synthesize(guides(t_lum, EDGE_GAIN), src, guides(src_lum, EDGE_GAIN), colour_matched, seed, settings,
-                       progress=progress, keep_map=keep_map(luminance(content)))
+                       progress=progress, keep_map=keep_map(luminance(content), structure))
     if rematch is not None:
         synth = rematch(synth)
     out = colour_matched + strength * (synth - colour_matched)
