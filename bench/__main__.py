@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--tasks", type=_csv, default=("denoise", "sr", "inpaint", "jpeg", "removal", "outpaint",
                                                       "texture", "pattern", "stylize"),
                    help="comma list of denoise, sr, inpaint, jpeg, removal, outpaint, texture, pattern, stylize, "
-                        "oldphoto (default all but oldphoto)")
+                        "oldphoto, zoo (default all but oldphoto and zoo)")
     q.add_argument("--limit", type=int, help="use only the first N images of each set")
     q.add_argument("--bm3d-limit", type=int, help="run CBM3D (about 20 s per image) on the first N images only")
     q.add_argument("--patchmatch-limit", type=int, help="run PatchMatch (seconds per image) on the first N images only "
@@ -59,6 +59,14 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--sweep-images", type=int, default=6, help="images per task in the steps sweep")
     q.add_argument("--no-grids", action="store_true", help="skip the visual grids")
     q.add_argument("--no-local-grids", action="store_true", help="skip the eval-image grids in OUT/local/")
+    q.add_argument("--zoo-models", metavar="DIR", help="zoo task: folder of the checkpoints (realesrgan-x4plus."
+                   "safetensors, realesr-animevideov3-x4.pth, dncnn_25.pth; default ../shared/models beside the checkout)")
+    q.add_argument("--zoo-checkpoints", type=_csv, default=(), metavar="NAMES",
+                   help="zoo task: only these checkpoints (comma list of realesrgan-x4plus, realesr-animevideov3-x4, "
+                        "dncnn_25; default all)")
+    q.add_argument("--zoo-budget", type=float, metavar="MIN", help="zoo task: start no new image after MIN minutes")
+    q.add_argument("--zoo-resume", action="store_true",
+                   help="zoo task: reuse the per-image figures in OUT/zoo_progress.jsonl of an interrupted run")
     _engine_options(q)
 
     s = sub.add_parser("speed", help="latency, throughput, start-up time and peak memory")
@@ -109,7 +117,9 @@ def main(argv: list[str] | None = None) -> int:
                                 device=args.device, seed=args.seed, mask_kinds=kinds,
                                 ours_params=args.ours_params, sweep_steps=args.sweep_steps,
                                 sweep_images=args.sweep_images, grids=not args.no_grids,
-                                local_grids=not args.no_local_grids)
+                                local_grids=not args.no_local_grids, zoo_models=args.zoo_models,
+                                zoo_checkpoints=tuple(args.zoo_checkpoints), zoo_budget_min=args.zoo_budget,
+                                zoo_resume=args.zoo_resume)
             run_quality(cfg)
         elif args.command == "speed":
             from .speed import SECTIONS, SpeedConfig, run_speed
