@@ -65,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="zoo task: only these checkpoints (comma list of realesrgan-x4plus, realesr-animevideov3-x4, "
                         "dncnn_25; default all)")
     q.add_argument("--zoo-budget", type=float, metavar="MIN", help="zoo task: start no new image after MIN minutes")
+    q.add_argument("--zoo-parts", type=_csv, default=(), metavar="PARTS",
+                   help="zoo task: denoise, sr or both (default both)")
     q.add_argument("--zoo-resume", action="store_true",
                    help="zoo task: reuse the per-image figures in OUT/zoo_progress.jsonl of an interrupted run")
     _engine_options(q)
@@ -74,8 +76,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--clients", type=_ints, default=(1, 4, 8), help="concurrent clients for throughput")
     s.add_argument("--no-gpu", action="store_true", help="do not add GPU latencies when CUDA is present")
     s.add_argument("--sections", type=_csv, default=("transport", "latency", "throughput", "startup", "removal"),
-                   help="comma list of transport, latency, throughput, startup, removal (default all); "
-                        "a subset replaces only those sections of an existing speed.json")
+                   help="comma list of transport, latency, throughput, startup, removal, zoo (default all but "
+                        "zoo); a subset replaces only those sections of an existing speed.json")
+    s.add_argument("--zoo-models", metavar="DIR", help="zoo section: folder of the Real-ESRGAN checkpoints "
+                   "(default ../shared/models beside the checkout)")
     _engine_options(s)
 
     k = sub.add_parser("soak", help="many clients against one engine subprocess for a long time: lost or "
@@ -119,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
                                 sweep_images=args.sweep_images, grids=not args.no_grids,
                                 local_grids=not args.no_local_grids, zoo_models=args.zoo_models,
                                 zoo_checkpoints=tuple(args.zoo_checkpoints), zoo_budget_min=args.zoo_budget,
-                                zoo_resume=args.zoo_resume)
+                                zoo_resume=args.zoo_resume, zoo_parts=tuple(args.zoo_parts))
             run_quality(cfg)
         elif args.command == "speed":
             from .speed import SECTIONS, SpeedConfig, run_speed
@@ -130,7 +134,8 @@ def main(argv: list[str] | None = None) -> int:
                 return 2
             cfg = SpeedConfig(out=str(args.out), quick=args.quick, models=args.models, device=args.device,
                               repeats=args.repeats, clients=args.clients, gpu=not args.no_gpu,
-                              ours_params=args.ours_params, sections=tuple(args.sections))
+                              ours_params=args.ours_params, sections=tuple(args.sections),
+                              zoo_models=args.zoo_models)
             run_speed(cfg)
         elif args.command == "soak":
             from .soak import SoakConfig, run_soak

@@ -66,6 +66,7 @@ class QualityConfig:
     zoo_checkpoints: tuple[str, ...] = ()  # which of them (default all)
     zoo_budget_min: float | None = None  # stop starting new zoo images after this long
     zoo_resume: bool = False  # reuse the per-image figures of an interrupted zoo run
+    zoo_parts: tuple[str, ...] = ()  # denoise, sr (default both)
 
     def settings(self) -> dict[str, Any]:
         if self.quick:

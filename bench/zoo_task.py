@@ -22,7 +22,8 @@ engine's tiling, transport and compositing.
 Every image's figures are appended to OUT/zoo_progress.jsonl as they are measured, so an
 interrupted run is usable; `--zoo-resume` takes the figures already there instead of measuring
 them again, and `--zoo-budget MIN` stops starting new images after that many minutes (the rows
-then say n of N). Images are visited one at a time with every method, so a partial run compares
+then say n of N). `--zoo-parts denoise` or `sr` runs one half: two processes with `--zoo-resume`
+share the progress file, and a last run with `--zoo-resume` assembles the rows from it. Images are visited one at a time with every method, so a partial run compares
 all methods on the same images.
 """
 from __future__ import annotations
@@ -33,7 +34,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 from PIL import Image
@@ -56,6 +57,10 @@ GREY_DATASET = "CBSD68 (grey)"
 SR_SETTING = f"x{SCALE}"
 DENOISE_SETTING = f"sigma={SIGMA}"
 PROGRESS = "zoo_progress.jsonl"
+PARTS = ("denoise", "sr")
+# BM3D (grey) and the direct DnCNN forward run on the first SLOW_LIMIT images unless --bm3d-limit
+# says otherwise: each costs seconds per image on a CPU, and they are references, not contestants.
+SLOW_LIMIT = 17
 OURS = "Sfumato (ours)"
 BICUBIC = "Bicubic"
 NLM_GREY = "OpenCV NLM (grey)"
@@ -250,7 +255,8 @@ class ZooRun:
                                            "input to [0, 1])"))
                 ms.append(_Method(DIRECT, "reference", _direct_forward(self.engine.dir / c.file), c.file,
                                   "the checkpoint's network called directly (spandrel, float32, whole image) on "
-                                  "the unclipped noisy image, as the published protocol does; not the engine"))
+                                  "the unclipped noisy image, as the published protocol does; not the engine",
+                                  self._slow_limit()))
         params = self._ours_params()
         ms.append(_Method(OURS, "ours", lambda x, s: self.ours.denoise(_three(x), s, **params), "",
                           "restore --task denoise, told sigma; the grey image on all three channels"))
@@ -267,8 +273,11 @@ class ZooRun:
             self.run.skipped.append({"task": "zoo", "method": BM3D_GREY, "reason": "slow peer, skipped in quick mode"})
         else:
             ms.append(_Method(BM3D_GREY, "peer", _bm3d_grey, f"bm3d {package_version('bm3d')}",
-                              "bm3d.bm3d, sigma_psd = sigma (the true noise level)", self.run.cfg.bm3d_limit))
+                              "bm3d.bm3d, sigma_psd = sigma (the true noise level)", self._slow_limit()))
         return ms
+
+    def _slow_limit(self) -> int:
+        return self.run.cfg.bm3d_limit if self.run.cfg.bm3d_limit is not None else SLOW_LIMIT
 
     def _zoo_denoise(self, noisy: np.ndarray, name: str) -> np.ndarray:
         x = (_three(noisy) / 255.0).astype(np.float32)  # float input, as ours gets; the engine clips it to [0, 1]
@@ -394,9 +403,11 @@ def run_zoo(run: "QualityRun") -> None:
         qlog(f"[zoo] {n} unusable: {engine.listing[n]['error']}")
     zr = ZooRun(run, engine, [c for c in checkpoints if c.name not in broken],
                 Progress(Path(cfg.out) / PROGRESS, cfg.zoo_resume))
+    parts = cfg.zoo_parts or PARTS
     try:
-        zr.run_denoise()
-        if not zr.stopped:
+        if "denoise" in parts:
+            zr.run_denoise()
+        if "sr" in parts and not zr.stopped:
             zr.run_sr()
     finally:
         import torch
