@@ -7,7 +7,8 @@ records its wall time, the process CPU time it used (the engine runs in this pro
 threads count) and the load average just before it: on a shared machine wall time follows the
 load, CPU time much less so. On an idle machine with T torch threads the wall time lies between
 CPU time / T (perfect parallelism) and the CPU time itself. The tile side the engine picks
-(engine/tasks/restore_zoo.py tile_side) is recorded with the rows.
+(engine/tasks/restore_zoo.py tile_side) is recorded with the rows, and the process's peak RSS
+(VmHWM) after each row: it only grows, so a row that raises it shows its own peak.
 """
 from __future__ import annotations
 
@@ -59,7 +60,7 @@ def run_zoo_speed(zoo_models: str | None, models: str | None, device: str, quick
     from engine.tiling import tile_count
 
     from .ours import OursUnavailable
-    from .speed import log, test_image
+    from .speed import log, proc_memory_mb, test_image
     from .zoo_task import CHECKPOINTS, DEFAULT_ZOO, ZooEngine, _resize_bicubic
 
     zoo_dir = Path(zoo_models) if zoo_models else DEFAULT_ZOO
@@ -101,6 +102,7 @@ def run_zoo_speed(zoo_models: str | None, models: str | None, device: str, quick
                    "wall_s": _median(runs, "wall_s"), "cpu_s": _median(runs, "cpu_s"), "target_s": TARGETS.get(name)}
             if kind == "zoo":
                 row["parameters"] = engine.listing.get(name, {}).get("parameters")
+            row["peak_rss_mb_after"] = proc_memory_mb(os.getpid())  # VmHWM: grows with the largest call so far
             res["rows"].append(row)
             log(f"[zoo speed] x{SCALE} of {side}²: {label}: wall {row['wall_s']:.2f} s, CPU {row['cpu_s']:.2f} s "
                 f"(load {runs[-1]['load_1min']})")
