@@ -19,8 +19,9 @@ INTRO = (
     "Gram matrices; lower = closer texture statistics, which blur does not have). They are not LPIPS (no learned "
     "weights with a clear licence are available offline) and have not been validated against human judgement.")
 NOTES = (
-    "Honest notes: Real-ESRGAN is **GAN-trained** on synthetic real-world degradations: it invents sharp texture, "
-    "so its PSNR is lower than bicubic's on these clean bicubic-downscaled inputs while it looks sharper; the "
+    "Honest notes: Real-ESRGAN is **GAN-trained** on synthetic real-world degradations: it draws crisp edges and "
+    "invents detail, so its PSNR is lower than bicubic's on these clean bicubic-downscaled inputs while it looks "
+    "sharper; the random-feature distances penalise its misplaced edges more than they reward sharpness. The "
     "**Compact model is trained on anime video**, not photos. Our built-in model and the published SR rows are "
     "PSNR-oriented. Bicubic and ours are measured again here because the feature distances need their outputs; "
     "their Y-PSNR uses the same code as the super-resolution section (the line below each table compares them).")
