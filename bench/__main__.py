@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--tasks", type=_csv, default=("denoise", "sr", "inpaint", "jpeg", "removal", "outpaint",
                                                       "texture", "pattern", "stylize"),
                    help="comma list of denoise, sr, inpaint, jpeg, removal, outpaint, texture, pattern, stylize, "
-                        "oldphoto (default all but oldphoto)")
+                        "oldphoto, zoo (default all but oldphoto and zoo)")
     q.add_argument("--limit", type=int, help="use only the first N images of each set")
     q.add_argument("--bm3d-limit", type=int, help="run CBM3D (about 20 s per image) on the first N images only")
     q.add_argument("--patchmatch-limit", type=int, help="run PatchMatch (seconds per image) on the first N images only "
@@ -59,6 +59,16 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--sweep-images", type=int, default=6, help="images per task in the steps sweep")
     q.add_argument("--no-grids", action="store_true", help="skip the visual grids")
     q.add_argument("--no-local-grids", action="store_true", help="skip the eval-image grids in OUT/local/")
+    q.add_argument("--zoo-models", metavar="DIR", help="zoo task: folder of the checkpoints (realesrgan-x4plus."
+                   "safetensors, realesr-animevideov3-x4.pth, dncnn_25.pth; default ../shared/models beside the checkout)")
+    q.add_argument("--zoo-checkpoints", type=_csv, default=(), metavar="NAMES",
+                   help="zoo task: only these checkpoints (comma list of realesrgan-x4plus, realesr-animevideov3-x4, "
+                        "dncnn_25; default all)")
+    q.add_argument("--zoo-budget", type=float, metavar="MIN", help="zoo task: start no new image after MIN minutes")
+    q.add_argument("--zoo-parts", type=_csv, default=(), metavar="PARTS",
+                   help="zoo task: denoise, sr or both (default both)")
+    q.add_argument("--zoo-resume", action="store_true",
+                   help="zoo task: reuse the per-image figures in OUT/zoo_progress.jsonl of an interrupted run")
     _engine_options(q)
 
     s = sub.add_parser("speed", help="latency, throughput, start-up time and peak memory")
@@ -66,8 +76,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--clients", type=_ints, default=(1, 4, 8), help="concurrent clients for throughput")
     s.add_argument("--no-gpu", action="store_true", help="do not add GPU latencies when CUDA is present")
     s.add_argument("--sections", type=_csv, default=("transport", "latency", "throughput", "startup", "removal"),
-                   help="comma list of transport, latency, throughput, startup, removal (default all); "
-                        "a subset replaces only those sections of an existing speed.json")
+                   help="comma list of transport, latency, throughput, startup, removal, zoo (default all but "
+                        "zoo); a subset replaces only those sections of an existing speed.json")
+    s.add_argument("--zoo-models", metavar="DIR", help="zoo section: folder of the Real-ESRGAN checkpoints "
+                   "(default ../shared/models beside the checkout)")
     _engine_options(s)
 
     k = sub.add_parser("soak", help="many clients against one engine subprocess for a long time: lost or "
@@ -109,7 +121,9 @@ def main(argv: list[str] | None = None) -> int:
                                 device=args.device, seed=args.seed, mask_kinds=kinds,
                                 ours_params=args.ours_params, sweep_steps=args.sweep_steps,
                                 sweep_images=args.sweep_images, grids=not args.no_grids,
-                                local_grids=not args.no_local_grids)
+                                local_grids=not args.no_local_grids, zoo_models=args.zoo_models,
+                                zoo_checkpoints=tuple(args.zoo_checkpoints), zoo_budget_min=args.zoo_budget,
+                                zoo_resume=args.zoo_resume, zoo_parts=tuple(args.zoo_parts))
             run_quality(cfg)
         elif args.command == "speed":
             from .speed import SECTIONS, SpeedConfig, run_speed
@@ -120,7 +134,8 @@ def main(argv: list[str] | None = None) -> int:
                 return 2
             cfg = SpeedConfig(out=str(args.out), quick=args.quick, models=args.models, device=args.device,
                               repeats=args.repeats, clients=args.clients, gpu=not args.no_gpu,
-                              ours_params=args.ours_params, sections=tuple(args.sections))
+                              ours_params=args.ours_params, sections=tuple(args.sections),
+                              zoo_models=args.zoo_models)
             run_speed(cfg)
         elif args.command == "soak":
             from .soak import SoakConfig, run_soak

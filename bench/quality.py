@@ -37,7 +37,7 @@ from .metrics import PatchSWD, crop_border, laplacian_pyramid, psnr, psnr_b, qua
 from .ours import Ours, OursUnavailable
 from .peers import Peer, all_peers, package_version
 
-TASKS = ("denoise", "sr", "inpaint", "jpeg", "removal", "outpaint", "texture", "pattern", "stylize", "oldphoto")
+TASKS = ("denoise", "sr", "inpaint", "jpeg", "removal", "outpaint", "texture", "pattern", "stylize", "oldphoto", "zoo")
 OURS = "Sfumato (ours)"
 QUICK_CROP = 192  # quick mode measures centre crops: it checks the code paths, not the figures
 
@@ -62,11 +62,16 @@ class QualityConfig:
     sweep_images: int = 6
     grids: bool = True
     local_grids: bool = True
+    zoo_models: str | None = None  # folder of the zoo task's checkpoints (bench/zoo_task.py)
+    zoo_checkpoints: tuple[str, ...] = ()  # which of them (default all)
+    zoo_budget_min: float | None = None  # stop starting new zoo images after this long
+    zoo_resume: bool = False  # reuse the per-image figures of an interrupted zoo run
+    zoo_parts: tuple[str, ...] = ()  # denoise, sr (default both)
 
     def settings(self) -> dict[str, Any]:
         if self.quick:
             return {"denoise": [("CBSD68", 25)], "sr": [("Set5", 2)], "inpaint": ["box64"],
-                    "jpeg": [10], "images": 3}
+                    "jpeg": [10], "images": min(3, self.limit) if self.limit else 3}
         return {"denoise": [(d, s) for d in ("CBSD68", "McMaster") for s in (15, 25, 50)],
                 "sr": [(d, s) for d in ("Set5", "BSD100") for s in (2, 4)],
                 "inpaint": list(self.mask_kinds), "jpeg": [10, 20, 30], "images": self.limit}
@@ -185,6 +190,7 @@ class QualityRun:
         self.skipped: list[dict] = []
         self.examples: dict[str, list[dict]] = {}  # task -> first images, for the local grids
         self.task_meta: dict[str, dict] = {}
+        self.meta_extra: dict[str, dict] = {}  # a task's own facts for task_meta (zoo: checkpoints, early stop)
 
     # ---- helpers ----
     def _ours_params(self, task: str) -> dict:
@@ -366,11 +372,13 @@ class QualityRun:
         from .oldphoto import run_oldphoto
         from .stylize_task import run_task as run_stylize
         from .texture import run_pattern, run_texture
+        from .zoo_task import run_zoo
 
         runners = {"denoise": self.run_denoise, "sr": self.run_sr, "inpaint": self.run_inpaint, "jpeg": self.run_jpeg,
                    "removal": lambda: run_task(self, "removal"), "outpaint": lambda: run_task(self, "outpaint"),
                    "texture": lambda: run_texture(self), "pattern": lambda: run_pattern(self),
-                   "stylize": lambda: run_stylize(self), "oldphoto": lambda: run_oldphoto(self)}
+                   "stylize": lambda: run_stylize(self), "oldphoto": lambda: run_oldphoto(self),
+                   "zoo": lambda: run_zoo(self)}
         for task in self.cfg.tasks:
             t0 = time.perf_counter()
             try:
@@ -379,7 +387,8 @@ class QualityRun:
                 self.skipped.append({"task": task, "method": "*", "reason": str(exc)})
                 log(f"[{task}] skipped: {exc}")
             self.task_meta[task] = {"seconds": round(time.perf_counter() - t0, 1), "quick": self.cfg.quick,
-                                    "limit": self.cfg.limit, "when": time.strftime("%Y-%m-%d %H:%M")}
+                                    "limit": self.cfg.limit, "when": time.strftime("%Y-%m-%d %H:%M"),
+                                    **self.meta_extra.get(task, {})}
         from .sweep import steps_sweep  # imports this module: loaded once it is complete
 
         sweep = steps_sweep(self)

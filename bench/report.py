@@ -19,6 +19,8 @@ from .report_completion import quality_sections as completion_sections
 from .report_completion import speed_sections as removal_speed_sections
 from .report_texture import quality_sections as texture_sections
 from .report_stylize import quality_sections as stylize_sections
+from .report_zoo import quality_sections as zoo_sections
+from .report_zoo import speed_sections as zoo_speed_sections
 
 OURS = "Sfumato (ours)"
 DENOISE_SETTINGS = ("sigma=15", "sigma=25", "sigma=50")
@@ -330,6 +332,7 @@ def _quality_sections(q: dict, out: Path) -> list[str]:
     lines += completion_sections(rows, when)
     lines += texture_sections(rows, when, out)
     lines += stylize_sections(rows, when)
+    lines += zoo_sections(rows, meta, when)
     if "jpeg" in rows:
         r = rows["jpeg"]
         lines += ["## JPEG artefact removal", "", when("jpeg"), "",
@@ -416,7 +419,7 @@ def _speed_sections(s: dict, out: Path) -> list[str]:
             lines += [f"Not measured: {tr['error']}", ""]
         else:
             lines += _transport_table(tr)
-    return lines + removal_speed_sections(s)
+    return lines + removal_speed_sections(s) + zoo_speed_sections(s)
 
 
 def _transport_table(tr: Any) -> list[str]:

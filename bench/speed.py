@@ -26,7 +26,8 @@ from .ours import DEFAULT_MODELS, Ours
 from .peers import all_peers
 
 OURS = "Sfumato (ours)"
-SECTIONS = ("transport", "latency", "throughput", "startup", "removal")
+SECTIONS = ("transport", "latency", "throughput", "startup", "removal", "zoo")
+DEFAULT_SECTIONS = SECTIONS[:-1]  # zoo needs other projects' checkpoints: asked for by name
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -43,12 +44,13 @@ class SpeedConfig:
     gpu: bool = True  # also measure on CUDA when PyTorch sees a GPU
     ours_params: dict[str, dict] = field(default_factory=dict)
     sections: tuple[str, ...] = SECTIONS  # a subset replaces only those sections of an existing speed.json
+    zoo_models: str | None = None  # the zoo section's checkpoints (bench/speed_zoo.py)
 
     def effective(self) -> "SpeedConfig":
         if not self.quick:
             return self
         return SpeedConfig(self.out, True, self.models, self.device, 1, (256,), (1, 4), 1, self.gpu, self.ours_params,
-                           self.sections)
+                           self.sections, self.zoo_models)
 
 
 def log(msg: str) -> None:
@@ -364,6 +366,8 @@ def run_speed(cfg: SpeedConfig) -> dict:
     meta = {"config": {k: v for k, v in asdict(cfg_eff).items() if k != "out"},
             "environment": _environment(), "when": time.strftime("%Y-%m-%d %H:%M")}
     res: dict[str, Any] = {} if sections >= set(SECTIONS) else _previous(out / "speed.json")
+    if sections >= set(DEFAULT_SECTIONS):  # a full run of the default sections: only an earlier zoo section stays
+        res = {k: v for k, v in res.items() if k == "zoo"}
     for k, v in meta.items():  # a partial run keeps the header of the run whose sections it keeps
         res.setdefault(k, v)
     if "transport" in sections:
@@ -381,6 +385,10 @@ def run_speed(cfg: SpeedConfig) -> dict:
                 res["removal"].update(when=meta["when"], load_average=meta["environment"].get("load_average_at_start"))
     if "startup" in sections:
         res["startup"] = run_startup(cfg_eff)
+    if "zoo" in sections:
+        from .speed_zoo import run_zoo_speed
+
+        res["zoo"] = run_zoo_speed(cfg.zoo_models, cfg.models, cfg.device, cfg_eff.quick, cfg_eff.repeats)
     import torch
 
     if "latency" in sections and cfg.gpu and cfg.device == "cpu" and torch.cuda.is_available():

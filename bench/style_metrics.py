@@ -34,10 +34,11 @@ def _weights() -> tuple[torch.Tensor, ...]:
     return tuple(out)
 
 
-def features(img: np.ndarray) -> list[torch.Tensor]:
-    """Feature maps (c, h, w) of each stage for an (h, w, 3) float [0, 1] image."""
+def features(img: np.ndarray, side: int | None = SIDE) -> list[torch.Tensor]:
+    """Feature maps (c, h, w) of each stage for an (h, w, 3) float [0, 1] image, measured with
+    the longest side at most `side` (None: at full resolution, where fine detail counts)."""
     x = torch.from_numpy(np.ascontiguousarray(img[..., :3], np.float32)).permute(2, 0, 1)[None]
-    s = SIDE / max(x.shape[-2:])
+    s = side / max(x.shape[-2:]) if side else 1.0
     if s < 1:
         x = F.interpolate(x, scale_factor=s, mode="bilinear", antialias=True, align_corners=False)
     x = x - 0.5
@@ -57,11 +58,20 @@ def _gram(f: torch.Tensor) -> torch.Tensor:
     return g / g.norm().clamp_min(1e-12)
 
 
+def gram_distance(fa: list[torch.Tensor], fb: list[torch.Tensor]) -> float:
+    """Mean over stages of the distance between unit-norm Gram matrices of two feature lists."""
+    return float(np.mean([(_gram(a) - _gram(b)).norm().item() for a, b in zip(fa, fb)]))
+
+
+def feature_distance(fa: list[torch.Tensor], fb: list[torch.Tensor]) -> float:
+    """Mean over stages of |fa - fb|^2 / |fb|^2 (fb is the reference; same sizes)."""
+    return float(np.mean([((a - b).pow(2).sum() / b.pow(2).sum().clamp_min(1e-12)).item() for a, b in zip(fa, fb)]))
+
+
 def style_distance(result: np.ndarray, painting: np.ndarray) -> float:
-    return float(np.mean([(_gram(a) - _gram(b)).norm().item() for a, b in zip(features(result), features(painting))]))
+    return gram_distance(features(result), features(painting))
 
 
 def content_distance(result: np.ndarray, photo: np.ndarray) -> float:
     """Relative feature difference; result and photo must have the same size."""
-    return float(np.mean([((a - b).pow(2).sum() / b.pow(2).sum().clamp_min(1e-12)).item()
-                          for a, b in zip(features(result), features(photo))]))
+    return feature_distance(features(result), features(photo))

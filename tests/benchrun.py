@@ -17,7 +17,8 @@ pytest.importorskip("cv2", reason="the bench extra is not installed (pip install
 # Smoke settings: few sampler steps, and one torch thread in the benchmark and the engine it
 # spawns (tiny networks gain nothing from more, and spinning threads crawl on a busy CPU);
 # every code path still runs.
-SMOKE = ("--ours-params", json.dumps({"inpaint": {"steps": 4}, "stylize": {"steps": 4}, "sr": {"steps": 2}}))
+SMOKE = ("--ours-params", json.dumps({"inpaint": {"steps": 4}, "stylize": {"steps": 4}, "sr": {"steps": 2},
+                                       "zoo": {"steps": 2}}))
 
 
 def run_bench(*args: str, timeout: float = 1800) -> subprocess.CompletedProcess:
