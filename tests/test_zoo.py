@@ -83,6 +83,19 @@ def test_dncnn_denoises_a_grey_image_above_29_db(client):
 
 
 @needs_zoo
+def test_a_greyscale_model_denoises_each_colour_channel_as_its_own_grey_picture(client):
+    """A colour picture runs the one-channel model per channel; a grey one runs it once (same result)."""
+    rng = np.random.default_rng(1)
+    colour = np.clip(photo(32, 40, 60, 90).astype(np.float64) + rng.normal(0, 25, (32, 40, 3)), 0, 255).astype(np.uint8)
+    out = client.restore(colour, task="denoise", model="dncnn_25")
+    for c in range(3):
+        grey = np.repeat(colour[..., c:c + 1], 3, axis=-1)
+        alone = client.restore(grey, task="denoise", model="dncnn_25")
+        assert np.abs(alone[..., 0].astype(int) - out[..., c]).max() <= 1
+    assert not np.array_equal(out[..., 0], out[..., 2])
+
+
+@needs_zoo
 def test_realesrgan_equals_spandrels_own_forward_pass(client, zoo_dir):
     img = photo(40, 48, 100, 180)
     res = client.run("restore", {"image": img}, {"task": "upscale", "scale": 4, "model": "realesrgan-x4plus"})

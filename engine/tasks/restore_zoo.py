@@ -70,9 +70,12 @@ def network(zm: ZooModel, device: str) -> tuple[Any, torch.dtype]:
 
 def apply(zm: ZooModel, x: torch.Tensor, device: str, tile: int, progress=None) -> torch.Tensor:
     """Run the model over tiles of x (1, 3, H, W) in [0, 1] on CPU; returns (1, 3, H*s, W*s) float32 on CPU.
-    A one-channel model (greyscale denoisers) runs on each colour channel."""
+    A one-channel model (greyscale denoisers) runs on each colour channel, and once on a grey
+    picture (three equal channels: a scan of a black-and-white print is three times cheaper)."""
     model, dtype = network(zm, device)
     grey = zm.info["channels"] == 1
+    if grey and x.shape[1] == 3 and torch.equal(x[:, 0], x[:, 1]) and torch.equal(x[:, 1], x[:, 2]):
+        return apply(zm, x[:, :1], device, tile, progress).expand(-1, 3, -1, -1).contiguous()
 
     def fn(t: torch.Tensor) -> torch.Tensor:
         b, c, h, w = t.shape
