@@ -210,8 +210,8 @@ def save_profile(home: Path, cache: Path) -> None:
     tmp.rename(cache)
 
 
-def run_batch(host: Host, engine: Engine, work: Path, ops: list[str], only_cancel: bool = False
-              ) -> tuple[dict, dict, float]:
+def run_batch(host: Host, engine: Engine, work: Path, ops: list[str], only_cancel: bool = False,
+              only_patterns: bool = False) -> tuple[dict, dict, float]:
     home = work / "home"
     if restore_profile(host.profile_cache(), home):
         log("GIMP profile restored from the cache (warm start)")
@@ -226,7 +226,8 @@ def run_batch(host: Host, engine: Engine, work: Path, ops: list[str], only_cance
         long_op = {"proc": "sfumato-restore", "args": {"task": "denoise", "steps": 200}}
     cfg = {"image": host.inner(work / "input.png"), "style": host.inner(work / "style.png"),
            "out": host.inner(work), "address": engine.address, "ops": ops, "long_op": long_op,
-           "relay_python": "/usr/bin/python3" if host.chroot else sys.executable, "only_cancel": only_cancel}
+           "relay_python": "/usr/bin/python3" if host.chroot else sys.executable, "only_cancel": only_cancel,
+           "only_patterns": only_patterns}
     (work / "config.json").write_text(json.dumps(cfg))
     batch = work / "batch_checks.py"
     shutil.copy(HERE / "batch_checks.py", batch)
@@ -359,6 +360,7 @@ def main() -> int:
     ap.add_argument("--gui", action="store_true", help="also run gimp-3.0 under Xvfb: undo check, screenshots")
     ap.add_argument("--shots", default="", help="copy the screenshots here (docs/img)")
     ap.add_argument("--only-cancel", action="store_true", help="debugging: run only the cancel check")
+    ap.add_argument("--only-patterns", action="store_true", help="debugging: run only Pattern Repeat and Recolor")
     ap.add_argument("--gui-only", action="store_true", help="debugging/screenshots: only the Xvfb run")
     args = ap.parse_args()
     # the shell script's time limit sends SIGTERM: stop the engine, GIMP and Xvfb on the way out
@@ -375,7 +377,7 @@ def main() -> int:
     ok = True
     phase = "the auto-start run (no engine running; gimp-console-3.0 starts one)"
     try:
-        first = [] if args.gui_only or args.only_cancel else run_autostart(host, work / "autostart", models)
+        first = [] if args.gui_only or args.only_cancel or args.only_patterns else run_autostart(host, work / "autostart", models)
     except BaseException as exc:
         log(f"stopped early during {phase}: {exc!r}")
         raise
@@ -391,7 +393,8 @@ def main() -> int:
             report, cancel, batch_s = {"checks": []}, {}, 0.0
         else:
             phase = "the batch run (gimp-console-3.0 calling every procedure)"
-            report, cancel, batch_s = run_batch(host, engine, work, ops, only_cancel=args.only_cancel)
+            report, cancel, batch_s = run_batch(host, engine, work, ops, only_cancel=args.only_cancel,
+                                                only_patterns=args.only_patterns)
         checks = first + report["checks"] + check_export(work, report)
         if report.get("cancel") is not None or cancel:
             checks.append({"name": "cancel: the engine got the cancel within 5 s of the plug-in being killed",
