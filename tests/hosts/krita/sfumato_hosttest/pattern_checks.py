@@ -79,16 +79,24 @@ def repeat_and_recolor(test: Any, window: Any, docker: Any, back_to: Any) -> Ite
                        and 160 < len(opaque) < 800 and grey == 0
                        and all(abs(p[0] - 30) + abs(p[1] - 140) + abs(p[2] - 230) < 12 for p in opaque),
                        test.info["pattern_tile"])
+        else:
+            data = b""
         yield from test.settle_above(doc, source, "Sfumato Pattern repeat preview")
         preview = test.above(doc, source)
-        b = preview.bounds() if preview is not None else None
-        test.check("pattern repeat: the 2 x 2 preview is a new layer above the motif, at the selection's corner",
+        b = preview.bounds() if preview is not None else None  # the extent of its opaque pixels
+        tiled = b"".join((data[(y % 20) * 160:(y % 20 + 1) * 160]) * 2 for y in range(40))
+        test.check("pattern repeat: the 2 x 2 preview is a new layer above the motif, at the selection's corner, "
+                   "holding the tile twice in each direction",
                    preview is not None and preview.name().startswith("Sfumato Pattern repeat preview")
-                   and (b.x(), b.y(), b.width(), b.height()) == (8, 6, 80, 40),
+                   and b.x() >= 8 and b.y() >= 6 and b.x() + b.width() <= 88 and b.y() + b.height() <= 46
+                   and len(data) == 3200 and bytes(preview.pixelData(8, 6, 80, 40)) == tiled,
                    [preview and preview.name(), b and (b.x(), b.y(), b.width(), b.height())])
-        yield from test.undo_removes(doc, names, "pattern repeat preview")
         if tile_doc is not None:
+            test.export(tile_doc, "pattern_tile.png")
             yield from _close(tile_doc)
+        app.setActiveDocument(doc)  # Undo acts on the active image
+        yield (lambda: app.activeDocument() == doc, 10.0, "the motif image to be active again")
+        yield from test.undo_removes(doc, names, "pattern repeat preview")
     yield from _close(doc)
 
     # Recolor: stripes of two colours, a rectangle selected, a two-colour palette
