@@ -86,6 +86,17 @@ def test_tile_actions_are_declared_by_the_ops_and_each_editor_shows_its_own_opti
     assert link.build_params(RECOLOR, {"palette": ""}, link.schema.op_params("recolor")).get("palette") is None
 
 
+def test_gimp_arguments_for_the_tile_actions():
+    from test_plugin_schema import arguments  # plugins/gimp/.../arguments.py, loaded without GIMP
+
+    args = {a.name: a for a in arguments.for_action(REPEAT, link.schema.op_params("pattern"))}
+    assert list(args)[0] == "save-pattern" and "wrap-around" not in args
+    assert args["layout"].kind == "choice" and args["layout"].default == "half-drop"
+    assert args["seed"].null == -1 and args["preview"].max == 8
+    recolor = {a.name: a for a in arguments.for_action(RECOLOR, link.schema.op_params("recolor"))}
+    assert recolor["palette"].kind == "string" and recolor["palette"].to_param("") is None
+
+
 def test_tile_and_preview_layers_are_named_for_what_they_are():
     params, meta = {"layout": "half-drop"}, {"seed": 5}
     assert link.layer_name(REPEAT, params, meta) == "Sfumato Pattern repeat (layout half-drop, seed 5)"
