@@ -34,9 +34,9 @@ def _close(doc: Any) -> Iterator[Any]:
     yield 0.5
 
 
-def _distance(bgra: bytes) -> int:
-    """Median over pixels of the L1 distance to the nearest palette colour."""
-    d = sorted(min(abs(bgra[i + 2] - p[0]) + abs(bgra[i + 1] - p[1]) + abs(bgra[i] - p[2]) for p in PALETTE)
+def _distance(bgra: bytes, palette: Any = PALETTE) -> int:
+    """Median over pixels of the L1 distance to the nearest palette colour (RGB)."""
+    d = sorted(min(abs(bgra[i + 2] - p[0]) + abs(bgra[i + 1] - p[1]) + abs(bgra[i] - p[2]) for p in palette)
                for i in range(0, len(bgra), 4))
     return d[len(d) // 2]
 
@@ -148,6 +148,13 @@ def repeat_and_recolor(test: Any, window: Any, docker: Any, back_to: Any) -> Ite
                    "reference" in run.plan.inputs and run.plan.params.get("palette") is None,
                    [sorted(run.plan.inputs), run.plan.params])
         yield from test.settle_above(doc, source)
+        layer = test.above(doc, source)
+        ref_rgb = ((20, 40, 200), (250, 250, 40))  # the reference's two colours
+        after = _distance(bytes(layer.pixelData(4, 2, 30, 24)), ref_rgb) if layer is not None else None
+        test.info["recolor_reference_median_distance"] = after
+        test.check("recolor from a reference: a new layer in the reference's colours", layer is not None
+                   and layer.name().startswith("Sfumato Recolor (seed 2)") and after is not None and after < 40,
+                   [layer and layer.name(), after])
     if picker is not None:
         picker.setCurrentIndex(0)  # back to none
     yield from _close(doc)
