@@ -3,9 +3,9 @@
 Eight actions map onto the engine's six ops: "Remove" is `inpaint` at full strength with
 a wider context and `remove` set (the mask grows, the object is never copied), optionally
 with a source mask; "Extend canvas" is `inpaint` over canvas added on chosen sides;
-"Pattern repeat" is `pattern` on a motif, "Recolor" is `recolor`. Which engine parameters each action shows is listed here once; their
-types, ranges and defaults come from the schema (the snapshot, or the connected engine's
-`welcome`), never from the editors. GIMP turns the fields into procedure arguments, Krita
+"Pattern repeat" is `pattern` on a motif, "Recolor" is `recolor`. Which engine parameters
+each action shows is listed here once; their types, ranges and defaults come from the schema
+(the snapshot, or the connected engine's `welcome`), never from the editors. GIMP turns the fields into procedure arguments, Krita
 into its panel's form.
 """
 from __future__ import annotations
