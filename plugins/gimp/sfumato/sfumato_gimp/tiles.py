@@ -119,7 +119,8 @@ def run(action: link.Action, params: dict, own: dict, image: Gimp.Image, layer: 
                    for out in outputs]
     layers = canvas.add_layers(image, action, params, job, outputs, box.x, box.y, layer)
     if own.get("save_pattern"):
-        name = link.layer_name(action, params, job.meta, 0 if action.output_labels else None)
+        # named like the tile's layer (add_layers): "Sfumato Pattern repeat tile (layout half-drop, seed 3)"
+        name = link.layer_name(action, params, job.meta, 0 if len(outputs) > 1 else None)
         path = save_pattern(name, outputs[0])
         Gimp.message(f"Sfumato {action.label}: the tile is saved as the pattern {name!r} ({path}).")
     Gimp.displays_flush()
