@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
+
 from .formatting import number
-from .texture import BASELINE, OURS, SEAM_BAND, STRIPE_TOL, STRUCTURE_MAX, TILING
+from .texture import BASELINE, OURS, SEAM_BAND, SEEDS, STRIPE_TOL, STRUCTURE_MAX, TILING
 
 SPEED_MAX = 10.0  # seconds for one 512x512 tile on 2 CPU cores
 INTRO = ("References: centre crops of paintings (`../shared/data/style`, resized to 512 px on the longest side) "
@@ -16,7 +18,11 @@ INTRO = ("References: centre crops of paintings (`../shared/data/style`, resized
          "(`bench/style_metrics.py`) between the result and the reference crop; **structure** is that over the "
          f"distance of plain tiling of the crop (target at most {STRUCTURE_MAX}). **Stripes**: the dominant "
          "orientation (error as a share of a quarter turn) and period of the result tiled 2x2 against the "
-         f"reference's; target within {STRIPE_TOL:.0%}.")
+         f"reference's; target within {STRIPE_TOL:.0%}. Ours is grown with seeds {', '.join(map(str, SEEDS))} (quick "
+         "runs: one) and averaged: a single wrap-around line of a painting varies by itself. A tile grown from "
+         "the checks or bricks holds whole repeats and stays in phase with them (engine/synthesis/lattice.py), "
+         "so its wrap-around line is a line of the pattern: 0.00 where it runs through the middle of the squares, "
+         "as plain tiling's does; the band is for irregular textures.")
 TITLES = {"texture": ("Textures from a reference", "`generate` with the crop as `reference`, `tileable`, default "
                       f"settings; `{BASELINE}` (the model redraws the grown texture) runs in the same run."),
           "pattern": ("Seamless tiles and repeats", "`pattern layout=seamless` on the crops; structure and style "
@@ -33,8 +39,12 @@ def _per_image(rows: list[dict]) -> list[tuple[str, str, dict[str, dict[str, flo
     out: dict[tuple[str, str], dict[str, dict[str, float]]] = {}
     for r in rows:
         pi = r.get("per_image", {})
-        for i, name in enumerate(pi.get("images", [])):
-            vals = {k: pi[k][i] for k in ("seam_ratio", "style_distance", "structure") if k in pi}
+        seeds: dict[str, list[int]] = {}  # "NAME seed K" samples: one reference grown with several seeds
+        for i, sample in enumerate(pi.get("images", [])):
+            seeds.setdefault(sample.split(" seed ")[0], []).append(i)
+        for name, at in seeds.items():
+            vals = {k: float(np.mean([pi[k][i] for i in at])) for k in ("seam_ratio", "style_distance", "structure")
+                    if k in pi}
             if name == "stripes" and "period_error" in r:
                 vals.update(orientation_error=r["orientation_error"], period_error=r["period_error"])
             out.setdefault((name, r["setting"]), {})[r["method"]] = {**vals, "seconds": r.get("seconds_per_image")}

@@ -9,13 +9,15 @@ import torch
 
 # Longest side in pixels, per device kind and op:
 #   inpaint: the work area the sampler sees (images.work_cap; $SFUMATO_WORK_CAP overrides it)
+#   inpaint_zoo: the work area a size-flexible zoo inpainting network (LaMa) sees; larger areas
+#            are processed downscaled and only the fill is enlarged (tasks/inpaint_zoo.py)
 #   stylize: the side the sampler works at (style-model path), unless the request gives `resolution`
 #   stylize_patch: the side the painting's patches are synthesised at (reference path), likewise
 #   restore: the output tile side, unless the request gives `tile`: a power-of-two side plus
 #            room for the overlap, so a 1024 (2048) image is 2x2 tiles rather than 3x3
 WORK_SIDE: dict[str, dict[str, int]] = {
-    "cpu": {"inpaint": 256, "stylize": 384, "stylize_patch": 512, "restore": 576},
-    "cuda": {"inpaint": 768, "stylize": 1024, "stylize_patch": 512, "restore": 1088},
+    "cpu": {"inpaint": 256, "inpaint_zoo": 1024, "stylize": 384, "stylize_patch": 512, "restore": 576},
+    "cuda": {"inpaint": 768, "inpaint_zoo": 2048, "stylize": 1024, "stylize_patch": 512, "restore": 1088},
 }
 
 

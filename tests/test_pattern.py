@@ -144,3 +144,21 @@ def test_recolor_bad_input_names_the_field(inputs, params, field):
     with pytest.raises(EngineError) as err:
         run_recolor(inputs, params)
     assert err.value.field == field
+
+
+def test_starting_blocks_on_a_torus_do_not_always_join_at_the_edge():
+    """Joins between the starting blocks outlive the synthesis as faint steps, so the tile's
+    wrap-around edge must not be a join by construction (it was, for every seed)."""
+    import torch
+
+    from engine.synthesis.texture import random_blocks
+
+    ref = torch.arange(64 * 64, dtype=torch.float32).reshape(1, 64, 64)  # every pixel its own value
+    joins_at_edge = []
+    for seed in range(6):
+        out = random_blocks(ref, (40, 40), 16, torch.Generator().manual_seed(seed), wrap=True)[0]
+        continues = (out[0] - out[-1] == 64).all()  # the first row is the source row below the last one
+        joins_at_edge.append(not bool(continues))
+        rows = (out[1:] - out[:-1] == 64).all(1)  # rows that continue their block
+        assert int((~rows).sum()) + int(not continues) == 2  # two blocks of 20 rows each
+    assert not all(joins_at_edge)

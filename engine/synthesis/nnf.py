@@ -12,10 +12,16 @@ The source and target grids may differ (texture synthesis) or be one image (comp
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
+
+if TYPE_CHECKING:
+    from .lattice import PhaseLock
 
 JUMPS = (8, 4, 2, 1)
 DIRECTIONS = ((0, 1), (0, -1), (1, 0), (-1, 0))
+LOCK_TRIES = 8  # random in-phase starts drawn before a locked field gives up on a target (then unusable)
 
 
 def on_grid(y: torch.Tensor, x: torch.Tensor, h: int, w: int, wrap: bool
@@ -35,17 +41,18 @@ class Field:
     grid: (ht * wt,) source index per target pixel, the field propagation reads; pixels that are
     not targets keep what the caller put there (-1: nothing; in completion, the identity).
     jumps: the propagation distances; targets on a lattice of spacing s need multiples of s.
+    lock: keeps every candidate in phase with a periodic source (lattice.PhaseLock), or None.
     """
 
     def __init__(self, src: torch.Tensor, ok: torch.Tensor, ty: torch.Tensor, tx: torch.Tensor,
                  target_shape: tuple[int, int], grid: torch.Tensor, wrap: bool, generator: torch.Generator,
-                 jumps: tuple[int, ...] = JUMPS):
+                 jumps: tuple[int, ...] = JUMPS, lock: PhaseLock | None = None):
         self.src, self.hs, self.ws = src, ok.shape[0], ok.shape[1]
         self.ok = ok.reshape(-1)
         self.valid_idx = torch.nonzero(self.ok).squeeze(1)
         self.ty, self.tx, (self.ht, self.wt) = ty, tx, target_shape
         self.tflat = ty * self.wt + tx
-        self.grid, self.wrap, self.gen, self.jumps = grid, wrap, generator, jumps
+        self.grid, self.wrap, self.gen, self.jumps, self.lock = grid, wrap, generator, jumps, lock
         self.idx = torch.zeros_like(ty)
         self.dist = torch.full(ty.shape, float("inf"), device=ty.device)
         self.tgt = torch.zeros((len(ty), src.shape[1]), device=src.device)
@@ -60,13 +67,23 @@ class Field:
     def random_init(self, which: torch.Tensor | None = None) -> None:
         """Uniformly random valid sources for all targets (or those where `which` is set)."""
         pick = self.valid_idx[self.randint(0, len(self.valid_idx), len(self.ty))]
+        if self.lock is not None:  # in phase: retry the few that snap off the usable area
+            for _ in range(LOCK_TRIES):
+                pick, usable = self._source(pick.div(self.ws, rounding_mode="floor"), pick % self.ws)
+                if bool(usable.all()):
+                    break
+                pick = torch.where(usable, pick, self.valid_idx[self.randint(0, len(self.valid_idx), len(self.ty))])
         self.idx = pick if which is None else torch.where(which, pick, self.idx)
         self.grid[self.tflat] = self.idx
 
     def set_init(self, idx: torch.Tensor) -> None:
         """Start from given sources; invalid ones are replaced by random valid ones."""
         self.idx = idx.clone()
-        bad = ~self.ok[idx.clamp(0, len(self.ok) - 1)] | (idx < 0)
+        bad = idx < 0
+        if self.lock is not None:
+            self.idx, usable = self._source(idx.clamp_min(0).div(self.ws, rounding_mode="floor"), idx.clamp_min(0) % self.ws)
+            bad |= ~usable
+        bad |= ~self.ok[self.idx.clamp(0, len(self.ok) - 1)]
         if bool(bad.any()):
             self.random_init(bad)
         else:
@@ -82,7 +99,9 @@ class Field:
         return (d * d).sum(1)
 
     def _source(self, sy: torch.Tensor, sx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Flat source index and whether it may be used."""
+        """Flat source index and whether it may be used (in phase, where the field is locked)."""
+        if self.lock is not None:
+            sy, sx = self.lock.snap(sy, sx, self.ty, self.tx)
         sy, sx, inside = on_grid(sy, sx, self.hs, self.ws, self.wrap)
         cand = sy * self.ws + sx
         return cand, inside & self.ok[cand]

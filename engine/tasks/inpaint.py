@@ -11,6 +11,8 @@ Pipeline (each stage reports progress under its name):
              restores fine texture;
   composite  feathered, colour-matched blend; pixels outside the feathered mask are the
              input's, bit for bit.
+A zoo inpainting model (`model` naming a LaMa or MAT checkpoint, engine/zoo) replaces prefill,
+diffusion and detail: its network fills the hole of the same work area (inpaint_zoo).
 Outpainting is the same operation: mask the transparent (or added) canvas.
 """
 from __future__ import annotations
@@ -27,10 +29,11 @@ from ..diffusion.sampling import SAMPLERS
 from ..diffusion.schedule import SigmaRange
 from ..errors import TOO_LARGE
 from .base import InputSpec, JobContext, Operation, ParamSpec
-from .specs import DENOISERS
+from .specs import DENOISERS, ZOO
 from .jobtools import Sampling, Stages, make_generator, randn, resolve_seed, variant_outputs
 from ..fills import THIN_DEPTH, hole_extent, share_within, tension_fill
 from . import inpaint_large as large
+from . import inpaint_zoo
 
 THIN_SIGMA = 0.05  # noise level the denoiser is told when it refines a thin hole's fill (no noise is added)
 HAIRLINE_SIGMA = 0.02  # the same for hairlines (3 in 4 hole pixels within HAIRLINE px of the border)
@@ -59,7 +62,12 @@ def run(inputs: dict[str, np.ndarray], params: dict[str, Any], ctx: JobContext) 
     if params["remove"]:  # object removal: take the object's soft fringe too
         m = np.maximum(m, images.dilate(m > 0, large.removal_grow(m > 0)).astype(np.float32))
     meta: dict[str, Any] = {"seed": seed, "method": method, "variants": n_var, "strength": strength}
-    stride = PATCH_ALIGN if method == "patch" else ctx.models.get(params["model"]).descriptor.stride
+    zoo = method != "patch" and ctx.models.is_zoo(params["model"])  # its network fills instead of the sampler
+    zm = inpaint_zoo.checked(params["model"], ctx, params) if zoo else None
+    if method == "patch":
+        stride = PATCH_ALIGN
+    else:
+        stride = inpaint_zoo.stride(zm) if zm else ctx.models.get(params["model"]).descriptor.stride
     box = images.work_area(m, params["context"], stride=stride)
     if box is None:  # nothing selected: nothing to do, and nothing changes
         ctx.progress(1, 1, "composite")
@@ -82,6 +90,9 @@ def run(inputs: dict[str, np.ndarray], params: dict[str, Any], ctx: JobContext) 
                                  lambda i, n: stages.report("prefill", round(10 * i / n)))
         stages.done("prefill")
         meta.update(work_area=[box.y0, box.x0, box.y1, box.x1])
+    elif zm is not None:
+        fills, stages = inpaint_zoo.fill(zm, rgb, regen, seed, n_var, ctx, meta)
+        meta.update(model=params["model"], work_area=[box.y0, box.x0, box.y1, box.x1])
     else:
         den = ctx.models.get(params["model"])
         fills, stages = _diffuse(den, device, rgb, regen, params, seed, n_var, ctx, meta, source)
@@ -269,8 +280,10 @@ OPERATION = Operation(
         ParamSpec("remove", "bool", False, "object removal: grow the mask by a few pixels (the object's fringe "
                   "and shadow edge go too) and never copy texture from the object or a ring around it"),
         ParamSpec("sampler", "enum", "dpmpp_2m", "diffusion sampler", choices=tuple(SAMPLERS)),
-        ParamSpec("model", "model", "builtin", "installed model name (`sfumato models` lists them)",
-                  model_kinds=DENOISERS),
+        ParamSpec("model", "model", "builtin", "installed model name (`sfumato models` lists them); a zoo "
+                  "inpainting model (LaMa, MAT: welcome.models[].serves lists inpaint) fills the hole with its "
+                  "network in one pass (strength 1; steps and sampler do not apply)",
+                  model_kinds=DENOISERS + (ZOO,)),
         ParamSpec("context", "int", None, "pixels of context around the selection; null = auto "
                   "(max(longest side / 16, mean selection side / 2))", min=0, max=4096, nullable=True),
         ParamSpec("feather", "float", None, "edge feather in pixels, outwards from the selection; null = auto "

@@ -34,6 +34,7 @@ SEAM_SETTINGS = Settings(decay=1.0, em_fine=3)  # both sides of the band equally
 # full size: with the default (trust decaying inward, one round) copies from either side met in the middle
 # with a visible join (seam ratio 2.8 on blurred noise, band an eighth; averaged votes blurred the band: 0.65-0.7;
 # this: 0.88, and 0.98 with the quarter band)
+EVEN_REACH = 0.5  # seamless: the light correction is given back from this share of the way from the edges to the middle
 OPAQUE = 0.5  # a motif pixel with alpha above this counts as opaque
 
 
@@ -51,6 +52,14 @@ def parse_colour(text: str, field: str) -> np.ndarray | None:
         return np.array([int(h[i:i + 2], 16) for i in (0, 2, 4)], np.float32) / 255
     except ValueError:
         raise EngineError(BAD_PARAM, f"{text!r} is not a colour; use #rrggbb or 'transparent'", field) from None
+
+
+def edge_weight(h: int, w: int) -> np.ndarray:
+    """(h, w, 1): 1 at the edges, falling smoothly to 0 at EVEN_REACH of the way to the middle."""
+    dy = np.minimum(np.arange(h), np.arange(h)[::-1]) / max(1, h // 2)
+    dx = np.minimum(np.arange(w), np.arange(w)[::-1]) / max(1, w // 2)
+    d = np.clip(np.minimum(dy[:, None], dx[None, :]) / EVEN_REACH, 0, 1)
+    return (1 - d * d * (3 - 2 * d))[..., None].astype(np.float32)
 
 
 def periodic_component(img: np.ndarray) -> np.ndarray:
@@ -73,15 +82,21 @@ def periodic_component(img: np.ndarray) -> np.ndarray:
 
 def seamless(img: np.ndarray, seed: int, device: str, progress) -> np.ndarray:
     """The image made tileable: its light evened out across the edges, then offset by half and
-    the cross where its edges meet re-synthesised (for the structure that does not continue)."""
+    the cross where its edges meet re-synthesised (for the structure that does not continue).
+    The smooth light correction is needed where the edges meet and where the band copies from
+    (patches must agree in light); it is given back away from the edges, since taken off everywhere
+    it also flattens what the picture shows (a Great Wave crop, sky above and sea below, came out
+    grey: style distance to the crop 7 times plain tiling's)."""
     h, w = img.shape[:2]
-    rolled = np.roll(np.clip(periodic_component(img), 0, 1), (h // 2, w // 2), axis=(0, 1))
+    flat = periodic_component(img)
+    rolled = np.roll(np.clip(flat, 0, 1), (h // 2, w // 2), axis=(0, 1))
     bh, bw = max(SEAM_MIN, round(SEAM_BAND * h)) // 2, max(SEAM_MIN, round(SEAM_BAND * w)) // 2
     hole = np.zeros((h, w), bool)
     hole[h // 2 - bh:h // 2 + bh] = True
     hole[:, w // 2 - bw:w // 2 + bw] = True
     out = complete(rolled, hole, wrap=True, seed=seed, settings=SEAM_SETTINGS, device=device, progress=progress)
-    return np.roll(out, (-(h // 2), -(w // 2)), axis=(0, 1))
+    out = np.roll(out, (-(h // 2), -(w // 2)), axis=(0, 1))
+    return np.clip(out + (1 - edge_weight(h, w)) * (img - flat), 0, 1).astype(np.float32)
 
 
 def prepare_motif(motif: np.ndarray, scale: float, rotation: float) -> np.ndarray:

@@ -17,7 +17,7 @@ import torch
 from .. import images
 from ..errors import BAD_PARAM, EngineError
 from ..tiling import run_tiled, tile_count
-from ..zoo.checkpoint import ZooModel
+from ..zoo.checkpoint import ZooModel, what_it_does
 from .base import JobContext
 from .jobtools import Stages
 
@@ -41,6 +41,9 @@ def tile_side(device: str, scale: int, requested: int | None) -> int:
 def check_tasks(name: str, zm: ZooModel, tasks: list[str], scale: int) -> list[str]:
     """The tasks to run ("auto" = the model's own); a task or scale the model cannot do is bad_param."""
     can = zm.tasks
+    if not can:  # an inpainting model (or one no op runs): say which op it serves
+        raise EngineError(BAD_PARAM, f"model {name!r} is a zoo model that does not restore ({what_it_does(zm.info)})",
+                          "params.model")
     what = ", ".join(f"upscale with scale {zm.info['scale']}" if t == "upscale" else t for t in can) or "none"
     if tasks == ["auto"]:
         tasks = list(can)
@@ -54,7 +57,7 @@ def check_tasks(name: str, zm: ZooModel, tasks: list[str], scale: int) -> list[s
     return tasks
 
 
-def _network(zm: ZooModel, device: str) -> tuple[Any, torch.dtype]:
+def network(zm: ZooModel, device: str) -> tuple[Any, torch.dtype]:
     """The model on the job's device, in float32 on a CPU, in half or bfloat16 on a GPU when supported."""
     model = zm.model
     dtype = torch.float32
@@ -68,7 +71,7 @@ def _network(zm: ZooModel, device: str) -> tuple[Any, torch.dtype]:
 def apply(zm: ZooModel, x: torch.Tensor, device: str, tile: int, progress=None) -> torch.Tensor:
     """Run the model over tiles of x (1, 3, H, W) in [0, 1] on CPU; returns (1, 3, H*s, W*s) float32 on CPU.
     A one-channel model (greyscale denoisers) runs on each colour channel."""
-    model, dtype = _network(zm, device)
+    model, dtype = network(zm, device)
     grey = zm.info["channels"] == 1
 
     def fn(t: torch.Tensor) -> torch.Tensor:

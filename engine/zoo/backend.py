@@ -6,6 +6,10 @@ because torchvision then declares fake kernels for operators (nms, qnms) that we
 registered. spandrel uses none of those operators, so when exactly that failure happens the
 two operator schemas are declared first (in torch's in-memory operator registry; nothing
 installed is changed) and the import is retried. Any other failure is reported as it is.
+
+spandrel_extra_arches, when installed, adds the architectures spandrel keeps apart for their
+restrictive licences (MAT, the inpainting transformer, among them); it is not part of the zoo
+extra, so a user opts into those licences by installing it.
 """
 from __future__ import annotations
 
@@ -19,6 +23,7 @@ _MISSING_OPS = ("nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor"
                 "qnms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
 _lock = threading.Lock()
 _declared: list = []  # keeps the torch.library.Library alive: dropping it removes the schemas
+_extras: list[bool] = []  # set once spandrel_extra_arches was looked for
 
 
 class ZooUnavailable(RuntimeError):
@@ -44,7 +49,7 @@ def spandrel() -> ModuleType:
     with _lock:
         try:
             import spandrel as sp
-            return sp
+            return _with_extras(sp)
         except ImportError as exc:
             raise ZooUnavailable(f"{EXTRA_HINT} ({exc})") from exc
         except RuntimeError as exc:
@@ -54,9 +59,21 @@ def spandrel() -> ModuleType:
         _declare_torchvision_ops()
         try:
             import spandrel as sp
-            return sp
+            return _with_extras(sp)
         except (ImportError, RuntimeError) as exc:
             raise ZooUnavailable(f"{EXTRA_HINT}; importing it failed: {exc}") from exc
+
+
+def _with_extras(sp: ModuleType) -> ModuleType:
+    """spandrel, with spandrel_extra_arches' architectures registered when that is installed."""
+    if not _extras:
+        _extras.append(True)
+        try:
+            import spandrel_extra_arches
+        except ImportError:
+            return sp
+        spandrel_extra_arches.install(ignore_duplicates=True)
+    return sp
 
 
 def available() -> bool:

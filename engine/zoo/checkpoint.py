@@ -21,6 +21,7 @@ from .backend import spandrel
 SUFFIXES = (".safetensors", ".pth", ".ckpt", ".pt")
 SIDECAR = ".json"  # NAME.json beside NAME.safetensors: licence and homepage (written by `models get`)
 RESTORE_SCALES = (2, 4)  # the upscale factors restore offers
+INPAINT_USES = ["fill", "remove", "outpaint"]  # what inpaint runs an inpainting model for (one path for all)
 # spandrel's generic "Restoration" purpose, made precise per architecture (spandrel ids)
 DENOISERS = frozenset({"DnCNN", "DRUNet", "SCUNet", "FFDNet", "KBNet"})
 JPEG = frozenset({"FBCNN"})
@@ -98,7 +99,17 @@ def serves(purpose: str, scale: int) -> dict[str, list[str]]:
         return {"restore": ["upscale"]}
     if purpose in ("denoise", "jpeg"):
         return {"restore": [purpose]}
+    if purpose == "inpaint":
+        return {"inpaint": list(INPAINT_USES)}
     return {}
+
+
+def what_it_does(info: dict) -> str:
+    """'Compact, upscale x4; it serves restore: upscale': the words an error uses to say what
+    a zoo model can do instead."""
+    uses = "; ".join(f"{op}: {', '.join(tasks)}" for op, tasks in info["serves"].items()) or "no op"
+    scale = f" x{info['scale']}" if info["purpose"] == "upscale" else ""
+    return f"{info['architecture']}, {info['purpose']}{scale}; it serves {uses}"
 
 
 def describe(model: Any, path: Path, stored: str) -> dict:

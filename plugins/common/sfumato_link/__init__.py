@@ -69,6 +69,9 @@ Operations, from one schema (actions.py, schema.py, results.py, areas.py, ops.py
     result_summary(meta)             # what restore found and did, to show in the status message
     transparent_area(pixels, layer_box, dtype) -> (bbox | None, mask); needs_selection(action)
     ops.require_op(welcome, op), ops.fit_params(welcome, op, params)
+    model_choices(welcome, op, task=None, scale=None, param="model") -> [(value, label)]   # the model
+        picker for an op (models.py): diffusion models its schema accepts, zoo models whose `serves`
+        names the op (and restore's task/scale), never unreadable ones; models.pick(choices, current, default)
     schema.op_inputs(op, welcome=None)   # the op's declared inputs (Pattern repeat's ground, Recolor's reference)
     Action.extra_inputs, Action.output_labels   # inputs from another layer/file; named outputs (tile, preview)
 
@@ -97,6 +100,8 @@ from .results import group_name, layer_name, ordered_outputs, result_summary, us
 from .session import Event, Job, Session
 from .settings import DEFAULT_ADDRESS, Settings
 from .settings import load as load_settings
+from . import models
+from .models import model_choices
 from .transport import RelayTransport, Transport, ZmqTransport, zmq_available
 from .wire import MSGPACK, Array
 
@@ -113,3 +118,4 @@ __all__ = [
     "mask_array", "mask_bbox", "mask_is_empty", "mask_is_full", "mask_to_u8", "opacity_mask", "output_scale", "rgba_to_bgra",
     "swap_red_blue", "typed_values", "wire_bytes", "zmq_available",
 ]
+__all__ += ["model_choices", "models"]

@@ -55,13 +55,20 @@ def failure(procedure, run_mode, text: str):
                                        GLib.Error.new_literal(Gimp.PlugIn.error_quark(), text, 0))
 
 
-def show_dialog(procedure, config, title: str) -> bool:
+def show_dialog(procedure, config, title: str, action=None) -> bool:
     gi.require_version("GimpUi", "3.0")
     from gi.repository import GimpUi
 
     GimpUi.init(PLUG_IN)
     dialog = GimpUi.ProcedureDialog.new(procedure, config, title)
     dialog.fill(None)
+    if action is not None:  # model arguments become pickers of the engine's models
+        try:
+            from sfumato_gimp import pickers
+
+            pickers.attach(dialog, action, config)
+        except Exception as exc:  # the dialog still opens, with the plain entries
+            print(f"sfumato: model pickers unavailable: {type(exc).__name__}: {exc}", file=sys.stderr)
     ok = dialog.run()
     dialog.destroy()
     return bool(ok)
@@ -101,7 +108,7 @@ class Sfumato(Gimp.PlugIn):
     def run_image(self, procedure, run_mode, image, drawables, config, run_data):
         name = procedure.get_name()
         if run_mode == Gimp.RunMode.INTERACTIVE:
-            if not show_dialog(procedure, config, self.PROCS[name].rstrip("…")):
+            if not show_dialog(procedure, config, self.PROCS[name].rstrip("…"), procedures.action_of(name)):
                 return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
         try:
             procedures.run_image(name, image, drawables, config)

@@ -294,8 +294,9 @@ class SfumatoDocker(DockWidget):
         ui = BY_KEY[self.op_key]
         self._form_welcome = self.ctrl.welcome
         schema = engine_schema(ui, self.ctrl.welcome)
-        self.form.style_models = [m["name"] for m in self.ctrl.models if m.get("kind") == "style"]
-        self.form.model_names = [m["name"] for m in self.ctrl.models if "error" not in m]
+        welcome = self.ctrl.welcome
+        self.form.model_options = lambda name, values: link.model_choices(
+            welcome, ui.engine_op, values.get("task"), values.get("scale"), param=name)
         if schema is None:
             self.form.build(ui.key, [])
             self.op_tip.setText(f"The connected engine does not offer {ui.engine_op}; update the engine.")

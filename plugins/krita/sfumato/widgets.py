@@ -1,11 +1,14 @@
 """Small Qt widgets for the docker: a parameter form built from the engine's schema, a status light.
 
+Model parameters are pickers filled from the engine's `welcome` (sfumato_link.model_choices):
+restore's list follows its task and scale, so an x4 upscaler shows up for upscale x4 only.
+
 The form remembers values per operation while the panel lives, so switching from Inpaint
 to Restore and back keeps what the artist typed.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from .bootstrap import link
 from .qt import QtWidgets, enum, Qt
@@ -23,8 +26,9 @@ class ParamForm(QtWidgets.QWidget):
         self._widgets: dict[str, tuple[QtWidgets.QWidget, dict[str, Any]]] = {}
         self._memory: dict[str, dict[str, Any]] = {}
         self._key = ""
-        self.style_models: list[str] = []
-        self.model_names: list[str] = []
+        # (parameter, the form's values so far) -> [(value, label)] for a model picker; set by the
+        # docker from the engine's welcome (sfumato_link.model_choices)
+        self.model_options: Callable[[str, dict[str, Any]], list[tuple[Any, str]]] | None = None
 
     def build(self, key: str, fields: list[tuple[str, dict[str, Any]]]) -> None:
         """Replace the form with widgets for `fields`, restoring what was set for `key` before."""
@@ -43,6 +47,11 @@ class ParamForm(QtWidgets.QWidget):
                 widget.setToolTip(tip)
             self._layout.addRow(link.label(name), widget)
             self._widgets[name] = (widget, spec)
+        for name, (widget, spec) in self._widgets.items():  # restore's task and scale narrow its model list
+            if spec.get("type") != "model" and isinstance(widget, QtWidgets.QComboBox):
+                widget.currentIndexChanged.connect(self.refresh_models)
+                if widget.isEditable():
+                    widget.editTextChanged.connect(self.refresh_models)
 
     def _make(self, name: str, spec: dict[str, Any]) -> QtWidgets.QWidget:
         kind = spec.get("type")
@@ -74,15 +83,42 @@ class ParamForm(QtWidgets.QWidget):
                 combo.addItem(text, value)
         else:  # free text with suggestions
             combo.setEditable(True)
-            if name == "style_model":
-                options = [("", "(use reference image)")] + [(m, m) for m in self.style_models]
-            elif name == "model":
-                options = [(m, m) for m in self.model_names or [str(spec.get("default") or "")]]
+            if kind == "model":
+                options = self._model_options(name, spec)
             else:  # typed over, so the values themselves
                 options = [(value, str(value)) for value, _ in link.options(name, spec)]
             for value, text in options:
                 combo.addItem(text, value)
         return combo
+
+    def _model_options(self, name: str, spec: dict[str, Any]) -> list[tuple[Any, str]]:
+        values = {n: self._value(w, s) for n, (w, s) in self._widgets.items()}
+        options = self.model_options(name, values) if self.model_options else []
+        return options or [(str(spec.get("default") or ""), str(spec.get("default") or ""))]
+
+    def refresh_models(self, *_: Any) -> None:
+        """Refill the model pickers for the form's current values (e.g. restore's task and scale),
+        keeping each one's model while it is still offered."""
+        for name, (widget, spec) in self._widgets.items():
+            if spec.get("type") != "model" or not isinstance(widget, QtWidgets.QComboBox):
+                continue
+            current = self._value(widget, spec)
+            options = self._model_options(name, spec)
+            if [(widget.itemData(i), widget.itemText(i)) for i in range(widget.count())] == options:
+                continue
+            widget.blockSignals(True)
+            widget.clear()
+            for value, text in options:
+                widget.addItem(text, value)
+            widget.blockSignals(False)
+            self._set(widget, spec, link.models.pick(options, current, spec.get("default")))
+
+    def model_items(self, name: str = "model") -> list[tuple[Any, str]]:
+        """(value, label) of the picker for `name` as shown now (scripts and tests)."""
+        widget = self._widgets.get(name, (None, None))[0]
+        if not isinstance(widget, QtWidgets.QComboBox):
+            return []
+        return [(widget.itemData(i), widget.itemText(i)) for i in range(widget.count())]
 
     @staticmethod
     def _set(widget: QtWidgets.QWidget, spec: dict[str, Any], value: Any) -> None:
@@ -102,21 +138,22 @@ class ParamForm(QtWidgets.QWidget):
                 widget.setEditText("" if value is None else str(value))
 
     def values(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for name, (widget, spec) in self._widgets.items():
-            if isinstance(widget, QtWidgets.QCheckBox):
-                out[name] = widget.isChecked()
-            elif isinstance(widget, (QtWidgets.QSpinBox, QtWidgets.QDoubleSpinBox)):
-                at_null = spec.get("nullable") and widget.value() == widget.minimum()
-                out[name] = None if at_null else widget.value()
-            elif isinstance(widget, QtWidgets.QComboBox):
-                if widget.isEditable():
-                    text = widget.currentText()
-                    data = widget.itemData(widget.currentIndex())
-                    out[name] = data if data is not None and widget.itemText(widget.currentIndex()) == text else text
-                else:
-                    out[name] = widget.currentData()
-        return out
+        return {name: self._value(widget, spec) for name, (widget, spec) in self._widgets.items()}
+
+    @staticmethod
+    def _value(widget: QtWidgets.QWidget, spec: dict[str, Any]) -> Any:
+        if isinstance(widget, QtWidgets.QCheckBox):
+            return widget.isChecked()
+        if isinstance(widget, (QtWidgets.QSpinBox, QtWidgets.QDoubleSpinBox)):
+            at_null = spec.get("nullable") and widget.value() == widget.minimum()
+            return None if at_null else widget.value()
+        if isinstance(widget, QtWidgets.QComboBox):
+            if widget.isEditable():
+                text = widget.currentText()
+                data = widget.itemData(widget.currentIndex())
+                return data if data is not None and widget.itemText(widget.currentIndex()) == text else text
+            return widget.currentData()
+        return None
 
     def set_value(self, name: str, value: Any) -> None:
         if name in self._widgets:

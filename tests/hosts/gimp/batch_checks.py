@@ -363,6 +363,31 @@ def pattern_checks():
     img.delete()
 
 
+def zoo_upscale():
+    """Restore, task upscale x4, with a zoo model (Real-ESRGAN x4plus) on a small layer: a new image
+    4x its size. harness.py judges the exported pair against a bicubic upscale (zoo_compare.py)."""
+    model = CFG.get("zoo_model")
+    if not model:
+        return
+    x, y, side = 70, 78, CFG.get("zoo_size", 24)  # the left rim of the red disc over the gradient
+    small = Gimp.file_load(Gimp.RunMode.NONINTERACTIVE, Gio.File.new_for_path(CFG["image"]))
+    small.crop(side, side, x, y)
+    layer = small.get_layers()[0]
+    export_flat(small, os.path.join(OUT, "zoo-small.png"))
+    old_ids = {i.get_id() for i in Gimp.get_images()}
+    status, error, _ = call("sfumato-restore", small, [layer], task="upscale", scale=4, model=model)
+    check(f"zoo upscale x4 with {model}: succeeds", status == "success", error)
+    added = [i for i in Gimp.get_images() if i.get_id() not in old_ids]
+    sizes = [(i.get_width(), i.get_height()) for i in added]
+    check(f"zoo upscale x4 with {model}: one new image 4x the layer's size", sizes == [(4 * side, 4 * side)], sizes)
+    if len(added) == 1:
+        REPORT["zoo"] = {"model": model, "layers": layer_names(added[0])}
+        export_flat(added[0], os.path.join(OUT, "zoo-big.png"))
+    for extra in added:
+        extra.delete()
+    small.delete()
+
+
 def export_flat(image, path):
     dup = image.duplicate()
     dup.flatten()
@@ -426,6 +451,8 @@ def main():
               [(i.get_width(), i.get_height()) for i in added])
         for extra in added:
             extra.delete()
+
+    zoo_upscale()
 
     # generate a tileable pattern as a new layer the size of the selection
     image.select_rectangle(Gimp.ChannelOps.REPLACE, 0, 0, 64, 64)

@@ -62,7 +62,23 @@ def _publish(src: Path, dst: Path, box: tuple[int, int, int, int] | None = None)
     img.save(dst, optimize=True)
 
 
-def run_gui(host, engine, work: Path, shots: Path | None) -> list[dict]:
+def picker_checks(report: dict, model: str) -> list[dict]:
+    """What the Restore dialog's model picker offered (gui_session.picker_check)."""
+    seen = report.get("picker") or {}
+    x4 = [row[0] for row in seen.get("upscale x4", [])]
+    labels = dict(tuple(row) for row in seen.get("upscale x4", []))
+    return [
+        {"name": f"gui: the Restore dialog's model picker offers {model} for upscale x4, labelled",
+         "ok": model in x4 and "upscale x4" in labels.get(model, "") and seen.get("chosen x4") == model,
+         "detail": json.dumps(seen) + report.get("picker_crash", "")},
+        {"name": "gui: the picker follows Scale 2 and Task denoise (the x4 model leaves, builtin chosen)",
+         "ok": model not in seen.get("upscale x2", [model]) and seen.get("chosen x2") == "builtin"
+         and model not in seen.get("denoise", [model]) and "builtin" in seen.get("denoise", []),
+         "detail": json.dumps(seen)},
+    ]
+
+
+def run_gui(host, engine, work: Path, shots: Path | None, zoo_model: str = "") -> list[dict]:
     checks: list[dict] = []
     if "inpaint" not in engine.welcome()["ops"]:
         _log("SKIP GUI run (undo check, screenshots): the engine has no inpaint op yet")
@@ -74,10 +90,11 @@ def run_gui(host, engine, work: Path, shots: Path | None) -> list[dict]:
 
     Image.fromarray(data.chelsea()).save(work / "chelsea.png")  # 451 x 300
     # the shipped model paints a plausible fill; the tiny test model only noise, so show the patch method then
-    shipped = Path(engine.models.models_dir).resolve() == (HERE.parents[2] / "models").resolve()
+    shipped = (Path(engine.models.models_dir) / "builtin").resolve() == (HERE.parents[2] / "models" / "builtin").resolve()
     method = "diffusion" if shipped else "patch"
     cfg = {"image": host.inner(work / "chelsea.png"), "out": host.inner(work), "select": [250, 40, 110, 90],
-           "method": method}
+           "method": method, "plugin_dir": host.inner(host.plugins_folder(work / "home") / "sfumato"),
+           "zoo_model": zoo_model}
     (work / "gui.json").write_text(json.dumps(cfg))
     shutil.copy(HERE / "gui_session.py", work / "gui_session.py")
     home = work / "home"
@@ -135,6 +152,8 @@ def run_gui(host, engine, work: Path, shots: Path | None) -> list[dict]:
         report = json.loads((work / "gui_report.json").read_text()) if (work / "gui_report.json").exists() else {}
         if report.get("crash"):
             _log(report["crash"])
+        if zoo_model:
+            checks += picker_checks(report, zoo_model)
         checks.append({"name": "gui: inpaint added one layer", "ok": report.get("status") == "success"
                        and len(report.get("layers_after_run", [])) == 2, "detail": json.dumps(report)})
         checks.append({"name": "gui: one Ctrl+Z removes the result and restores the pixels",

@@ -67,7 +67,67 @@ def main():
     image.clean_all()
 
 
+def picker_check():
+    """The Restore dialog's model picker, built the way the plug-in builds it (sfumato_gimp.pickers on
+    a GimpUi.ProcedureDialog of sfumato-restore), shown on the display and screenshotted: what it
+    offers for upscale x4, then after Scale is set to 2 and Task to denoise (the list follows)."""
+    model = CFG.get("zoo_model")
+    if not model:
+        return
+    import subprocess
+    import sys
+
+    gi.require_version("GimpUi", "3.0")
+    gi.require_version("Gtk", "3.0")
+    from gi.repository import GimpUi, Gtk
+
+    sys.path.insert(0, CFG["plugin_dir"])
+    import sfumato_link as link
+    from sfumato_gimp import pickers
+
+    def pump(seconds):
+        end = time.time() + seconds
+        while time.time() < end:
+            while Gtk.events_pending():
+                Gtk.main_iteration()
+            time.sleep(0.02)
+
+    GimpUi.init("sfumato-host-test")
+    proc = Gimp.get_pdb().lookup_procedure("sfumato-restore")
+    cfg = proc.create_config()
+    cfg.set_property("task", "upscale")
+    cfg.set_property("scale", 4)
+    cfg.set_property("model", model)
+    dialog = GimpUi.ProcedureDialog.new(proc, cfg, "Restore")
+    dialog.fill(None)
+    combos = pickers.attach(dialog, link.BY_KEY["restore"], cfg)
+    dialog.show()
+    pump(1.5)
+    seen = {"combos": len(combos)}
+    if combos:
+        store = combos[0].get_model()
+        seen["upscale x4"] = [list(row) for row in store]
+        seen["chosen x4"] = cfg.get_property("model")
+        subprocess.run(["import", "-window", "root", os.path.join(OUT, "shot-picker.png")], timeout=30)
+        cfg.set_property("scale", 2)
+        pump(0.3)
+        seen["upscale x2"] = [row[0] for row in store]
+        seen["chosen x2"] = cfg.get_property("model")
+        cfg.set_property("task", "denoise")
+        pump(0.3)
+        seen["denoise"] = [row[0] for row in store]
+    dialog.destroy()
+    pump(0.3)
+    REPORT["picker"] = seen
+
+
 try:
+    try:
+        picker_check()
+    except Exception:
+        import traceback
+
+        REPORT["picker_crash"] = traceback.format_exc()
     main()
 except Exception:
     import traceback

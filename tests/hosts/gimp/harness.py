@@ -31,6 +31,9 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[2]
 sys.path.insert(0, str(REPO))
 
+sys.path.insert(0, str(HERE.parent))
+
+import zoo_compare  # noqa: E402  (tests/hosts/zoo_compare.py)
 from engine import plugin_install  # noqa: E402
 from engine.server import Engine  # noqa: E402
 
@@ -211,7 +214,7 @@ def save_profile(home: Path, cache: Path) -> None:
 
 
 def run_batch(host: Host, engine: Engine, work: Path, ops: list[str], only_cancel: bool = False,
-              only_patterns: bool = False) -> tuple[dict, dict, float]:
+              extra: dict | None = None) -> tuple[dict, dict, float]:
     home = work / "home"
     if restore_profile(host.profile_cache(), home):
         log("GIMP profile restored from the cache (warm start)")
@@ -227,7 +230,7 @@ def run_batch(host: Host, engine: Engine, work: Path, ops: list[str], only_cance
     cfg = {"image": host.inner(work / "input.png"), "style": host.inner(work / "style.png"),
            "out": host.inner(work), "address": engine.address, "ops": ops, "long_op": long_op,
            "relay_python": "/usr/bin/python3" if host.chroot else sys.executable, "only_cancel": only_cancel,
-           "only_patterns": only_patterns}
+           **(extra or {})}
     (work / "config.json").write_text(json.dumps(cfg))
     batch = work / "batch_checks.py"
     shutil.copy(HERE / "batch_checks.py", batch)
@@ -344,6 +347,17 @@ def check_export(work: Path, report: dict) -> list[dict]:
             {"name": "export: inside the selection changed", "ok": changed > 1.0, "detail": f"mean |diff| {changed:.1f}"}]
 
 
+def check_zoo(work: Path, report: dict) -> list[dict]:
+    """The zoo upscale the batch run exported: 4x the input and not a bicubic copy of it."""
+    small, big = work / "zoo-small.png", work / "zoo-big.png"
+    if "zoo" not in report or not small.exists() or not big.exists():
+        return []
+    verdict = zoo_compare.judge(small, big, 4)
+    log(f"zoo upscale with {report['zoo']['model']}: {json.dumps(verdict)}")
+    return [{"name": f"zoo upscale: 4x the input and not a bicubic copy (mean |diff| > {zoo_compare.MIN_DIFF})",
+             "ok": verdict["ok"], "detail": json.dumps(verdict)}]
+
+
 def show_logs(work: Path, lines: int = 40) -> None:
     """The end of what GIMP printed: on a CI machine the work folder is gone after the run."""
     for name in ("gimp-batch.log", "gimp-gui.log"):
@@ -381,11 +395,13 @@ def main() -> int:
     except BaseException as exc:
         log(f"stopped early during {phase}: {exc!r}")
         raise
-    engine = Engine(bind="tcp://127.0.0.1:*", models_dir=models, device="cpu").start()
+    # the engine serves the tiny model plus a zoo checkpoint (Real-ESRGAN x4plus) when ../shared/models has it
+    served, zoo_skip = zoo_compare.zoo_models(models, work / "models")
+    engine = Engine(bind="tcp://127.0.0.1:*", models_dir=served or models, device="cpu").start()
     phase = "starting"
     try:
         ops = sorted(k for k, v in engine.welcome()["ops"].items() if not v.get("test_only"))
-        log(f"engine at {engine.address}, models from {models}, ops: {', '.join(ops) or 'none yet'}")
+        log(f"engine at {engine.address}, models from {served or models}, ops: {', '.join(ops) or 'none yet'}")
         if args.gui_only:
             home = work / "home"
             restore_profile(host.profile_cache(), home)
@@ -393,9 +409,13 @@ def main() -> int:
             report, cancel, batch_s = {"checks": []}, {}, 0.0
         else:
             phase = "the batch run (gimp-console-3.0 calling every procedure)"
-            report, cancel, batch_s = run_batch(host, engine, work, ops, only_cancel=args.only_cancel,
-                                                only_patterns=args.only_patterns)
-        checks = first + report["checks"] + check_export(work, report)
+            extra = {"zoo_model": zoo_compare.ZOO_MODEL, "zoo_size": zoo_compare.ZOO_SIZE} if served else {}
+            if args.only_patterns:
+                extra["only_patterns"] = True
+            report, cancel, batch_s = run_batch(host, engine, work, ops, only_cancel=args.only_cancel, extra=extra)
+        checks = first + report["checks"] + check_export(work, report) + check_zoo(work, report)
+        if zoo_skip:
+            log(f"SKIP zoo upscale check: {zoo_skip}")
         if report.get("cancel") is not None or cancel:
             checks.append({"name": "cancel: the engine got the cancel within 5 s of the plug-in being killed",
                            "ok": bool(cancel.get("cancel_requested")) and cancel.get("cancel_request_seconds", 99) < 5,
@@ -410,10 +430,12 @@ def main() -> int:
 
             gui_engine = engine
             if (SHIPPED_MODELS / "builtin" / "model.json").is_file():  # nicer screenshots with the real model
-                gui_engine = Engine(bind="tcp://127.0.0.1:*", models_dir=SHIPPED_MODELS, device="cpu").start()
+                shipped, _ = zoo_compare.zoo_models(SHIPPED_MODELS, work / "gui-models")  # plus the zoo model
+                gui_engine = Engine(bind="tcp://127.0.0.1:*", models_dir=shipped or SHIPPED_MODELS, device="cpu").start()
             try:
                 phase = "the GUI run (gimp-3.0 under Xvfb)"
-                checks += run_gui(host, gui_engine, work, Path(args.shots) if args.shots else None)
+                zoo = zoo_compare.ZOO_MODEL if zoo_compare.ZOO_MODEL in {m["name"] for m in gui_engine.models.list()} else ""
+                checks += run_gui(host, gui_engine, work, Path(args.shots) if args.shots else None, zoo)
             finally:
                 if gui_engine is not engine:
                     gui_engine.stop()

@@ -9,10 +9,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+HOSTS = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(HOSTS))
+import zoo_compare  # noqa: E402  (tests/hosts/zoo_compare.py)
 
 TINY_ARCH = {"channels": [8, 16, 16, 16], "down_blocks": [1, 1, 1, 1], "up_blocks": [1, 1, 1, 1],
              "emb_dim": 32, "groups": 4}
@@ -69,13 +74,20 @@ def main() -> None:
     Image.fromarray(style, "RGB").save(work / "style.png")
     if args.models is None:
         tiny_model(work / "models")
+        # the zoo checkpoint beside the tiny model, for the model picker and the zoo upscale
+        served, zoo_skip = zoo_compare.zoo_models(work / "models", work / "models")
+    else:  # a folder of the caller's: used as it is
+        has = any((args.models / (zoo_compare.ZOO_MODEL + s)).exists() for s in (".safetensors", ".pth"))
+        zoo_skip = "" if has else f"{args.models} holds no {zoo_compare.ZOO_MODEL} checkpoint"
     cfg = {"image": str(work / "image.png"), "style": str(work / "style.png"), "out": str(work / "out"),
            "report": str(work / "report.json"),
            "address": args.address, "dead_address": args.dead_address, "screenshot": args.screenshot,
            "allow_missing_ops": args.allow_missing_ops, "steps": 6, "slow_steps": 150,
            "selection": [200, 120, 90, 70] if args.photo else [96, 64, 64, 56],
            "restore_selection": [24, 24, 80, 60], "deadline": 720,
-           "job_timeout": 240, "window": [1440, 900]}
+           "job_timeout": 240, "window": [1440, 900],
+           "zoo_model": "" if zoo_skip else zoo_compare.ZOO_MODEL, "zoo_skip": zoo_skip, "zoo_size": zoo_compare.ZOO_SIZE,
+           "compare": [sys.executable, str(HOSTS / "zoo_compare.py")]}
     (work / "config.json").write_text(json.dumps(cfg, indent=1), encoding="utf-8")
     print(f"prepared {work} (models: {args.models or work / 'models'}; pid {os.getpid()})")
 

@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterator
 
 from krita import Extension, InfoObject, Krita, Selection
 
-from . import extend_checks, pattern_checks
+from . import extend_checks, pattern_checks, zoo_checks
 
 CONFIG_PATH = os.environ.get("SFUMATO_KRITA_TEST", "")
 
@@ -479,6 +479,9 @@ class HostTest(Extension):
                     yield 1.0
                 app.setActiveDocument(doc)
                 yield (lambda: app.activeDocument() == doc, 10.0, "the test image to be active again")
+            yield from zoo_checks.upscale(self, window, docker, doc, source)
+            doc.setSelection(sel)
+            doc.setActiveNode(source)
         else:
             self.check("engine offers restore", bool(self.cfg.get("allow_missing_ops")), "missing")
 
