@@ -69,9 +69,10 @@ def crop(data: bytes, width: int, box: Box, bpp: int) -> bytes:
 # ---- operations and parameters ----------------------------------------------------------
 
 def test_every_op_has_an_action_and_a_known_engine_op():
-    assert [op.key for op in ops.OPS] == ["inpaint", "remove", "extend", "restore", "stylize", "pattern"]
+    assert [op.key for op in ops.OPS] == ["inpaint", "remove", "extend", "restore", "stylize", "pattern", "repeat",
+                                          "recolor"]
     assert len({ops.action_id(op) for op in ops.OPS}) == len(ops.OPS)
-    assert {op.engine_op for op in ops.OPS} == {"inpaint", "restore", "stylize", "generate"}
+    assert {op.engine_op for op in ops.OPS} == {"inpaint", "restore", "stylize", "generate", "pattern", "recolor"}
 
 
 def test_build_params_coerces_fixes_and_drops():

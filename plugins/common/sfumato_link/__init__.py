@@ -57,7 +57,8 @@ Operations, from one schema (actions.py, schema.py, results.py, areas.py, ops.py
     ACTIONS, BY_KEY["inpaint"|"remove"|"extend"|"restore"|"stylize"|"pattern"] -> Action(key, label,
         engine_op, fields, fixed, selection, context, own, source_input, ...): what both editors offer
     shown_fields(action, schema), build_params(action, values, schema), context_pixels(action, box)
-    own_fields(action), own_values(action, values)   # plug-in-only fields (Extend canvas's sides, amount)
+    own_fields(action, host=None), own_values(action, values, host=None)   # plug-in-only fields (Extend
+        canvas's sides, amount); host "gimp"/"krita": only the fields that editor shows
     source_array(mask, w, h) -> Array | None   # Remove's source mask; None when empty or full
     source_crop(crop, mask, area), source_params(params, box)   # the crop and context a source needs
     extend.plan_extension(w, h, sides, amount, unit) -> Extension; extend.request_box,
@@ -71,6 +72,12 @@ Operations, from one schema (actions.py, schema.py, results.py, areas.py, ops.py
     model_choices(welcome, op, task=None, scale=None, param="model") -> [(value, label)]   # the model
         picker for an op (models.py): diffusion models its schema accepts, zoo models whose `serves`
         names the op (and restore's task/scale), never unreadable ones; models.pick(choices, current, default)
+    schema.op_inputs(op, welcome=None)   # the op's declared inputs (Pattern repeat's ground, Recolor's reference)
+    Action.extra_inputs, Action.output_labels   # inputs from another layer/file; named outputs (tile, preview)
+
+GIMP patterns (gpat.py)
+    gpat.encode(name, w, h, data, bpp), gpat.decode(blob) -> Pattern, gpat.from_array(name, arr),
+    gpat.save(folder, name, arr) -> path       # a repeat tile as a .pat file
 
 Errors
     LinkError(code, message, field): str(err) is the sentence to show; err.code to switch on.
@@ -79,7 +86,7 @@ Errors
 from __future__ import annotations
 
 from . import autostart, ops, schema
-from . import extend
+from . import extend, gpat
 from .actions import (ACTIONS, BY_KEY, Action, build_params, context_pixels, label, options, own_fields, own_values,
                       shown_fields)
 from .areas import needs_selection, source_array, source_crop, source_params, transparent_area
@@ -102,7 +109,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ACTIONS", "Action", "BY_KEY", "build_params", "context_pixels", "group_name", "label", "layer_name",
-    "autostart", "extend", "needs_selection", "ops", "options", "own_fields", "own_values", "source_array", "source_crop", "source_params", "ordered_outputs", "result_summary", "schema", "shown_fields",
+    "autostart", "extend", "gpat", "needs_selection", "ops", "options", "own_fields", "own_values", "source_array", "source_crop", "source_params", "ordered_outputs", "result_summary", "schema", "shown_fields",
     "transparency_mask", "transparent_area", "used_seed",
     "Array", "Box", "DEFAULT_ADDRESS", "ENGINE_START_FAILED", "ENGINE_UNREACHABLE", "Event", "Job", "LinkError", "MSGPACK",
     "RELAY_FAILED", "RelayTransport", "Session", "Settings", "Transport", "ZmqTransport", "bgra_to_rgba",

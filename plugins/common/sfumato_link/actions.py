@@ -1,10 +1,11 @@
 """The artist-facing operations both editors offer, and how a form's values become `params`.
 
-Six actions map onto the engine's four ops: "Remove" is `inpaint` at full strength with
+Eight actions map onto the engine's six ops: "Remove" is `inpaint` at full strength with
 a wider context and `remove` set (the mask grows, the object is never copied), optionally
-with a source mask; "Extend canvas" is `inpaint` over canvas added on chosen sides. Which engine parameters each action shows is listed here once; their
-types, ranges and defaults come from the schema (the snapshot, or the connected engine's
-`welcome`), never from the editors. GIMP turns the fields into procedure arguments, Krita
+with a source mask; "Extend canvas" is `inpaint` over canvas added on chosen sides;
+"Pattern repeat" is `pattern` on a motif, "Recolor" is `recolor`. Which engine parameters
+each action shows is listed here once; their types, ranges and defaults come from the schema
+(the snapshot, or the connected engine's `welcome`), never from the editors. GIMP turns the fields into procedure arguments, Krita
 into its panel's form.
 """
 from __future__ import annotations
@@ -27,6 +28,15 @@ EXTEND_FIELDS: Mapping[str, Mapping[str, Any]] = {
 }
 
 
+# Pattern repeat's own fields: what each editor does with a finished tile (`hosts`: which editor shows it).
+TILE_FIELDS: Mapping[str, Mapping[str, Any]] = {
+    "save_pattern": {"type": "bool", "default": False, "hosts": ("gimp",),
+                     "doc": "also save the tile as a GIMP pattern (.pat) in your patterns folder"},
+    "wrap_around": {"type": "bool", "default": True, "hosts": ("krita",),
+                    "doc": "open the tile as a new image in wrap-around mode (the canvas repeats in every direction)"},
+}
+
+
 @dataclass(frozen=True)
 class Action:
     """One entry of an editor's menu or operation picker."""
@@ -38,7 +48,10 @@ class Action:
     fixed: Mapping[str, Any] = field(default_factory=dict)  # always sent, never shown
     defaults: Mapping[str, Any] = field(default_factory=dict)  # the action's own starting values
     selection: str = "optional"  # "required": needs a selection (or transparent pixels); "optional"; "size";
-    # "extend": works on the whole canvas, which it enlarges
+    # "extend": works on the whole canvas, which it enlarges; "motif": the selection's bounding box (no
+    # context) with unselected pixels made transparent, or the whole layer, and results of their own size
+    # placed at the box's corner; "crop": the selection's bounding box (no context, no mask sent) or the
+    # whole layer, the results cleared outside the selection
     context: float = 0.25  # surroundings sent around the selection, as a fraction of its larger side
     context_max: int = 256  # ... and at most this many pixels
     style_input: bool = False  # takes a reference image (stylize)
@@ -46,7 +59,23 @@ class Action:
     own: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # the plug-in's own fields, shown first
     source_input: bool = False  # takes an optional source mask (where fills may copy from)
     tip: str = ""
+    extra_inputs: tuple[str, ...] = ()  # engine inputs taken from another layer or a file (pattern's ground)
+    output_labels: tuple[str, ...] = ()  # what outputs image, image_1, ... are, when they are not variants
 
+
+# the `pattern` op (textile repeats) and `recolor` (colourways)
+TILE_ACTIONS: tuple[Action, ...] = (
+    Action("repeat", "Pattern repeat", "pattern", ("layout", "spacing", "scale", "rotation", "jitter", "background",
+                                                 "preview", "seed"),
+           defaults={"layout": "half-drop"}, selection="motif", name_keys=("layout",), own=TILE_FIELDS,
+           extra_inputs=("ground",), output_labels=("tile", "preview"),
+           tip="Put the selection (or the layer, with its transparency) into a textile repeat, or make it "
+               "seamless: the result is one repeat tile (and an N x N preview) as new layers."),
+    Action("recolor", "Recolor", "recolor", ("palette", "colors", "variants", "seed"), selection="crop",
+           name_keys=("palette",), extra_inputs=("reference",),
+           tip="Colourways: recolour the selection or layer to a palette (hex colours, or colours taken from a "
+               "reference), keeping shading and line work."),
+)
 
 ACTIONS: tuple[Action, ...] = (
     Action("inpaint", "Inpaint", "inpaint", ("strength", "steps", "seed", "variants", "method", "model"),
@@ -70,6 +99,7 @@ ACTIONS: tuple[Action, ...] = (
     Action("pattern", "Generate pattern", "generate", ("tileable", "steps", "seed", "variants", "model"),
            defaults={"tileable": True}, selection="size", name_keys=("tileable",),
            tip="Generate a new (seamless) pattern the size of the selection or canvas."),
+    *TILE_ACTIONS,
 )
 BY_KEY = {action.key: action for action in ACTIONS}
 
@@ -77,7 +107,9 @@ PARAM_LABELS = {"strength": "Strength", "steps": "Steps", "seed": "Seed", "varia
                 "method": "Method", "task": "Task", "scale": "Scale", "style_model": "Style model",
                 "structure": "Structure", "tileable": "Tileable", "model": "Model", "sigma": "Noise level",
                 "quality": "JPEG quality", "guidance": "Style force", "palette": "Palette",
-                "width": "Width", "height": "Height", "sides": "Sides", "amount": "Amount", "unit": "Unit"}
+                "width": "Width", "height": "Height", "sides": "Sides", "amount": "Amount", "unit": "Unit",
+                "save_pattern": "Save as GIMP pattern", "wrap_around": "Wrap-around view", "colors": "Colours",
+                "ground": "Ground", "reference": "Palette from"}
 
 # What a free-text parameter is usually set to (offered in a list); an enum's own choices win.
 SUGGESTIONS = {"task": ("auto", "denoise", "jpeg", "upscale", "deblur", "repair", "denoise,jpeg", "deblur,denoise")}
@@ -115,18 +147,20 @@ def shown_fields(action: Action, schema: Mapping[str, Any]) -> list[tuple[str, d
     return shown
 
 
-def own_fields(action: Action) -> list[tuple[str, dict[str, Any]]]:
-    """(name, spec) of the plug-in's own fields of `action` (e.g. Extend canvas's sides and amount)."""
-    return [(name, dict(spec)) for name, spec in action.own.items()]
+def own_fields(action: Action, host: str | None = None) -> list[tuple[str, dict[str, Any]]]:
+    """(name, spec) of the plug-in's own fields of `action` (e.g. Extend canvas's sides and amount);
+    with `host` ("gimp", "krita") only those that editor shows."""
+    return [(name, dict(spec)) for name, spec in action.own.items()
+            if host is None or host in spec.get("hosts", (host,))]
 
 
-def own_values(action: Action, values: Mapping[str, Any]) -> dict[str, Any]:
+def own_values(action: Action, values: Mapping[str, Any], host: str | None = None) -> dict[str, Any]:
     """The own fields' values, checked like parameters (defaults for missing ones).
 
     Raises ValueError("Amount: must be at least 1") naming the field, for the editor to show.
     """
     out: dict[str, Any] = {}
-    for name, spec in own_fields(action):
+    for name, spec in own_fields(action, host):
         try:
             out[name] = coerce(values.get(name), spec)
         except (TypeError, ValueError) as exc:

@@ -54,13 +54,17 @@ def layer_name(action: Action, params: Mapping[str, Any], meta: Mapping[str, Any
     if seed is not None:
         bits.append(f"seed {seed}")
     name = f"Sfumato {action.label}"
-    if variant is not None:
+    if variant is not None and variant < len(action.output_labels):  # e.g. Pattern repeat's tile and preview
+        name += f" {action.output_labels[variant]}"
+    elif variant is not None:
         name += f" #{variant + 1}"
     return f"{name} ({', '.join(bits)})" if bits else name
 
 
 def group_name(action: Action, params: Mapping[str, Any], meta: Mapping[str, Any] | None, count: int) -> str:
-    """The name of a group holding `count` variants."""
+    """The name of a group holding `count` variants (or an action's labelled outputs: its layer name)."""
+    if action.output_labels:
+        return layer_name(action, params, meta)
     seed = used_seed(params, meta)
     return f"Sfumato {action.label}: {count} variants" + (f" (seed {seed})" if seed is not None else "")
 

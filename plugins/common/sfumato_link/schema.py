@@ -42,6 +42,16 @@ def op_params(op: str, welcome: Mapping[str, Any] | None = None) -> dict[str, di
     return {name: dict(spec) for name, spec in (schema.get("params") or {}).items()}
 
 
+def op_inputs(op: str, welcome: Mapping[str, Any] | None = None) -> dict[str, dict[str, Any]] | None:
+    """`op`'s declared inputs ({name: {"required", "doc", ...}}): the connected engine's, else the
+    snapshot's; None when that source has no such op."""
+    ops = (welcome.get("ops") or {}) if welcome is not None else snapshot()
+    schema = ops.get(op)
+    if not isinstance(schema, Mapping):
+        return None
+    return {name: dict(spec) for name, spec in (schema.get("inputs") or {}).items()}
+
+
 def is_number(spec: Spec) -> bool:
     return spec.get("type") in ("int", "float")
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Sfumato for GIMP 3: Filters > Sfumato > Inpaint, Remove Object, Extend Canvas, Restore, Stylize,
-Generate, Status.
+Generate, Pattern Repeat, Recolor, Status.
 
 A thin plug-in: it reads the active layer and the selection, sends the selection's bounding
 box plus some context to the Sfumato engine (a separate, long-lived process), follows its
@@ -154,6 +154,14 @@ DOCS = {
                         "The result is a new layer above the source.", None),
     "sfumato-generate-pattern": ("Generate a new (tileable) pattern as a layer or image (Sfumato engine)",
                                  "Width and height 0 take the selection's or the image's size.", None),
+    "sfumato-pattern": ("Put the selection or layer into a textile repeat, or make it seamless (Sfumato engine)",
+                        "The motif is the selection's box (unselected pixels transparent) or the layer with its "
+                        "alpha; layouts seamless, grid, half-drop, half-brick, mirror, rotate4, over a transparent, "
+                        "coloured or textured ground (a layer or file). The repeat tile, and an N x N preview when "
+                        "asked, become new layers; the tile can also be saved as a GIMP pattern.", None),
+    "sfumato-recolor": ("Recolour the selection or layer to a palette: colourways (Sfumato engine)",
+                        "A palette of hex colours, or colours taken from a reference layer or file; shading and "
+                        "line work stay. One new layer per colourway, covering the selection.", None),
     "sfumato-engine-status": ("Show the Sfumato engine's address, device, models and queue; set the address",
                               "Settings are remembered; SFUMATO_ENGINE and SFUMATO_PYTHON override them.", None),
 }

@@ -379,4 +379,6 @@ def make_entry(plan: Plan, outputs: dict[str, Any], meta: dict[str, Any]) -> Ent
     return Entry(label=link.layer_name(plan.ui, plan.params, meta), op=plan.ui.key, dtype=plan.dtype, layers=layers,
                  group=link.group_name(plan.ui, plan.params, meta, len(outs)) if multi else None,
                  thumb=thumbnail(first, 64), meta=dict(meta),
-                 new_image=(first.width, first.height) != (plan.box.w, plan.box.h))
+                 # a repeat tile has its own size and still goes into this image (at the motif's corner)
+                 new_image=(first.width, first.height) != (plan.box.w, plan.box.h) and plan.ui.selection != "motif",
+                 wrap_tile=plan.wrap_tile)

@@ -112,6 +112,12 @@ class SfumatoDocker(DockWidget):
                                       "selection mask; Whole image = anywhere but the object")
         source_line.addWidget(self.source_picker, 1)
         col.addWidget(self.source_row)
+        self.input_rows: dict[str, QtWidgets.QWidget] = {}  # an action's extra inputs (ground, reference)
+        self.input_pickers: dict[str, NodePicker] = {}
+        for name in dict.fromkeys(n for op in OPS for n in op.extra_inputs):
+            row, picker = self._input_row(name)
+            col.addWidget(row)
+            self.input_rows[name], self.input_pickers[name] = row, picker
 
         buttons = QtWidgets.QHBoxLayout()
         self.run_button = QtWidgets.QPushButton("Run")
@@ -158,6 +164,16 @@ class SfumatoDocker(DockWidget):
         self.setWidget(scroll)
         self._set_running(None)
 
+    def _input_row(self, name: str) -> tuple[QtWidgets.QWidget, NodePicker]:
+        """A row picking the layer for the engine input `name` (none = not sent)."""
+        row = QtWidgets.QWidget()
+        line = QtWidgets.QHBoxLayout(row)
+        line.setContentsMargins(0, 0, 0, 0)
+        line.addWidget(QtWidgets.QLabel(link.label(name)))
+        picker = NodePicker(runtime.layer_candidates, none_label="None")
+        line.addWidget(picker, 1)
+        return row, picker
+
     # --- Krita hooks ----------------------------------------------------------------
 
     def canvasChanged(self, canvas: Any) -> None:  # noqa: N802 (Krita's name)
@@ -185,6 +201,8 @@ class SfumatoDocker(DockWidget):
         values = self.form.values()
         if BY_KEY[self.op_key].source_input:
             values["source"] = self.source_picker.node()
+        if BY_KEY[self.op_key].extra_inputs:
+            values["inputs"] = {name: self.input_pickers[name].node() for name in BY_KEY[self.op_key].extra_inputs}
         return values
 
     def run_clicked(self) -> Running | None:
@@ -283,12 +301,18 @@ class SfumatoDocker(DockWidget):
             self.form.build(ui.key, [])
             self.op_tip.setText(f"The connected engine does not offer {ui.engine_op}; update the engine.")
         else:
-            self.form.build(ui.key, link.own_fields(ui) + link.shown_fields(ui, schema))
+            self.form.build(ui.key, link.own_fields(ui, runtime.HOST) + link.shown_fields(ui, schema))
             self.op_tip.setText(ui.tip)
         self.style_row.setVisible(ui.style_input)
         self.source_row.setVisible(ui.source_input)
         if ui.source_input:
             self.source_picker.refresh()
+        inputs = link.schema.op_inputs(ui.engine_op, self.ctrl.welcome) or {}
+        for name, row in self.input_rows.items():
+            row.setVisible(name in ui.extra_inputs and name in inputs)
+            row.setToolTip(str(inputs.get(name, {}).get("doc") or ""))
+            if name in ui.extra_inputs:
+                self.input_pickers[name].refresh()
 
     def _set_running(self, run: Running | None) -> None:
         self.cancel_button.setEnabled(run is not None)

@@ -6,14 +6,14 @@ filled before they join the layer stack, so one Undo removes a result; variants 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from .bootstrap import link
 from .convert import layer_format
 from .history import Entry, ResultLayer
 from .qt import QtGui
-from .request import Plan, plan_extend, plan_job
+from .request import Plan, plan_crop, plan_extend, plan_job
 
 Box = link.Box
 
@@ -73,7 +73,7 @@ def selection_box(doc: Any) -> Box | None:
 
 def plan_for(ui: link.Action, params: dict[str, Any], style: Any = None, max_pixels: int | None = None,
              target: Target | None = None, own: dict[str, Any] | None = None,
-             source: Any = None) -> tuple[Plan, Target]:
+             source: Any = None, inputs: dict[str, Any] | None = None) -> tuple[Plan, Target]:
     """Read the active layer (BGRA) and selection (soft 8-bit mask) into a request for `ui`;
     `source` is the layer or selection mask picked as Remove's source, `own` the plug-in's fields."""
     target = target or active_source()
@@ -87,6 +87,12 @@ def plan_for(ui: link.Action, params: dict[str, Any], style: Any = None, max_pix
     def read_mask(box: Box) -> bytes:
         return bytes(sel.pixelData(box.x, box.y, box.w, box.h))
 
+    if ui.selection in ("motif", "crop"):  # Pattern repeat, Recolor; `inputs`: {input name: node or None}
+        extra = {name: node_image(node, name) for name, node in (inputs or {}).items() if node is not None}
+        plan = plan_crop(ui, params, canvas_box(doc), dtype, read_pixels, selection_box(doc),
+                         read_mask if sel is not None else None, max_pixels, extra)
+        plan.wrap_tile = ui.selection == "motif" and bool((own or {}).get("wrap_around"))
+        return plan, target
     if ui.selection == "extend":
         plan = plan_extend(ui, params, own or link.own_values(ui, {}), canvas_box(doc), dtype, read_pixels,
                            max_pixels)
@@ -126,6 +132,34 @@ def source_candidates(doc: Any) -> list[Any]:
     return found
 
 
+def node_image(node: Any, what: str = "input") -> "link.Array":
+    """A layer's pixels over its own bounds as an RGBA array (Pattern repeat's ground, Recolor's reference)."""
+    b = node.bounds()
+    if b.width() <= 0 or b.height() <= 0:
+        raise link.LinkError("bad_param", f"The layer {node.name()!r} picked as {link.label(what).lower()} is empty: "
+                             "paint on it or pick another layer.", f"inputs.{what}")
+    dtype = layer_format(node.colorModel(), node.colorDepth())
+    data = link.bgra_to_rgba(bytes(node.pixelData(b.x(), b.y(), b.width(), b.height())), dtype, 4)
+    return link.Array((b.height(), b.width(), 4), dtype, data)
+
+
+def layer_candidates(doc: Any) -> list[Any]:
+    """Paint layers of the image, top first (the pickers for a ground or a palette reference)."""
+    return [node for node in source_candidates(doc) if node.type() == "paintlayer"]
+
+
+def set_wrap_around(doc: Any, on: bool = True) -> bool:
+    """Switch wrap-around mode on in the view showing `doc` (Canvas.setWrapAroundMode, Krita 4 to 6);
+    False when no view shows it."""
+    window = krita().activeWindow()
+    views = [v for v in (window.views() if window is not None else []) if v.document() == doc]
+    canvas = views[-1].canvas() if views else None
+    if canvas is None:
+        return False
+    canvas.setWrapAroundMode(on)
+    return bool(canvas.wrapAroundMode()) == on
+
+
 def is_open(doc: Any) -> bool:
     try:
         return any(d == doc for d in krita().documents())
@@ -143,6 +177,11 @@ class KritaHost:
                                  "in the history list to add it to another image.")
         if entry.new_image:
             return [self.new_document(entry)]
+        if entry.wrap_tile:  # the tile as an image of its own, repeating in the view; the rest (preview) here
+            tile = self.new_document(replace(entry, layers=entry.layers[:1], group=None))
+            set_wrap_around(tile)
+            rest = replace(entry, layers=entry.layers[1:], group=None)
+            return [tile] + (self._add(doc, target.node, rest) if rest.layers else [])
         if target.extension is not None:
             self._extend(doc, target.extension)
         return self._add(doc, target.node, entry)

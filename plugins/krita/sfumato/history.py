@@ -38,6 +38,7 @@ class Entry:
     group: str | None = None  # group name when there are variants
     thumb: tuple[int, int, bytes] | None = None  # (w, h, RGBA8)
     new_image: bool = False  # output size differs from the crop (upscale): opens as a new image
+    wrap_tile: bool = False  # Pattern repeat: the tile opens as a new image in wrap-around mode
     meta: dict[str, Any] = field(default_factory=dict)
     created: float = field(default_factory=time.time)
     id: int = 0

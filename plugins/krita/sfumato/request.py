@@ -30,6 +30,7 @@ class Plan:
     selection: Box | None = None  # the selection's bounds, if any
     extension: Any = None  # Extend canvas: the link.extend.Extension to apply before placing the result
     clip: bytes | None = None  # a u8 mask over `box`: result pixels where it is 0 are cleared
+    wrap_tile: bool = False  # Pattern repeat: open the tile as a new image in wrap-around mode
 
     @property
     def engine_op(self) -> str:
@@ -97,6 +98,40 @@ def plan_extend(ui: link.Action, params: dict[str, Any], own: dict[str, Any], ca
     inputs = {"image": link.Array((box.h, box.w, 4), dtype, link.extend.padded_pixels(rgba, ext, box, dtype)),
               "mask": link.mask_array(mask, box.w, box.h)}
     return Plan(ui, dict(params), box, dtype, inputs, None, extension=ext, clip=mask)
+
+
+def plan_crop(ui: link.Action, params: dict[str, Any], canvas: Box, dtype: str, read_pixels: PixelReader,
+              selection: Box | None = None, read_mask: MaskReader | None = None, max_pixels: int | None = None,
+              extra: dict[str, Any] | None = None) -> Plan:
+    """Pattern repeat ("motif") and Recolor ("crop"): the selection's bounding box without context, or
+    the whole layer. A motif loses its unselected pixels (made transparent: the engine takes the
+    opaque ones); a recolour is cleared outside the selection when it comes back. `extra`: the
+    action's inputs read from other layers (ground, reference)."""
+    if selection is not None and selection.empty:
+        selection = None
+    box = selection.intersect(canvas) if selection is not None else canvas
+    if box.empty:
+        raise link.LinkError("bad_selection", "The selection lies outside the canvas: select an area on the image.")
+    _check_size(box, max_pixels)
+    rgba = layer_to_rgba(read_pixels(box), dtype)
+    mask = None
+    if selection is not None and read_mask is not None:
+        mask = bytes(read_mask(box))
+        if len(mask) != box.w * box.h:
+            raise link.LinkError("bad_selection", "Could not read the selection (unexpected size).")
+        if link.mask_is_empty(mask):
+            raise link.LinkError("bad_selection", "The selection is empty where it meets the canvas: select an "
+                                 "area, then run again.")
+        if link.mask_is_full(mask):
+            mask = None
+    clip = None
+    if mask is not None and ui.selection == "motif":
+        rgba = link.clear_outside_mask(rgba, mask, dtype, 4)
+    elif mask is not None:
+        clip = mask
+    inputs: dict[str, Any] = {"image": link.Array((box.h, box.w, 4), dtype, rgba)}
+    inputs.update({name: arr for name, arr in (extra or {}).items() if arr is not None and name in ui.extra_inputs})
+    return Plan(ui, dict(params), box, dtype, inputs, selection, clip=clip)
 
 
 def _canvas_mask_reader(mask: bytes, canvas: Box) -> MaskReader:

@@ -12,6 +12,7 @@ from typing import Any, Callable
 from .bootstrap import link
 from .controller import ONLINE, Controller, Running
 from .document import KritaHost, krita, load_style_image, plan_for
+from .document import layer_candidates as layer_candidates_of
 from .document import source_candidates as source_candidates_of
 from .ops import BY_KEY, engine_schema
 from .qt import QtCore, QTimer
@@ -21,6 +22,7 @@ log = logging.getLogger("sfumato.krita")
 
 FAST_MS, IDLE_MS = 40, 500
 SETTINGS_GROUP, SETTINGS_KEY = "sfumato", "settings"
+HOST = "krita"  # which of the actions' own fields this editor shows (sfumato_link.own_fields)
 
 _controller: Controller | None = None
 _pump: "Pump | None" = None
@@ -94,14 +96,15 @@ def reconnect(address: str | None = None, server_key: str | None = None, client_
 def default_values(key: str) -> dict[str, Any]:
     ui = BY_KEY[key]
     schema = engine_schema(ui, controller().welcome) or {}
-    fields = link.own_fields(ui) + link.shown_fields(ui, schema)
+    fields = link.own_fields(ui, HOST) + link.shown_fields(ui, schema)
     return {name: spec.get("default") for name, spec in fields}
 
 
 def run_op(key: str, values: dict[str, Any] | None = None, style_path: str = "") -> Running:
     """Read the active layer and selection, submit `key`'s job; raises LinkError with the sentence to show.
 
-    `values` may hold, besides the form's fields, "source": the node picked as Remove's source."""
+    `values` may hold, besides the form's fields, "source": the node picked as Remove's source, and
+    "inputs": {input name: node or None}, the layers picked for the action's extra inputs."""
     ctrl = controller()
     ui = BY_KEY[key]
     if ctrl.state != ONLINE:
@@ -113,14 +116,14 @@ def run_op(key: str, values: dict[str, Any] | None = None, style_path: str = "")
         values, style_path = value_source(key) if value_source is not None else (default_values(key), "")
     try:
         params = link.build_params(ui, values, schema)
-        own = link.own_values(ui, values)
+        own = link.own_values(ui, values, HOST)
     except ValueError as exc:
         raise link.LinkError("bad_param", str(exc)) from None
     style = None
     if ui.style_input and not params.get("style_model") and style_path:
         style = load_style_image(style_path)
     plan, target = plan_for(ui, params, style, max_pixels_from(ctrl.welcome), own=own,
-                            source=values.get("source") if ui.source_input else None)
+                            source=values.get("source") if ui.source_input else None, inputs=values.get("inputs"))
     run = ctrl.submit(plan, target)
     if _pump is not None:
         _pump.hurry()
@@ -131,6 +134,12 @@ def source_candidates() -> list[Any]:
     """The active image's layers and selection masks (Remove's source picker); [] without an image."""
     doc = krita().activeDocument()
     return source_candidates_of(doc) if doc is not None else []
+
+
+def layer_candidates() -> list[Any]:
+    """The active image's paint layers (the pickers for a ground or a palette reference); [] without an image."""
+    doc = krita().activeDocument()
+    return layer_candidates_of(doc) if doc is not None else []
 
 
 def notify(message: str) -> None:

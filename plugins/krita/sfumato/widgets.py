@@ -167,8 +167,9 @@ class NodePicker(QtWidgets.QComboBox):
 
     NONE = "Whole image"
 
-    def __init__(self, list_nodes: Any, parent: Any = None):
+    def __init__(self, list_nodes: Any, parent: Any = None, none_label: str = NONE):
         super().__init__(parent)
+        self.none_label = none_label  # item 0: no node
         self._list_nodes = list_nodes  # () -> the candidate nodes
         self._nodes: list[Any] = []
         self.refresh()
@@ -180,7 +181,7 @@ class NodePicker(QtWidgets.QComboBox):
         except Exception:  # no image open, or it was just closed
             self._nodes = []
         self.clear()
-        self.addItem(self.NONE)
+        self.addItem(self.none_label)
         for node in self._nodes:
             self.addItem(f"{node.name()} ({'selection' if 'mask' in node.type() else 'layer'})")
         if current is not None and current in self._nodes:

@@ -242,6 +242,127 @@ def extend_check(sides, amount, unit, expect):
     img.delete()
 
 
+def new_rgba_image(w, h, pixel):
+    """A new image with one RGBA layer whose pixels are pixel(x, y) -> (r, g, b, a)."""
+    img = Gimp.Image.new(w, h, Gimp.ImageBaseType.RGB)
+    layer = Gimp.Layer.new(img, "source", w, h, Gimp.ImageType.RGBA_IMAGE, 100.0, Gimp.LayerMode.NORMAL)
+    img.insert_layer(layer, None, 0)
+    data = bytes(v for y in range(h) for x in range(w) for v in pixel(x, y))
+    buf = layer.get_buffer()
+    buf.set(Gegl.Rectangle.new(0, 0, w, h), "R'G'B'A u8", data)
+    buf.flush()
+    return img, layer
+
+
+MOTIF_RGBA = (230, 140, 30, 255)
+
+
+def pat_file(folder, prefix):
+    """(path, header words, name, pixels) of the newest .pat file in `folder` starting with `prefix`."""
+    import struct
+
+    found = sorted((os.path.join(folder, f) for f in os.listdir(folder) if f.startswith(prefix) and f.endswith(".pat")),
+                   key=os.path.getmtime) if os.path.isdir(folder) else []
+    if not found:
+        return None
+    blob = open(found[-1], "rb").read()
+    size, version, w, h, bpp, magic = struct.unpack(">5I4s", blob[:24])
+    name = blob[24:size].split(b"\0", 1)[0].decode("utf-8")
+    return found[-1], (size, version, w, h, bpp, magic), name, blob[size:]
+
+
+def pattern_checks():
+    """Pattern Repeat: a 15 px disc in a half-drop with spacing 5 (period 20 x 40), a 2 x 2 preview,
+    the tile saved as a GIMP pattern; then Recolor with a palette and with a reference layer."""
+    img, src = new_rgba_image(64, 48, lambda x, y: MOTIF_RGBA if (x - 20) ** 2 + (y - 18) ** 2 <= 49
+                              else (0, 0, 0, 0) if x < 44 else (90, 90, 90, 255))  # a grey block: not selected
+    img.select_rectangle(Gimp.ChannelOps.REPLACE, 8, 6, 30, 28)
+    status, error, _ = call("sfumato-pattern", img, [src], layout="half-drop", spacing=5, preview=2, seed=3,
+                            save_pattern=True)
+    if "pattern" not in CFG["ops"]:
+        check("pattern: engine without 'pattern' gives a readable error", status != "success"
+              and "does not offer" in error, error)
+        img.delete()
+        return
+    check("pattern: procedure succeeds", status == "success", error)
+    layers = img.get_layers()
+    check("pattern: two new layers (tile, preview) above the motif", len(layers) == 3
+          and layers[0].get_name().startswith("Sfumato Pattern repeat tile (layout half-drop, seed 3")
+          and layers[1].get_name().startswith("Sfumato Pattern repeat preview"), layer_names(img))
+    if status != "success" or len(layers) != 3:
+        img.delete()
+        return
+    tile, preview = layers[0], layers[1]
+    offs = tile.get_offsets()
+    tx, ty = (offs[1], offs[2]) if len(offs) == 3 else offs
+    size = (tile.get_width(), tile.get_height())
+    check("pattern: the tile is one half-drop period (40 x 20) at the selection's corner",
+          size == (40, 20) and (tx, ty) == (8, 6), (size, tx, ty))
+    check("pattern: the preview is 2 x 2 tiles", (preview.get_width(), preview.get_height()) == (80, 40),
+          (preview.get_width(), preview.get_height()))
+    px = read(tile, tx, ty, *size)
+    alpha = px[3::4]
+    opaque = [px[i * 4:i * 4 + 3] for i, a in enumerate(alpha) if a == 255]
+    grey = sum(1 for p in opaque if p == bytes((90, 90, 90)))
+    REPORT.setdefault("pattern", {})["tile"] = {"opaque": len(opaque), "pixels": len(alpha), "grey": grey}
+    check("pattern: the tile holds the motif (not empty), on a transparent ground, without the unselected block",
+          0.2 * len(alpha) < len(opaque) < len(alpha) and grey == 0 and min(alpha) == 0
+          and all(abs(p[0] - 230) + abs(p[1] - 140) + abs(p[2] - 30) < 12 for p in opaque), REPORT["pattern"])
+    folder = os.path.join(Gimp.directory(), "patterns")
+    found = pat_file(folder, "sfumato-pattern-repeat-tile")
+    check("pattern: the tile was saved as a .pat file in the user's patterns folder", found is not None, folder)
+    if found is not None:
+        path, (hsize, version, w, h, bpp, magic), name, pixels = found
+        REPORT["pattern"]["pat"] = {"path": path, "header": [hsize, version, w, h, bpp, magic.decode()], "name": name}
+        check("pattern: the .pat header is GIMP's (version 1, 40 x 20, RGBA, GPAT, the layer's name)",
+              (version, w, h, bpp, magic) == (1, 40, 20, 4, b"GPAT") and hsize == 24 + len(name.encode()) + 1
+              and name == tile.get_name(), REPORT["pattern"]["pat"])
+        check("pattern: the .pat pixels are the tile's", pixels == px)
+        pattern = Gimp.Pattern.get_by_name(name)
+        info = pattern.get_info() if pattern is not None else None
+        REPORT["pattern"]["gimp_info"] = str(info)
+        check("pattern: GIMP lists the saved pattern after the refresh, 40 x 20 RGBA", info is not None
+              and list(info)[-3:] == [40, 20, 4], info)
+    img.delete()
+
+    # Recolor: stripes of two colours, a rectangle selected, a two-colour palette
+    stripes = lambda x, y: (40, 160, 40, 255) if (x // 5) % 2 == 0 else (220, 200, 200, 255)  # noqa: E731
+    img, src = new_rgba_image(48, 32, stripes)
+    img.select_rectangle(Gimp.ChannelOps.REPLACE, 4, 2, 30, 24)
+    palette = [(0xb0, 0x10, 0x10), (0xf0, 0xe0, 0xa0)]
+    status, error, _ = call("sfumato-recolor", img, [src], palette="#b01010,#f0e0a0", seed=1)
+    check("recolor: procedure succeeds", status == "success", error)
+    layers = img.get_layers()
+    if status == "success" and len(layers) == 2:
+        new = layers[0]
+        offs = new.get_offsets()
+        box = ((offs[1], offs[2]) if len(offs) == 3 else tuple(offs)) + (new.get_width(), new.get_height())
+        check("recolor: one new layer over the selection, named after the palette", tuple(box) == (4, 2, 30, 24)
+              and new.get_name().startswith("Sfumato Recolor (palette #b01010,#f0e0a0, seed 1)"),
+              (box, new.get_name()))
+        px = read(new, 4, 2, 30, 24)
+        dist = sorted(min(sum(abs(px[i + c] - p[c]) for c in range(3)) for p in palette) for i in range(0, len(px), 4))
+        src_px = read(src, 4, 2, 30, 24)
+        before = sorted(min(sum(abs(src_px[i + c] - p[c]) for c in range(3)) for p in palette)
+                        for i in range(0, len(src_px), 4))
+        REPORT.setdefault("recolor", {})["median_distance_to_palette"] = [dist[len(dist) // 2], before[len(before) // 2]]
+        check("recolor: the colours moved near the palette", dist[len(dist) // 2] < 40 < before[len(before) // 2],
+              REPORT["recolor"])
+    else:
+        check("recolor: one new layer", False, layer_names(img))
+    # the palette taken from a reference layer (k colours)
+    ref = Gimp.Layer.new(img, "reference", 16, 16, Gimp.ImageType.RGBA_IMAGE, 100.0, Gimp.LayerMode.NORMAL)
+    img.insert_layer(ref, None, len(img.get_layers()))
+    ref.get_buffer().set(Gegl.Rectangle.new(0, 0, 16, 16), "R'G'B'A u8",
+                         b"".join(bytes((20, 40, 200, 255) if i < 128 else (250, 250, 40, 255)) for i in range(256)))
+    ref.get_buffer().flush()
+    before = len(img.get_layers())
+    status, error, _ = call("sfumato-recolor", img, [src], reference_layer=ref, colors=2, seed=2)
+    check("recolor from a reference layer: one more layer", status == "success" and len(img.get_layers()) == before + 1,
+          error or layer_names(img))
+    img.delete()
+
+
 def zoo_upscale():
     """Restore, task upscale x4, with a zoo model (Real-ESRGAN x4plus) on a small layer: a new image
     4x its size. harness.py judges the exported pair against a bicubic upscale (zoo_compare.py)."""
@@ -286,6 +407,8 @@ def main():
     sel = (96, 64, 64, 48)
     if CFG.get("only_cancel"):
         return cancel_check(image)
+    if CFG.get("only_patterns"):
+        return pattern_checks()
 
     status, error, values = call("sfumato-engine-status", None, None, engine_address=CFG["address"],
                                  engine_python="", transport="auto", remember=True)
@@ -344,6 +467,8 @@ def main():
             image.remove_layer(layers[0])
     else:
         check("generate: readable unknown-op error", status != "success" and "does not offer" in error, error)
+
+    pattern_checks()
 
     # 16-bit and float images keep their precision and stay bit-exact outside the selection
     for prec, fmt, bpp in ((Gimp.Precision.U16_NON_LINEAR, "R'G'B'A u16", 8),

@@ -374,6 +374,7 @@ def main() -> int:
     ap.add_argument("--gui", action="store_true", help="also run gimp-3.0 under Xvfb: undo check, screenshots")
     ap.add_argument("--shots", default="", help="copy the screenshots here (docs/img)")
     ap.add_argument("--only-cancel", action="store_true", help="debugging: run only the cancel check")
+    ap.add_argument("--only-patterns", action="store_true", help="debugging: run only Pattern Repeat and Recolor")
     ap.add_argument("--gui-only", action="store_true", help="debugging/screenshots: only the Xvfb run")
     args = ap.parse_args()
     # the shell script's time limit sends SIGTERM: stop the engine, GIMP and Xvfb on the way out
@@ -390,7 +391,7 @@ def main() -> int:
     ok = True
     phase = "the auto-start run (no engine running; gimp-console-3.0 starts one)"
     try:
-        first = [] if args.gui_only or args.only_cancel else run_autostart(host, work / "autostart", models)
+        first = [] if args.gui_only or args.only_cancel or args.only_patterns else run_autostart(host, work / "autostart", models)
     except BaseException as exc:
         log(f"stopped early during {phase}: {exc!r}")
         raise
@@ -409,6 +410,8 @@ def main() -> int:
         else:
             phase = "the batch run (gimp-console-3.0 calling every procedure)"
             extra = {"zoo_model": zoo_compare.ZOO_MODEL, "zoo_size": zoo_compare.ZOO_SIZE} if served else {}
+            if args.only_patterns:
+                extra["only_patterns"] = True
             report, cancel, batch_s = run_batch(host, engine, work, ops, only_cancel=args.only_cancel, extra=extra)
         checks = first + report["checks"] + check_export(work, report) + check_zoo(work, report)
         if zoo_skip:

@@ -15,6 +15,7 @@ import sfumato_link as link
 
 INT_MAX = 2**31 - 1  # GIMP int arguments are gint
 FLOAT_LIMIT = 1e6  # a range for a float the schema leaves open
+HOST = "gimp"  # which of the actions' own fields GIMP shows (sfumato_link.own_fields)
 
 
 @dataclass(frozen=True)
@@ -95,7 +96,7 @@ def for_action(action: link.Action, schema: Mapping[str, Any] | None) -> list[Ar
     """The plug-in's own arguments of `action` (Extend canvas's sides and amount), then its
     engine-parameter arguments, in the action's field order."""
     schema = schema or {}
-    args = [argument(name, spec) for name, spec in link.own_fields(action)]
+    args = [argument(name, spec) for name, spec in link.own_fields(action, HOST)]
     args += [argument(name, spec) for name, spec in link.shown_fields(action, schema)]
     if action.selection == "size":
         args += [size_argument(name, schema[name]) for name in ("width", "height") if name in schema]

@@ -16,7 +16,7 @@ from gi.repository import Gimp, GObject  # noqa: E402
 
 import sfumato_link as link  # noqa: E402
 
-from . import arguments, canvas, connection  # noqa: E402
+from . import arguments, canvas, connection, tiles  # noqa: E402
 
 RW = GObject.ParamFlags.READWRITE
 MARGIN_MAX = 2048
@@ -29,6 +29,8 @@ IMAGE_PROCEDURES = {
     "sfumato-restore": ("restore", "Restore…"),
     "sfumato-stylize": ("stylize", "Stylize…"),
     "sfumato-generate-pattern": ("pattern", "Generate Pattern…"),
+    "sfumato-pattern": ("repeat", "Pattern Repeat…"),
+    "sfumato-recolor": ("recolor", "Recolor (Colourways)…"),
 }
 UPSCALE_TARGETS = [("new-image", "New image"), ("resize-image", "Resize this image")]
 GENERATE_TARGETS = [("new-layer", "New layer"), ("new-image", "New image")]
@@ -72,6 +74,9 @@ def add_image_arguments(proc: Gimp.Procedure, name: str) -> None:
                                Gimp.FileChooserAction.OPEN, True, None, RW)
     for arg in engine_arguments(action):
         add_argument(proc, arg)
+    if action.extra_inputs:
+        tiles.add_input_arguments(proc, action)
+        return  # no margin: these work on the selection's box (or the layer) as it is
     if action.source_input:
         proc.add_channel_argument("source-channel", "Copy _from (channel)",
                                   "Optional: a channel, white where texture may be copied from; none or an empty "
@@ -136,7 +141,7 @@ def own_values(action: link.Action, config) -> dict:
     """The plug-in's own arguments of `action` (Extend canvas's sides, amount, unit), checked."""
     values = arguments.read_values(engine_arguments(action), config.get_property)
     try:
-        return link.own_values(action, values)
+        return link.own_values(action, values, arguments.HOST)
     except ValueError as exc:
         raise link.LinkError("bad_param", str(exc)) from None
 
@@ -147,6 +152,9 @@ def run_image(name: str, image: Gimp.Image, drawables, config) -> None:
     params = engine_params(action, config)
     if action.selection == "size":
         generate(action, params, image, drawables, config)
+        return
+    if action.selection in ("motif", "crop"):  # Pattern Repeat, Recolor
+        tiles.run(action, params, own_values(action, config), image, one_layer(drawables), config)
         return
     margin = config.get_property("margin")
     if action.selection == "extend":

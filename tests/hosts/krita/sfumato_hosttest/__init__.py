@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterator
 
 from krita import Extension, InfoObject, Krita, Selection
 
-from . import extend_checks, zoo_checks
+from . import extend_checks, pattern_checks, zoo_checks
 
 CONFIG_PATH = os.environ.get("SFUMATO_KRITA_TEST", "")
 
@@ -519,6 +519,14 @@ class HostTest(Extension):
                            and (b.x(), b.y(), b.width(), b.height()) == (rx, ry, rw, rh),
                            [layer and layer.name(), b and (b.x(), b.y(), b.width(), b.height())])
                 yield from self.undo_removes(doc, names, "pattern")
+
+        # pattern repeat (tile in wrap-around, preview) and recolor (palette, reference layer)
+        if "pattern" in ops and "recolor" in ops:
+            yield from pattern_checks.repeat_and_recolor(self, window, docker, doc)
+            doc.setActiveNode(source)
+            yield 0.3
+        else:
+            self.check("engine offers pattern and recolor", bool(self.cfg.get("allow_missing_ops")), ops)
 
         # a slow job: progress with previews (the screenshot), responsiveness, then Cancel
         sel_e = Selection()
