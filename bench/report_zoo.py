@@ -28,7 +28,7 @@ NOTES = (
 DENOISE_INTRO = (
     "CBSD68 converted to grey (Pillow `L`, ITU-R 601-2 luma), with the denoising section's seeded white Gaussian "
     "noise of σ 25, unclipped; PSNR / SSIM of the 8-bit grey result. The engine takes RGB: each method gets the grey "
-    "image on all three channels (a one-channel zoo model then runs on each channel) and the result's channel mean "
+    "image on all three channels (a one-channel zoo model runs once on such a grey picture) and the result's channel mean "
     "is scored. The zoo path clips its input to [0, 1] before the network; the direct-forward row (the network on "
     "the unclipped image, outside the engine) shows what that costs under this protocol. The published rows are on "
     "BSD68 grey, the same 68 scenes from their own grey files, so they compare closely, not exactly.")

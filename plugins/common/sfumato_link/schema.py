@@ -35,21 +35,20 @@ def snapshot() -> dict[str, Any]:
 def op_params(op: str, welcome: Mapping[str, Any] | None = None) -> dict[str, dict[str, Any]] | None:
     """`op`'s parameter schemas: the connected engine's when there is a `welcome`, else the
     snapshot's; None when that source has no such op."""
-    ops = (welcome.get("ops") or {}) if welcome is not None else snapshot()
-    schema = ops.get(op)
-    if not isinstance(schema, Mapping):
-        return None
-    return {name: dict(spec) for name, spec in (schema.get("params") or {}).items()}
+    return _op_part(op, welcome, "params")
 
 
 def op_inputs(op: str, welcome: Mapping[str, Any] | None = None) -> dict[str, dict[str, Any]] | None:
-    """`op`'s declared inputs ({name: {"required", "doc", ...}}): the connected engine's, else the
-    snapshot's; None when that source has no such op."""
+    """`op`'s declared inputs ({name: {"required", "doc", ...}}), from the same source as op_params."""
+    return _op_part(op, welcome, "inputs")
+
+
+def _op_part(op: str, welcome: Mapping[str, Any] | None, part: str) -> dict[str, dict[str, Any]] | None:
     ops = (welcome.get("ops") or {}) if welcome is not None else snapshot()
     schema = ops.get(op)
     if not isinstance(schema, Mapping):
         return None
-    return {name: dict(spec) for name, spec in (schema.get("inputs") or {}).items()}
+    return {name: dict(spec) for name, spec in (schema.get(part) or {}).items()}
 
 
 def is_number(spec: Spec) -> bool:

@@ -61,12 +61,7 @@ def plan_job(ui: link.Action, params: dict[str, Any], canvas: Box, dtype: str, r
     image = link.Array((box.h, box.w, 4), dtype, layer_to_rgba(read_pixels(box), dtype))
     inputs: dict[str, Any] = {"image": image}
     if selection is not None and read_mask is not None:
-        mask = bytes(read_mask(box))
-        if len(mask) != box.w * box.h:
-            raise link.LinkError("bad_selection", "Could not read the selection (unexpected size).")
-        if link.mask_is_empty(mask):
-            raise link.LinkError("bad_selection", "The selection is empty where it meets the canvas: select an "
-                                 "area, then run again.")
+        mask = _selection_mask(read_mask, box)
         if ui.selection == "required" or not link.mask_is_full(mask):
             inputs["mask"] = link.mask_array(mask, box.w, box.h)
     if source is not None:
@@ -116,12 +111,7 @@ def plan_crop(ui: link.Action, params: dict[str, Any], canvas: Box, dtype: str, 
     rgba = layer_to_rgba(read_pixels(box), dtype)
     mask = None
     if selection is not None and read_mask is not None:
-        mask = bytes(read_mask(box))
-        if len(mask) != box.w * box.h:
-            raise link.LinkError("bad_selection", "Could not read the selection (unexpected size).")
-        if link.mask_is_empty(mask):
-            raise link.LinkError("bad_selection", "The selection is empty where it meets the canvas: select an "
-                                 "area, then run again.")
+        mask = _selection_mask(read_mask, box)
         if link.mask_is_full(mask):
             mask = None
     clip = None
@@ -148,6 +138,17 @@ def _plan_generate(ui: link.Action, params: dict[str, Any], canvas: Box, dtype: 
     _check_size(box, max_pixels)
     params = dict(params, width=box.w, height=box.h)
     return Plan(ui, params, box, dtype, {}, selection)
+
+
+def _selection_mask(read_mask: MaskReader, box: Box) -> bytes:
+    """The selection over `box`, one byte a pixel; an unreadable or empty one is a bad_selection."""
+    mask = bytes(read_mask(box))
+    if len(mask) != box.w * box.h:
+        raise link.LinkError("bad_selection", "Could not read the selection (unexpected size).")
+    if link.mask_is_empty(mask):
+        raise link.LinkError("bad_selection", "The selection is empty where it meets the canvas: select an "
+                             "area, then run again.")
+    return mask
 
 
 def _check_size(box: Box, max_pixels: int | None) -> None:
