@@ -40,3 +40,19 @@ def device_kind(device: str | torch.device) -> str:
 def work_side(op: str, device: str | torch.device) -> int:
     """The longest side `op` works at on this device (WORK_SIDE)."""
     return WORK_SIDE[device_kind(device)][op]
+
+
+def free_memory(device: str | torch.device) -> int | None:
+    """Bytes the device can still give: free GPU memory, or the system's available memory for a
+    CPU (MemAvailable); None where it cannot be read."""
+    if device_kind(device) == "cuda":
+        return int(torch.cuda.mem_get_info(torch.device(device))[0])
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+

@@ -187,3 +187,14 @@ def test_models_add_and_info_from_the_cli(zoo_dir, tmp_path, capsys):
     assert '"architecture": "DnCNN"' in out and '"license": "MIT"' in out
     assert main(["models", "--models", str(folder)]) == 0
     assert "dn: zoo, DnCNN denoise x1" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("free,side", [(8 * 2**30, 256), (2**30, 256), (600 * 2**20, 128), (200 * 2**20, 64),
+                                       (None, 256)])
+def test_cpu_tiles_shrink_when_memory_is_short(monkeypatch, free, side):
+    """The tile side follows the memory the system says is available (half of it at most)."""
+    from engine.tasks import restore_zoo
+    monkeypatch.setattr(restore_zoo, "free_memory", lambda device: free)
+    assert restore_zoo.tile_side("cpu", 4, None) == side
+    assert restore_zoo.tile_side("cpu", 4, 512) == 128  # a requested tile (output pixels) always wins
+
