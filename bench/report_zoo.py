@@ -170,9 +170,10 @@ def speed_sections(s: dict) -> list[str]:
              "**These are loaded figures**: the machine was shared with other work (the load average is per call "
              "below), so the wall time is inflated; the process CPU time is far less sensitive to load. On an idle "
              f"machine with {threads} threads the wall time lies between CPU time ÷ {threads} and the CPU time. "
-             f"Tile side: {z.get('tile_in')} input pixels on a CPU ({z.get('tiles')} tile for this image); on a GPU "
-             "512, or 1024 when more than 16 GiB are free (`engine/tasks/restore_zoo.py` tile_side, read at each "
-             "job from `torch.cuda.mem_get_info`).", "",
+             f"Tile side in this run: {z.get('tile_in')} input pixels ({z.get('tiles')} tile for this image); the "
+             "engine picks the largest side whose working memory fits in half of the free memory (CPU: 256, 128 "
+             "or 64 from the available memory; GPU: 1024, 512 or 256 from free GPU memory; "
+             "`engine/tasks/restore_zoo.py` tile_side, read at each job).", "",
              "| Method | wall (median) | CPU time (median) | runs | load (1 min) | peak RSS after | target on 2 idle cores | met |",
              "|---|---|---|---|---|---|---|---|"]
     for r in z.get("rows", []):
