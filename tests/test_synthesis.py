@@ -140,3 +140,47 @@ def test_seam_blend_joins_an_outpainted_strip_whatever_the_step():
     assert step(out) < 2 * inside, (step(out), inside)
     change = lambda col: np.abs(out[:, col] - filled[:, col]).mean()
     assert change(63) < 0.5 * change(48)  # the correction fades into the strip
+
+
+def test_distance_from_a_region_is_the_chessboard_distance_capped():
+    from engine.synthesis.pyramid import distance
+
+    region = torch.zeros((7, 9), dtype=torch.bool)
+    region[3, 4] = True
+    d = distance(region, 3)
+    yy, xx = np.mgrid[:7, :9]
+    want = np.minimum(np.maximum(np.abs(yy - 3), np.abs(xx - 4)), 3)
+    assert np.array_equal(d.numpy(), want.astype(np.float32))
+    assert bool((distance(torch.zeros((4, 4), dtype=torch.bool), 5) == 5).all())
+
+
+def test_field_cost_steers_matches_towards_cheap_sources():
+    """Every source matches every target equally well; with a price on the left half of the
+    source, the search moves every target onto the right half."""
+    gen = torch.Generator().manual_seed(0)
+    h, w = 20, 20
+    ok = torch.ones((h, w), dtype=torch.bool)
+    cost = torch.zeros((h, w))
+    cost[:, :10] = 1.0
+    ty, tx = torch.nonzero(torch.ones(6, 6, dtype=torch.bool), as_tuple=True)
+    f = Field(torch.zeros(h * w, 4), ok, ty, tx, (h, w), torch.arange(h * w), False, gen, cost=cost.reshape(-1))
+    f.set_init(ty * w + tx)  # all start on the priced half
+    f.set_targets(torch.zeros(len(ty), 4))
+    assert float(f.dist.min()) == 1.0
+    f.iterate(3)
+    assert bool((f.idx % w >= 10).all()) and float(f.dist.max()) == 0.0
+
+
+def test_locality_keeps_an_outpainted_strip_from_cloning_a_far_object():
+    """Stripes along the old edge and a lone blob of another colour far from it: with the
+    locality price the strip continues the stripes and holds none of the blob's colour."""
+    h, w = 64, 96
+    yy, xx = np.mgrid[:h, :w]
+    img = np.stack([(yy // 4) % 2 * 0.6 + 0.2] * 3, -1).astype(np.float32)
+    img[20:44, 4:28] = (0.9, 0.1, 0.1)  # the far object
+    hole = np.zeros((h, w), bool)
+    hole[:, 72:] = True
+    out = complete(img, hole, seed=1, settings=Settings(locality=0.01))
+    red = (out[..., 0] - out[..., 1]) > 0.4
+    assert not red[hole].any()
+    assert np.abs(out[hole] - img[hole]).mean() < 0.05

@@ -35,17 +35,19 @@ class Field:
     grid: (ht * wt,) source index per target pixel, the field propagation reads; pixels that are
     not targets keep what the caller put there (-1: nothing; in completion, the identity).
     jumps: the propagation distances; targets on a lattice of spacing s need multiples of s.
+    cost: (hs * ws,) a price added to the distance of every match to that source (a prior on
+    where to copy from, e.g. near the hole), or None.
     """
 
     def __init__(self, src: torch.Tensor, ok: torch.Tensor, ty: torch.Tensor, tx: torch.Tensor,
                  target_shape: tuple[int, int], grid: torch.Tensor, wrap: bool, generator: torch.Generator,
-                 jumps: tuple[int, ...] = JUMPS):
+                 jumps: tuple[int, ...] = JUMPS, cost: torch.Tensor | None = None):
         self.src, self.hs, self.ws = src, ok.shape[0], ok.shape[1]
         self.ok = ok.reshape(-1)
         self.valid_idx = torch.nonzero(self.ok).squeeze(1)
         self.ty, self.tx, (self.ht, self.wt) = ty, tx, target_shape
         self.tflat = ty * self.wt + tx
-        self.grid, self.wrap, self.gen, self.jumps = grid, wrap, generator, jumps
+        self.grid, self.wrap, self.gen, self.jumps, self.cost = grid, wrap, generator, jumps, cost
         self.idx = torch.zeros_like(ty)
         self.dist = torch.full(ty.shape, float("inf"), device=ty.device)
         self.tgt = torch.zeros((len(ty), src.shape[1]), device=src.device)
@@ -78,8 +80,10 @@ class Field:
         self.dist = self.distance(self.idx)
 
     def distance(self, cand: torch.Tensor) -> torch.Tensor:
-        d = self.tgt - self.src.index_select(0, cand.clamp(0, len(self.ok) - 1))
-        return (d * d).sum(1)
+        cand = cand.clamp(0, len(self.ok) - 1)
+        d = self.tgt - self.src.index_select(0, cand)
+        d = (d * d).sum(1)
+        return d if self.cost is None else d + self.cost[cand]
 
     def _source(self, sy: torch.Tensor, sx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Flat source index and whether it may be used."""

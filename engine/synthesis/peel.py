@@ -35,8 +35,9 @@ def _unfold(x: torch.Tensor, p: int, wrap: bool) -> torch.Tensor:
 
 
 def peel(img: torch.Tensor, hole: torch.Tensor, ok: torch.Tensor, p: int, wrap: bool,
-         gen: torch.Generator) -> torch.Tensor:
-    """img (c, h, w) with the hole filled ring by ring from matched known patches."""
+         gen: torch.Generator, cost: torch.Tensor | None = None) -> torch.Tensor:
+    """img (c, h, w) with the hole filled ring by ring from matched known patches.
+    cost: (h, w) a price per source centre, in mean squared difference per value (or None)."""
     c, h, w = img.shape
     idx = torch.nonzero(ok.reshape(-1)).squeeze(1)
     if len(idx) == 0:
@@ -48,6 +49,8 @@ def peel(img: torch.Tensor, hole: torch.Tensor, ok: torch.Tensor, p: int, wrap: 
     src_sq = (src * src)
     centre = (p * p) // 2
     prior = _ring_prior(img, hole, src.view(c, p * p, -1)[:, centre, :], wrap)
+    if cost is not None:
+        prior = prior + cost.reshape(-1)[idx]
     est = img.clone()
     filled = ~hole
     while not bool(filled.all()):

@@ -60,7 +60,7 @@ def run(inputs: dict[str, np.ndarray], params: dict[str, Any], ctx: JobContext) 
         m = np.maximum(m, images.dilate(m > 0, large.removal_grow(m > 0)).astype(np.float32))
     meta: dict[str, Any] = {"seed": seed, "method": method, "variants": n_var, "strength": strength}
     stride = PATCH_ALIGN if method == "patch" else ctx.models.get(params["model"]).descriptor.stride
-    box = images.work_area(m, params["context"], stride=stride)
+    box = images.work_area(m, large.work_context(m, params["context"]), stride=stride)
     if box is None:  # nothing selected: nothing to do, and nothing changes
         ctx.progress(1, 1, "composite")
         meta.update(empty_mask=True, timings={"total": 0.0})
