@@ -36,7 +36,8 @@ class Settings:
     guide_weight: float = 1.0  # guidance SSD counts this much against image SSD
     sharp: bool = True  # votes keep each pixel's best proposal, not the mean (see em.vote)
     margin: int | None = None  # context kept around the hole's box; None: its longer side, at least 8 patches
-    locality: float = 0.0  # price of copying from far from the hole (see _locality); 0: none
+    near: float = 0.0  # price of copying from far from the target (nnf.near_price, in mean squared
+    # difference per value at one hole depth away; the scale is the hole's depth at each level); 0: none
 
 
 @dataclass
@@ -70,21 +71,6 @@ def _pyramid(base: _Level, patch: int, wrap: bool) -> list[_Level]:
                              pyramid.down_image(lv.weight[None], torch.ones_like(known), wrap)[0]))
 
 
-LOCALITY_REACH = 3  # the locality price stops growing this many hole depths away from the hole
-
-
-def _locality(hole: torch.Tensor, weight: float, wrap: bool) -> torch.Tensor | None:
-    """Price (h, w) of copying from each pixel, in mean squared difference per value: weight times
-    the squared distance from the hole in units of the hole's depth (capped). A far source must
-    match that much better than a near one, so a hole (an outpainted strip) goes on with what
-    surrounds it instead of cloning a distant object into it."""
-    if weight <= 0 or wrap:
-        return None
-    deep = float(pyramid.depth(hole, max(hole.shape)).max())
-    dist = pyramid.distance(hole, int(LOCALITY_REACH * deep) + 1)
-    return weight * (dist / max(deep, 1.0)).clamp(max=LOCALITY_REACH) ** 2
-
-
 def _upscale_field(grid: torch.Tensor, coarse_shape: tuple[int, int], ty: torch.Tensor, tx: torch.Tensor,
                    shape: tuple[int, int], wrap: bool) -> torch.Tensor:
     """Initial fine matches: the parent's match doubled, plus the pixel's parity (-1 where impossible)."""
@@ -112,9 +98,11 @@ def _complete_levels(levels: list[_Level], s: Settings, wrap: bool, gen: torch.G
         c, h, w = lv.img.shape
         known = ~lv.hole
         ok = pyramid.erode(lv.source & known, r, wrap)
-        price = _locality(lv.hole, s.locality, wrap)
+        near = None
+        if s.near > 0 and not wrap:
+            near = (s.near, float(pyramid.depth(lv.hole, max(h, w)).max()))
         if est is None:
-            est = peel(lv.img, lv.hole, ok, s.patch, wrap, gen, price)
+            est = peel(lv.img, lv.hole, ok, s.patch, wrap, gen, near)
         else:
             est = torch.where(lv.hole[None], pyramid.upsample(est, (h, w)), lv.img)
         kernels = basis(c, 0 if lv.guide is None else lv.guide.shape[0], s.patch, s.guide_weight).to(est.device)
@@ -128,7 +116,7 @@ def _complete_levels(levels: list[_Level], s: Settings, wrap: bool, gen: torch.G
         ty, tx = torch.nonzero(pyramid.dilate(lv.hole, r, wrap), as_tuple=True)
         grid = torch.arange(h * w, device=est.device)
         field = Field(src, ok, ty, tx, (h, w), grid, wrap, gen,
-                      cost=None if price is None else price.reshape(-1) * (c * s.patch ** 2))
+                      near=None if near is None else (near[0] * c * s.patch ** 2, near[1]))
         conf = lv.weight * s.decay ** -pyramid.depth(lv.hole, 2 * s.patch, wrap)
         t = Target(est, lv.guide, lv.hole, ty, tx, conf, wrap)
         if prev is None:

@@ -16,6 +16,7 @@ import torch
 
 JUMPS = (8, 4, 2, 1)
 DIRECTIONS = ((0, 1), (0, -1), (1, 0), (-1, 0))
+NEAR_REACH = 3.0
 
 
 def on_grid(y: torch.Tensor, x: torch.Tensor, h: int, w: int, wrap: bool
@@ -28,6 +29,13 @@ def on_grid(y: torch.Tensor, x: torch.Tensor, h: int, w: int, wrap: bool
     return y.clamp(0, h - 1), x.clamp(0, w - 1), inside
 
 
+def near_price(dy: torch.Tensor, dx: torch.Tensor, weight: float, scale: float) -> torch.Tensor:
+    """weight * (d / scale) ** 2 for a source d = |(dy, dx)| pixels from its target, d capped at
+    NEAR_REACH scales: a far source must match that much better than a near one."""
+    d = (dy.float() ** 2 + dx.float() ** 2).sqrt() / max(scale, 1.0)
+    return weight * d.clamp(max=NEAR_REACH) ** 2
+
+
 class Field:
     """Matches from target centres (ty, tx) on a (ht, wt) grid to valid centres of a (hs, ws) source.
 
@@ -35,19 +43,19 @@ class Field:
     grid: (ht * wt,) source index per target pixel, the field propagation reads; pixels that are
     not targets keep what the caller put there (-1: nothing; in completion, the identity).
     jumps: the propagation distances; targets on a lattice of spacing s need multiples of s.
-    cost: (hs * ws,) a price added to the distance of every match to that source (a prior on
-    where to copy from, e.g. near the hole), or None.
+    near: (weight, scale): a price weight * (d / scale) ** 2 on a match d pixels (Euclidean) away
+    from its target, d capped at NEAR_REACH scales (same grid for source and target), or None.
     """
 
     def __init__(self, src: torch.Tensor, ok: torch.Tensor, ty: torch.Tensor, tx: torch.Tensor,
                  target_shape: tuple[int, int], grid: torch.Tensor, wrap: bool, generator: torch.Generator,
-                 jumps: tuple[int, ...] = JUMPS, cost: torch.Tensor | None = None):
+                 jumps: tuple[int, ...] = JUMPS, near: tuple[float, float] | None = None):
         self.src, self.hs, self.ws = src, ok.shape[0], ok.shape[1]
         self.ok = ok.reshape(-1)
         self.valid_idx = torch.nonzero(self.ok).squeeze(1)
         self.ty, self.tx, (self.ht, self.wt) = ty, tx, target_shape
         self.tflat = ty * self.wt + tx
-        self.grid, self.wrap, self.gen, self.jumps, self.cost = grid, wrap, generator, jumps, cost
+        self.grid, self.wrap, self.gen, self.jumps, self.near = grid, wrap, generator, jumps, near
         self.idx = torch.zeros_like(ty)
         self.dist = torch.full(ty.shape, float("inf"), device=ty.device)
         self.tgt = torch.zeros((len(ty), src.shape[1]), device=src.device)
@@ -83,7 +91,9 @@ class Field:
         cand = cand.clamp(0, len(self.ok) - 1)
         d = self.tgt - self.src.index_select(0, cand)
         d = (d * d).sum(1)
-        return d if self.cost is None else d + self.cost[cand]
+        if self.near is not None:
+            d = d + near_price(cand.div(self.ws, rounding_mode="floor") - self.ty, cand % self.ws - self.tx, *self.near)
+        return d
 
     def _source(self, sy: torch.Tensor, sx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Flat source index and whether it may be used."""

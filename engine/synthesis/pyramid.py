@@ -68,19 +68,6 @@ def depth(hole: torch.Tensor, cap: int, wrap: bool = False) -> torch.Tensor:
     return d
 
 
-def distance(region: torch.Tensor, cap: int) -> torch.Tensor:
-    """Chessboard distance (h, w) from each pixel to the nearest pixel of `region`, capped at
-    `cap` (also where the region is empty); 0 inside it. Beyond the image edge is not region."""
-    d = torch.full(region.shape, float(cap), device=region.device)
-    reach = region.clone()
-    for k in range(cap):
-        d = torch.where(reach & (d > k), torch.full_like(d, float(k)), d)
-        if bool(reach.all()):
-            break
-        reach = dilate(reach, 1)
-    return d
-
-
 def push_pull(x: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
     """Fill the unknown pixels of (c, h, w) with a smooth membrane from the known ones (push-pull)."""
     if bool(known.all()) or not bool(known.any()):

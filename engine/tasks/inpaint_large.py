@@ -12,11 +12,13 @@ the copied texture (a worse perceptual score than the synthesis alone), and a lo
 built-in model (outpainting a savanna photo), where the synthesis alone had no seam.
 Variants are completions from different seeds (different random fields, so visibly different).
 
-Outpainting (the hole takes a whole side) sees the whole picture as context, and its sources
-carry a locality price (synthesis.Settings.locality): copying from far from the old edge costs
-more, so the strip continues what is at the border instead of cloning a distant object (a
-penguin, a dancer's torso) into it; its finest level runs two EM rounds instead of one, which
-sharpens the strip (the first round still matches the blurry upsampled estimate).
+Outpainting (the hole takes a whole side) sees the whole picture as context, and its matches
+carry a price that grows with their distance from the target (synthesis.Settings.near, scaled
+by the strip's width at each pyramid level): a far source must match much better, so the strip
+continues what is at the old edge instead of cloning a distant object (a penguin, a tiger's
+head) into it. The price's cost: where the border holds one object, its texture is drawn out
+sideways into the strip (horizontal streaks). The finest level runs two EM rounds instead of
+one, which sharpens the strip (the first round still matches the blurry upsampled estimate).
 
 Object removal (`remove`): the mask grows by a few pixels (halos and soft edges of the object
 go too) and a further ring around it is kept out of the source, so no part of the object or
@@ -35,11 +37,13 @@ from ..synthesis.blend import seam_blend
 REMOVE_GROW = 0.02  # object removal grows the mask by this share of its mean side (at least 3 px) ...
 REMOVE_GROW_MIN = 3
 REMOVE_RING = 2  # ... and keeps this many times that width around it out of the source
-# Outpainting, measured on six CBSD68 photos (right quarter): patch distance 0.202 (crop context,
-# no price) -> 0.191 (whole picture) -> 0.162 (and locality 0.008; 0.002: 0.188, a penguin cloned;
-# 0.016: 0.176) -> 0.155 (and two finest EM rounds; PatchMatch 0.158). On removal the price made
-# the patch distance worse (0.217 -> 0.231), so object holes keep the defaults.
-OUTPAINT = Settings(locality=0.008, em_fine=2)
+# Outpainting, measured on the first ten CBSD68 photos (right quarter; PatchMatch 0.193 in the
+# same run): patch distance 0.276 before (crop context, one finest EM round); whole picture, two
+# finest rounds and a price on the distance from the hole instead (0.008): 0.235 (a tiger's head
+# cloned); near price 0.024 / 0.045 / 0.08: 0.191 / 0.183 / 0.174 (each draws the border out sideways).
+# On removal the price on the distance from the hole made the patch distance worse (0.217 -> 0.231 on six), so object holes keep
+# the defaults.
+OUTPAINT = Settings(near=0.045, em_fine=2)
 
 
 def removal_grow(regen: np.ndarray) -> int:
