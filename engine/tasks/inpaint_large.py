@@ -40,9 +40,9 @@ REMOVE_RING = 2  # ... and keeps this many times that width around it out of the
 # Outpainting, measured on the first ten CBSD68 photos (right quarter; PatchMatch 0.193 in the
 # same run): patch distance 0.276 before (crop context, one finest EM round); whole picture, two
 # finest rounds and a price on the distance from the hole instead (0.008): 0.235 (a tiger's head
-# cloned); near price 0.024 / 0.045 / 0.08: 0.191 / 0.183 / 0.174 (each draws the border out sideways).
-# On removal the price on the distance from the hole made the patch distance worse (0.217 -> 0.231 on six), so object holes keep
-# the defaults.
+# cloned); near price 0.024 / 0.045 / 0.08: 0.191 / 0.183 / 0.174 (each draws the border out
+# sideways). On removal the price on the distance from the hole made the patch distance worse
+# (0.217 -> 0.231 on six photos), so object holes keep the defaults.
 OUTPAINT = Settings(near=0.045, em_fine=2)
 
 
