@@ -140,3 +140,55 @@ def test_seam_blend_joins_an_outpainted_strip_whatever_the_step():
     assert step(out) < 2 * inside, (step(out), inside)
     change = lambda col: np.abs(out[:, col] - filled[:, col]).mean()
     assert change(63) < 0.5 * change(48)  # the correction fades into the strip
+
+
+def test_near_price_steers_matches_towards_sources_near_their_target():
+    """Every source matches every target equally well; with the near price the search moves
+    every target onto a source within a pixel or two of itself."""
+    gen = torch.Generator().manual_seed(0)
+    h, w = 20, 20
+    ok = torch.ones((h, w), dtype=torch.bool)
+    ty, tx = torch.nonzero(torch.ones(6, 6, dtype=torch.bool), as_tuple=True)
+    ty, tx = ty + 7, tx + 7
+    f = Field(torch.zeros(h * w, 4), ok, ty, tx, (h, w), torch.arange(h * w), False, gen, near=(1.0, 10.0))
+    f.set_init(((ty + 10) % h) * w + (tx + 10) % w)  # all start far from their target
+    f.set_targets(torch.zeros(len(ty), 4))
+    before = f.dist.clone()
+    f.iterate(3)
+    assert float(before.min()) > 1.0 and float(f.dist.max()) <= 0.08
+    assert bool(((f.idx // w - ty).abs() <= 2).all() and ((f.idx % w - tx).abs() <= 2).all())
+
+
+def test_near_price_keeps_an_outpainted_strip_from_cloning_a_far_object():
+    """Stripes along the old edge and a lone blob of another colour far from it: with the near
+    price the strip continues the stripes and holds none of the blob's colour."""
+    h, w = 64, 96
+    yy, xx = np.mgrid[:h, :w]
+    img = np.stack([(yy // 4) % 2 * 0.6 + 0.2] * 3, -1).astype(np.float32)
+    img[20:44, 4:28] = (0.9, 0.1, 0.1)  # the far object
+    hole = np.zeros((h, w), bool)
+    hole[:, 72:] = True
+    out = complete(img, hole, seed=1, settings=Settings(near=0.045))
+    red = (out[..., 0] - out[..., 1]) > 0.4
+    assert not red[hole].any()
+    assert np.abs(out[hole] - img[hole]).mean() < 0.05
+
+
+def test_an_outpainted_strip_takes_the_whole_picture_as_context():
+    from engine.tasks.inpaint_large import work_context
+
+    strip = np.zeros((40, 100), np.float32)
+    strip[:, 80:] = 1.0
+    blob = np.zeros_like(strip)
+    blob[10:20, 30:50] = 1.0
+    assert work_context(strip, None) == 100
+    assert work_context(strip, 12) == 12  # an explicit context is honoured
+    assert work_context(blob, None) is None
+
+
+def test_near_price_grows_with_the_squared_distance_and_stops_growing():
+    from engine.synthesis.nnf import NEAR_REACH, near_price
+
+    dy, dx = torch.tensor([0, 3, 0, 300]), torch.tensor([0, 4, 10, 0])
+    p = near_price(dy, dx, 2.0, 10.0)
+    assert torch.allclose(p, torch.tensor([0.0, 0.5, 2.0, 2.0 * NEAR_REACH ** 2]))

@@ -36,6 +36,8 @@ class Settings:
     guide_weight: float = 1.0  # guidance SSD counts this much against image SSD
     sharp: bool = True  # votes keep each pixel's best proposal, not the mean (see em.vote)
     margin: int | None = None  # context kept around the hole's box; None: its longer side, at least 8 patches
+    near: float = 0.0  # price of copying from far from the target (nnf.near_price, in mean squared
+    # difference per value at one hole depth away; the scale is the hole's depth at each level); 0: none
 
 
 @dataclass
@@ -96,8 +98,11 @@ def _complete_levels(levels: list[_Level], s: Settings, wrap: bool, gen: torch.G
         c, h, w = lv.img.shape
         known = ~lv.hole
         ok = pyramid.erode(lv.source & known, r, wrap)
+        near = None
+        if s.near > 0 and not wrap:
+            near = (s.near, float(pyramid.depth(lv.hole, max(h, w)).max()))
         if est is None:
-            est = peel(lv.img, lv.hole, ok, s.patch, wrap, gen)
+            est = peel(lv.img, lv.hole, ok, s.patch, wrap, gen, near)
         else:
             est = torch.where(lv.hole[None], pyramid.upsample(est, (h, w)), lv.img)
         kernels = basis(c, 0 if lv.guide is None else lv.guide.shape[0], s.patch, s.guide_weight).to(est.device)
@@ -110,7 +115,8 @@ def _complete_levels(levels: list[_Level], s: Settings, wrap: bool, gen: torch.G
         src = feature_map(x, kernels, wrap)
         ty, tx = torch.nonzero(pyramid.dilate(lv.hole, r, wrap), as_tuple=True)
         grid = torch.arange(h * w, device=est.device)
-        field = Field(src, ok, ty, tx, (h, w), grid, wrap, gen)
+        field = Field(src, ok, ty, tx, (h, w), grid, wrap, gen,
+                      near=None if near is None else (near[0] * c * s.patch ** 2, near[1]))
         conf = lv.weight * s.decay ** -pyramid.depth(lv.hole, 2 * s.patch, wrap)
         t = Target(est, lv.guide, lv.hole, ty, tx, conf, wrap)
         if prev is None:

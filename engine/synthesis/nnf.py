@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 JUMPS = (8, 4, 2, 1)
 DIRECTIONS = ((0, 1), (0, -1), (1, 0), (-1, 0))
 LOCK_TRIES = 8  # random in-phase starts drawn before a locked field gives up on a target (then unusable)
+NEAR_REACH = 3.0  # the near price stops growing this many scales away
 
 
 def on_grid(y: torch.Tensor, x: torch.Tensor, h: int, w: int, wrap: bool
@@ -34,6 +35,13 @@ def on_grid(y: torch.Tensor, x: torch.Tensor, h: int, w: int, wrap: bool
     return y.clamp(0, h - 1), x.clamp(0, w - 1), inside
 
 
+def near_price(dy: torch.Tensor, dx: torch.Tensor, weight: float, scale: float) -> torch.Tensor:
+    """weight * (d / scale) ** 2 for a source d = |(dy, dx)| pixels from its target, d capped at
+    NEAR_REACH scales: a far source must match that much better than a near one."""
+    d = (dy.float() ** 2 + dx.float() ** 2).sqrt() / max(scale, 1.0)
+    return weight * d.clamp(max=NEAR_REACH) ** 2
+
+
 class Field:
     """Matches from target centres (ty, tx) on a (ht, wt) grid to valid centres of a (hs, ws) source.
 
@@ -42,17 +50,21 @@ class Field:
     not targets keep what the caller put there (-1: nothing; in completion, the identity).
     jumps: the propagation distances; targets on a lattice of spacing s need multiples of s.
     lock: keeps every candidate in phase with a periodic source (lattice.PhaseLock), or None.
+    near: (weight, scale): a price weight * (d / scale) ** 2 on a match d pixels (Euclidean) away
+    from its target, d capped at NEAR_REACH scales (same grid for source and target), or None.
     """
 
     def __init__(self, src: torch.Tensor, ok: torch.Tensor, ty: torch.Tensor, tx: torch.Tensor,
                  target_shape: tuple[int, int], grid: torch.Tensor, wrap: bool, generator: torch.Generator,
-                 jumps: tuple[int, ...] = JUMPS, lock: PhaseLock | None = None):
+                 jumps: tuple[int, ...] = JUMPS, lock: PhaseLock | None = None,
+                 near: tuple[float, float] | None = None):
         self.src, self.hs, self.ws = src, ok.shape[0], ok.shape[1]
         self.ok = ok.reshape(-1)
         self.valid_idx = torch.nonzero(self.ok).squeeze(1)
         self.ty, self.tx, (self.ht, self.wt) = ty, tx, target_shape
         self.tflat = ty * self.wt + tx
-        self.grid, self.wrap, self.gen, self.jumps, self.lock = grid, wrap, generator, jumps, lock
+        self.grid, self.wrap, self.gen, self.jumps = grid, wrap, generator, jumps
+        self.lock, self.near = lock, near
         self.idx = torch.zeros_like(ty)
         self.dist = torch.full(ty.shape, float("inf"), device=ty.device)
         self.tgt = torch.zeros((len(ty), src.shape[1]), device=src.device)
@@ -95,8 +107,12 @@ class Field:
         self.dist = self.distance(self.idx)
 
     def distance(self, cand: torch.Tensor) -> torch.Tensor:
-        d = self.tgt - self.src.index_select(0, cand.clamp(0, len(self.ok) - 1))
-        return (d * d).sum(1)
+        cand = cand.clamp(0, len(self.ok) - 1)
+        d = self.tgt - self.src.index_select(0, cand)
+        d = (d * d).sum(1)
+        if self.near is not None:
+            d = d + near_price(cand.div(self.ws, rounding_mode="floor") - self.ty, cand % self.ws - self.tx, *self.near)
+        return d
 
     def _source(self, sy: torch.Tensor, sx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Flat source index and whether it may be used (in phase, where the field is locked)."""

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from . import pyramid
+from .nnf import near_price
 
 MAX_SOURCES = 8192
 RING = 2  # width of the known ring whose colours make the prior
@@ -35,8 +36,9 @@ def _unfold(x: torch.Tensor, p: int, wrap: bool) -> torch.Tensor:
 
 
 def peel(img: torch.Tensor, hole: torch.Tensor, ok: torch.Tensor, p: int, wrap: bool,
-         gen: torch.Generator) -> torch.Tensor:
-    """img (c, h, w) with the hole filled ring by ring from matched known patches."""
+         gen: torch.Generator, near: tuple[float, float] | None = None) -> torch.Tensor:
+    """img (c, h, w) with the hole filled ring by ring from matched known patches.
+    near: (weight, scale) of nnf.near_price, in mean squared difference per known value (or None)."""
     c, h, w = img.shape
     idx = torch.nonzero(ok.reshape(-1)).squeeze(1)
     if len(idx) == 0:
@@ -59,7 +61,10 @@ def peel(img: torch.Tensor, hole: torch.Tensor, ok: torch.Tensor, p: int, wrap: 
         km = _unfold(filled[None].float(), p, wrap)[:, flat].repeat(c, 1)
         n = km.sum(0).clamp_min(1)
         d = (km * tp * tp).sum(0)[:, None] - 2 * (km * tp).T @ src + km.T @ src_sq
-        best = (d / n[:, None] + prior[None]).argmin(1)
+        d = d / n[:, None] + prior[None]
+        if near is not None:
+            d = d + near_price((idx // w)[None] - (flat // w)[:, None], (idx % w)[None] - (flat % w)[:, None], *near)
+        best = d.argmin(1)
         vals = src.view(c, p * p, -1)[:, centre, :][:, best]  # (c, m)
         est.view(c, -1)[:, flat] = vals
         filled = filled | ring

@@ -68,7 +68,7 @@ def run(inputs: dict[str, np.ndarray], params: dict[str, Any], ctx: JobContext) 
         stride = PATCH_ALIGN
     else:
         stride = inpaint_zoo.stride(zm) if zm else ctx.models.get(params["model"]).descriptor.stride
-    box = images.work_area(m, params["context"], stride=stride)
+    box = images.work_area(m, large.work_context(m, params["context"]), stride=stride)
     if box is None:  # nothing selected: nothing to do, and nothing changes
         ctx.progress(1, 1, "composite")
         meta.update(empty_mask=True, timings={"total": 0.0})
