@@ -23,8 +23,9 @@ _WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
 torch.set_num_threads(max(1, min(2, (os.cpu_count() or 1) // _WORKERS)))
 
 
-# Run first: xdist (`make test`, --dist loadscope) hands modules to workers in collection
-# order, so a heavy module collected late keeps one worker busy while the other idles. The
+# Run first: xdist (`make test`: --dist loadscope --no-loadscope-reorder) hands modules to the
+# workers in collection order, so a heavy module collected late keeps one worker busy while the
+# other idles. The
 # longest modules, longest first (about 13 to 4 s each on a quiet 2-core machine); the rest
 # keep their order.
 HEAVY_FIRST = ("test_training.py", "test_bench_quality_quick.py", "test_thin_client.py", "test_bench_speed_quick.py",
