@@ -37,8 +37,10 @@ $(BENCH_STAMP): pyproject.toml | $(STAMP)
 # TEST_WORKERS=0 runs the suite in one process.
 TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); [ $$n -gt 4 ] && n=4; echo $$n)
 
+# --no-loadscope-reorder: modules go out in collection order, heaviest first (tests/conftest.py),
+# instead of xdist's most-tests-first, which left the one-test benchmark smoke runs for last.
 test: install $(BENCH_STAMP)
-	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadscope tests $(ARGS)
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder tests $(ARGS)
 
 # The plug-ins' copy of the engine's op schemas (plugins/common/sfumato_link/ops_schema.json):
 # rerun after changing an operation's parameters; tests/test_plugin_schema.py fails until then.

@@ -39,7 +39,7 @@ from .peers import Peer, all_peers, package_version
 
 TASKS = ("denoise", "sr", "inpaint", "jpeg", "removal", "outpaint", "texture", "pattern", "stylize", "oldphoto", "zoo")
 OURS = "Sfumato (ours)"
-QUICK_CROP = 192  # quick mode measures centre crops: it checks the code paths, not the figures
+QUICK_CROP = 128  # quick mode measures centre crops: it checks the code paths, not the figures
 
 
 @dataclass

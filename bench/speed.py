@@ -28,6 +28,7 @@ from .peers import all_peers
 OURS = "Sfumato (ours)"
 SECTIONS = ("transport", "latency", "throughput", "startup", "removal", "zoo")
 DEFAULT_SECTIONS = SECTIONS[:-1]  # zoo needs other projects' checkpoints: asked for by name
+QUICK_SIDE = 128  # quick mode: latency and start-up inputs this size; it checks the code paths, not the figures
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -49,8 +50,8 @@ class SpeedConfig:
     def effective(self) -> "SpeedConfig":
         if not self.quick:
             return self
-        return SpeedConfig(self.out, True, self.models, self.device, 1, (256,), (1, 4), 1, self.gpu, self.ours_params,
-                           self.sections, self.zoo_models)
+        return SpeedConfig(self.out, True, self.models, self.device, 1, (QUICK_SIDE,), (1, 4), 1, self.gpu,
+                           self.ours_params, self.sections, self.zoo_models)
 
 
 def log(msg: str) -> None:
@@ -122,7 +123,7 @@ def latency_cases(ours: Ours, cfg: SpeedConfig) -> list[dict]:
         for peer in ("OpenCV Telea", "OpenCV NS", "PatchMatch"):
             fn = _peer(peer)
             add("inpaint strokes", "512", peer, "peer", (lambda fn=fn: fn(img, mask)) if fn else None, cfg.repeats)
-    side = 256 if cfg.quick else 512
+    side = QUICK_SIDE if cfg.quick else 512
     img = test_image(side)
     rng = np.random.default_rng(0)
     noisy = img.astype(np.float64) + rng.standard_normal(img.shape) * 25
@@ -134,7 +135,7 @@ def latency_cases(ours: Ours, cfg: SpeedConfig) -> list[dict]:
     bm3d = _peer("CBM3D")
     if not cfg.quick:
         add("denoise sigma=25", f"{side}", "CBM3D", "peer", (lambda: bm3d(noisy, 25)) if bm3d else None, 1)
-    for lr_side in ((128,) if cfg.quick else (256, 512)):
+    for lr_side in ((QUICK_SIDE // 2,) if cfg.quick else (256, 512)):
         lr = test_image(lr_side, "coffee")
         if ours.has("restore"):
             add("upscale x2", f"{lr_side}", OURS, "ours", lambda lr=lr: ours.upscale(lr, 2, **p.get("sr", {})),
@@ -282,7 +283,7 @@ def run_startup(cfg: SpeedConfig) -> dict:
                 out["first_result_s"] = time.perf_counter() - t0
                 out["first_job_s"] = time.perf_counter() - t1
                 out["first_job"] = f"{first[0]} 256"
-            side = 256 if cfg.quick else 512
+            side = QUICK_SIDE if cfg.quick else 512
             done = [f"{first[0]} 256"] if first else []
             if "inpaint" in ops:
                 c.run("inpaint", {"image": test_image(side), "mask": centre_mask(side)[..., None]}, {"seed": 0})

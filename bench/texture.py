@@ -251,4 +251,4 @@ def _grids(run: "QualityRun", task: str, rows: list[list], columns: tuple[str, .
             folder.mkdir(parents=True, exist_ok=True)
             which = "code-drawn references" if keep else "all references, not for committing"
             title = f"bench quality: {task} ({which})"
-            compose(list(columns), chosen, title, tile=256).save(folder / f"grid_{task}.png", optimize=True)
+            compose(list(columns), chosen, title, tile=256).save(folder / f"grid_{task}.png")

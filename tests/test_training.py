@@ -45,20 +45,31 @@ def _cfg(folder: Path, out: Path, steps: int) -> TrainConfig:
                        mask_weights={"box": 0.6, "strokes": 0.2, "all": 0.2})
 
 
+# The ramp model's training: 200 steps with the noise levels centred low (p_mean -2.5, sigma
+# about 0.08, where the refine check below works) pass the check with seeds 0, 1 and 2 (error
+# ratio 0.68-0.73 against the 0.85 bar); the default p_mean needed 300 steps and still failed
+# with seed 1 (0.91), and 150 steps at the default fail (1.14).
+RAMP_STEPS = 200
+RAMP_P_MEAN = -2.5
+
+
 @pytest.fixture(scope="module")
 def trained(ramp_folder: Path, tmp_path_factory) -> Trainer:
+    import dataclasses
+
     out = tmp_path_factory.mktemp("run") / "ramps"
-    trainer = Trainer(_cfg(ramp_folder, out, 300), log=lambda *_: None)
+    cfg = dataclasses.replace(_cfg(ramp_folder, out, RAMP_STEPS), p_mean=RAMP_P_MEAN)
+    trainer = Trainer(cfg, log=lambda *_: None)
     trainer.run()
     return trainer
 
 
 def test_loss_goes_down(trained: Trainer) -> None:
     losses = np.asarray(trained.losses)
-    assert len(losses) == 300
+    assert len(losses) == RAMP_STEPS
     assert losses[-50:].mean() < 0.6 * losses[:20].mean(), (losses[:20].mean(), losses[-50:].mean())
     card = read_card(trained.out)
-    assert card["steps"] == 300 and card["final_loss"] is not None
+    assert card["steps"] == RAMP_STEPS and card["final_loss"] is not None
     assert (trained.out / "loss.png").is_file()
 
 

@@ -59,7 +59,8 @@ def mirror():
     Mirror.files = {"/dncnn_25.pth": data, "/short.pth": data[: len(data) // 2]}
     Mirror.cut, Mirror.ranges = {}, []
     server = ThreadingHTTPServer(("127.0.0.1", 0), Mirror)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # shutdown() waits for the serving loop's next poll: 0.5 s by default, per test
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
