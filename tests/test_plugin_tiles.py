@@ -10,7 +10,6 @@ from __future__ import annotations
 import importlib
 import struct
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +21,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 import sfumato_link as link  # noqa: E402
 from sfumato_link import gpat  # noqa: E402
-from test_krita_plugin import kp  # noqa: E402  (the Krita plug-in, imported without Krita)
+from test_krita_plugin import kp, pump as krita_pump  # noqa: E402  (the Krita plug-in, imported without Krita)
 
 from engine.server import Engine  # noqa: E402
 
@@ -178,12 +177,8 @@ def ctrl(engine, monkeypatch):
     c.close()
 
 
-def pump(ctrl, until, timeout=60.0):
-    deadline = time.monotonic() + timeout
-    while not until():
-        assert time.monotonic() < deadline, f"timed out; state={ctrl.state} {ctrl.message}"
-        ctrl.poll()
-        time.sleep(0.005)
+def pump(ctrl, until):
+    krita_pump(ctrl, until, timeout=60.0)  # real engine jobs: more time than the echo jobs there
 
 
 def finish(ctrl, plan):
