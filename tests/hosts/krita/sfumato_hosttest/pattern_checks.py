@@ -27,11 +27,14 @@ def _image(app: Any, window: Any, w: int, h: int, name: str, pixel: Any) -> Iter
     return doc, layer
 
 
-def _close(doc: Any) -> Iterator[Any]:
-    yield 1.0  # let Krita's layer model settle before the image goes (Krita 5.1)
-    doc.setModified(False)
-    doc.close()
-    yield 0.5
+def _activate(app: Any, window: Any, doc: Any) -> None:
+    """Bring `doc`'s view to the front: with several images open, setActiveDocument alone does not
+    change which one Krita treats as active."""
+    for view in window.views():
+        if view.document() == doc:
+            window.showView(view)
+            view.setVisible()
+    app.setActiveDocument(doc)
 
 
 def _distance(bgra: bytes, palette: Any = PALETTE) -> int:
@@ -93,12 +96,16 @@ def repeat_and_recolor(test: Any, window: Any, docker: Any, back_to: Any) -> Ite
                    [preview and preview.name(), b and (b.x(), b.y(), b.width(), b.height())])
         if tile_doc is not None:
             test.export(tile_doc, "pattern_tile.png")
-            yield from _close(tile_doc)
-        app.setActiveDocument(doc)  # Undo acts on the active image
+            yield 1.0  # let Krita's layer model settle before the image goes (Krita 5.1)
+            tile_doc.setModified(False)
+            tile_doc.close()
+            yield 0.5
+        _activate(app, window, doc)  # Undo acts on the active image
         yield (lambda: app.activeDocument() == doc, 10.0, "the motif image to be active again")
         yield from test.undo_removes(doc, names, "pattern repeat preview")
-    yield from _close(doc)
 
+    # (the images of these checks stay open: closing the motif image right after an undo crashed
+    # Krita 5.1.5 now and then, a segmentation fault in 1 run of 3)
     # Recolor: stripes of two colours, a rectangle selected, a two-colour palette
     doc, source = yield from _image(app, window, 48, 32, "stripes", lambda x, y: (40, 160, 40, 255)
                                     if (x // 5) % 2 == 0 else (200, 200, 220, 255))
@@ -157,6 +164,5 @@ def repeat_and_recolor(test: Any, window: Any, docker: Any, back_to: Any) -> Ite
                    [layer and layer.name(), after])
     if picker is not None:
         picker.setCurrentIndex(0)  # back to none
-    yield from _close(doc)
-    app.setActiveDocument(back_to)
+    _activate(app, window, back_to)
     yield (lambda: app.activeDocument() == back_to, 10.0, "the test image to be active again")
