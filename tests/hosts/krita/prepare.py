@@ -86,8 +86,7 @@ def main() -> None:
            "selection": [200, 120, 90, 70] if args.photo else [96, 64, 64, 56],
            "restore_selection": [24, 24, 80, 60], "deadline": 720,
            "job_timeout": 240, "window": [1440, 900],
-           "zoo_model": "" if zoo_skip else zoo_compare.ZOO_MODEL, "zoo_skip": zoo_skip, "zoo_size": zoo_compare.ZOO_SIZE,
-           "compare": [sys.executable, str(HOSTS / "zoo_compare.py")]}
+           "zoo_model": "" if zoo_skip else zoo_compare.ZOO_MODEL, "zoo_skip": zoo_skip, "zoo_size": zoo_compare.ZOO_SIZE}
     (work / "config.json").write_text(json.dumps(cfg, indent=1), encoding="utf-8")
     print(f"prepared {work} (models: {args.models or work / 'models'}; pid {os.getpid()})")
 

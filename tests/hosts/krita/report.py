@@ -34,6 +34,14 @@ def main(work: Path) -> int:
         checks.append({"name": "exported PNG: unchanged outside the selection box (and feather), changed inside",
                        "ok": same and changed > 0, "detail": f"changed inside: {changed} px"})
         print(f"[krita-host-test] {'ok  ' if same and changed else 'FAIL'} {checks[-1]['name']} {checks[-1]['detail']}")
+    big = work / "out" / "zoo-big.png"
+    if big.is_file():  # the zoo upscale, judged here: inside the host's chroot there is no numpy
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+        from zoo_compare import judge  # tests/hosts/zoo_compare.py
+        verdict = judge(work / "out" / "zoo-small.png", big, 4)
+        checks.append({"name": "zoo upscale: not a bicubic copy of the input", "ok": bool(verdict.get("ok")),
+                       "detail": verdict})
+        print(f"[krita-host-test] {'ok  ' if verdict.get('ok') else 'FAIL'} {checks[-1]['name']} {verdict}")
     failed = [c for c in checks if not c["ok"]]
     info = report.get("info", {})
     print(f"krita host test: {len(checks) - len(failed)}/{len(checks)} checks passed in Krita {info.get('krita')} "

@@ -8,9 +8,6 @@ not available (../shared/models absent).
 """
 from __future__ import annotations
 
-import json
-import os
-import subprocess
 from typing import Any, Iterator
 
 from krita import Krita
@@ -71,17 +68,7 @@ def upscale(test: Any, window: Any, docker: Any, doc: Any, source: Any) -> Itera
                    big and (big.width(), big.height()))
         if big is not None:
             test.export(big, "zoo-big.png")
-            out = cfg["out"]
-            proc = subprocess.Popen([*cfg["compare"], os.path.join(out, "zoo-small.png"),
-                                     os.path.join(out, "zoo-big.png"), "4"], stdout=subprocess.PIPE, text=True)
-            yield (lambda: proc.poll() is not None, 60.0, "the comparison with a bicubic upscale")
-            said = (proc.stdout.read() if proc.stdout else "").strip()
-            try:
-                verdict = json.loads(said.splitlines()[-1])
-            except (ValueError, IndexError):
-                verdict = {"ok": False, "output": said}
-            test.info["zoo_upscale"] = verdict
-            test.check("zoo upscale: not a bicubic copy of the input", bool(verdict.get("ok")), verdict)
+            # judged from outside Krita by report.py (numpy and Pillow; the chroot hosts lack this Python)
             big.setModified(False)
             big.close()
             yield 1.0
