@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from degrade import add_noise, clean_scene
-from engine.tasks.defect_evidence import AUTO_MIN_CLEAR_MARKS, clear_marks
+from engine.tasks.defect_evidence import AUTO_MIN_CLEAR_MARKS, clear_marks, min_clear_marks
 
 
 def specks(img: np.ndarray, n: int, level: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -31,3 +31,9 @@ def test_faint_marks_and_noise_specks_are_not():
     noisy = add_noise(base, 25, seed=2)  # the same places, now only noise
     assert clear_marks(noisy, mask) == 0
     assert clear_marks(base, np.zeros(base.shape[:2], bool)) == 0
+
+
+def test_larger_pictures_need_more_clear_marks_but_not_in_proportion():
+    assert min_clear_marks(96, 96) == min_clear_marks(256, 256) == AUTO_MIN_CLEAR_MARKS
+    four = min_clear_marks(512, 512)  # four times the area
+    assert AUTO_MIN_CLEAR_MARKS < four < 4 * AUTO_MIN_CLEAR_MARKS

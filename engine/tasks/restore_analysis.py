@@ -14,7 +14,7 @@ import numpy as np
 from . import estimate
 from .blur_estimate import BlurEstimate, estimate_blur
 from .defect_classes import classify
-from .defect_evidence import AUTO_MIN_CLEAR_MARKS, clear_marks
+from .defect_evidence import clear_marks, min_clear_marks
 from .defects import DefectParams, detect_defects
 
 AUTO_MIN_SIGMA = 2.5  # auto denoises only above this measured sigma (0..255 units)
@@ -97,7 +97,7 @@ def _blur_readable(a: Analysis) -> bool:
 def _choose(a: Analysis) -> list[str]:
     """The chain auto runs, in processing order."""
     chain = []
-    if a.found.get("clear_marks", 0) >= AUTO_MIN_CLEAR_MARKS:
+    if a.defects is not None and a.found["clear_marks"] >= min_clear_marks(*a.defects.shape):
         chain.append("repair")
     else:  # a few texture ridges or noise specks: reported, not repaired
         for name in ("dust", "hairs", "scratches"):
