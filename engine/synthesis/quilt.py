@@ -5,10 +5,12 @@ Offset by half, the image's edges meet in a cross through the middle. The horizo
 replaced by a full-width strip of the image itself (rows that are continuous in the image),
 chosen where it agrees best with what lies above and below the arm, and cut in along the
 cheapest paths through the two halves of the arm; then the vertical arm the same way, on the
-result. Every pixel stays a pixel of the picture: nothing is smoothed, averaged or re-lit
+result. The strip takes the light of what it meets at each cut (a smooth offset, its detail
+kept). Outside the cross nothing changes, and inside it the detail is the picture's own
 (patch-by-patch completion of a wide band filled it with the commonest flat patches: a Great
-Wave crop's edges became beige sky, style distance 6 times plain tiling's), and a periodic
-picture whose side holds whole repeats comes back unchanged (the in-phase strip agrees exactly).
+Wave crop's edges became beige sky, style distance 6 times plain tiling's, and a light
+correction over the whole picture greyed it); a periodic picture whose side holds whole
+repeats comes back unchanged (the in-phase strip agrees exactly).
 """
 from __future__ import annotations
 
@@ -18,6 +20,9 @@ CANDIDATES = 6  # strips ranked best by their total disagreement that get their 
 SEARCH_SIDE = 192  # the strips are ranked on a copy at most about this many pixels on its side
 CUT_STARTS = 16  # a cut must close on itself around the tile: tried from at most this many rows
 FEATHER = 1.0  # the cut is softened over a Gaussian this wide (pixels): a one-pixel jog in a line
+KEEP = 2  # rows either side of the seam that are the strip's alone: a cut hugging the seam put a step one row
+# off it, where the seam ratio cannot see it (a brick scan: a line across the tile, 13 levels against 1.5)
+MIN_HALF = 2 * KEEP  # the least band half-width (rows) that leaves the cuts room
 
 
 def _box3(e: np.ndarray) -> np.ndarray:
@@ -79,6 +84,27 @@ def _rank(x: np.ndarray, src: np.ndarray, half: int) -> np.ndarray:
     return fine[np.argsort(full, kind="stable")[:CANDIDATES]]
 
 
+def _smooth_cyclic(v: np.ndarray, sigma: float) -> np.ndarray:
+    """v (n, c) smoothed along its first axis by a Gaussian, wrapping around."""
+    n = v.shape[0]
+    k = np.fft.fftfreq(n)
+    return np.real(np.fft.ifft(np.fft.fft(v, axis=0) * np.exp(-2 * (np.pi * k * sigma) ** 2)[:, None], axis=0))
+
+
+def _relight(diff: np.ndarray, top: np.ndarray, bottom: np.ndarray, half: int) -> np.ndarray:
+    """A smooth offset (2*half, w, c) that gives the strip the light of what it meets at each cut
+    (`diff`: picture minus strip over the band; `top`, `bottom`: the cuts' rows per column),
+    changing linearly from one cut to the other: a scan lit unevenly (its top lighter than its
+    bottom) would otherwise leave a step along a cut; the strip's own detail is kept."""
+    cols = np.arange(diff.shape[1])
+    at_top = diff[np.clip(top, 0, len(diff) - 1), cols]
+    at_bottom = diff[np.clip(bottom - 1, 0, len(diff) - 1), cols]
+    sigma = max(4.0, 2.0 * half)  # broad light only: a mortar line met by brick would leave a glow
+    a, b = _smooth_cyclic(at_top, sigma), _smooth_cyclic(at_bottom, sigma)
+    t = np.clip((np.arange(len(diff))[:, None] - top[None]) / np.maximum(bottom - top, 1)[None], 0, 1)[..., None]
+    return (a[None] * (1 - t) + b[None] * t).astype(np.float32)
+
+
 def mend_rows(x: np.ndarray, half: int) -> np.ndarray:
     """x (h, w, c) whose rows h//2 - 1 and h//2 do not meet: the band of `half` rows either side
     replaced by a strip of x's own rows (continuous in x offset by half a height), cut in along the
@@ -90,19 +116,21 @@ def mend_rows(x: np.ndarray, half: int) -> np.ndarray:
     for y0 in _rank(x, src, half):
         strip = src[y0:y0 + 2 * half]
         err = _box3(((strip - x[c - half:c + half]) ** 2).sum(-1))
+        err[half - KEEP:half + KEEP] = np.inf  # the cuts stay clear of the rows that did not meet
         up, cu = closed_cut(err[:half])
         low, cl = closed_cut(err[half:])
         if best is None or cu + cl < best[0]:
             best = (cu + cl, int(y0), up, low)
     assert best is not None
     _, y0, up, low = best
+    strip = src[y0:y0 + 2 * half] + _relight(x[c - half:c + half] - src[y0:y0 + 2 * half], up, half + low, half)
     rows = np.arange(h)[:, None]
     mask = ((rows >= c - half + up[None]) & (rows < c + low[None])).astype(np.float32)
     soft = _feather(mask)
-    soft[c - 1:c + 1] = 1.0  # the rows that did not meet are always the strip's
+    soft[c - KEEP:c + KEEP] = 1.0  # the strip's alone (the feather would let through a trace of the seam)
     out = x.copy()
     band = slice(c - half, c + half)
-    out[band] = x[band] * (1 - soft[band, :, None]) + src[y0:y0 + 2 * half] * soft[band, :, None]
+    out[band] = x[band] * (1 - soft[band, :, None]) + strip * soft[band, :, None]
     return out
 
 
@@ -112,6 +140,7 @@ def make_tileable(img: np.ndarray, band: float) -> np.ndarray:
     of each side within which the cuts may run), offset back. The middle is left as it was."""
     h, w = img.shape[:2]
     x = np.roll(np.asarray(img, np.float32), (h // 2, w // 2), axis=(0, 1))
-    x = mend_rows(x, max(2, round(band * h / 2)))
-    x = mend_rows(np.ascontiguousarray(x.transpose(1, 0, 2)), max(2, round(band * w / 2))).transpose(1, 0, 2)
-    return np.ascontiguousarray(np.roll(x, (-(h // 2), -(w // 2)), axis=(0, 1)), np.float32)
+    x = mend_rows(x, min(h // 2, max(MIN_HALF, round(band * h / 2))))
+    x = mend_rows(np.ascontiguousarray(x.transpose(1, 0, 2)), min(w // 2, max(MIN_HALF, round(band * w / 2))))
+    x = x.transpose(1, 0, 2)
+    return np.ascontiguousarray(np.clip(np.roll(x, (-(h // 2), -(w // 2)), axis=(0, 1)), 0, 1), np.float32)
