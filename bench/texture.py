@@ -224,6 +224,8 @@ def run_pattern(run: "QualityRun") -> None:
         plain = u8(ref)
         d0 = style_distance(np.tile(ref, (2, 2, 1)), ref)
         vals = {"seam_ratio": wrap_seam_ratio(plain), "style_distance": d0, "structure": 1.0}  # its own yardstick
+        if name == "stripes":  # what a tile of this side can reach (it holds whole cycles only)
+            vals.update(stripe_errors(ref, ref))
         _record(run, "pattern", dataset, setting, TILING, "reference", "the crop as a tile, as is", name, 0.0, vals)
         if dataset == "style":
             moved = painting_crop(Path(run.cfg.data).parent / "style" / f"{name}.jpg", crop, round(SHIFT * crop))
