@@ -200,6 +200,8 @@ def test_near_price_is_free_within_the_free_band_and_grows_past_it():
     dy, dx = torch.tensor([0, 3, 0, 0]), torch.tensor([0, 4, 10, 15])
     p = near_price(dy, dx, 2.0, 10.0, free=0.7)
     assert torch.allclose(p, torch.tensor([0.0, 0.0, 2.0 * 0.3 ** 2, 2.0 * 0.8 ** 2]))
+    q = near_price(dy, dx, 2.0, 10.0, free=0.7, inside=0.1)  # a share of the full price inside too
+    assert torch.allclose(q, p + 0.2 * torch.tensor([0.0, 0.25, 1.0, 2.25]))
 
 
 def test_outpainting_does_not_stretch_the_border_into_sideways_streaks():

@@ -43,6 +43,7 @@ class Settings:
     # border, the finer ones copy texture unstretched from around it (a price on every pixel of
     # distance makes each target copy the nearest border column: sideways streaks)
     near_free: float = 0.0
+    near_inside: float = 0.0  # ... and within near_free this share of the full price (breaks ties on flat areas)
 
 
 @dataclass
@@ -106,7 +107,7 @@ def _complete_levels(levels: list[_Level], s: Settings, wrap: bool, gen: torch.G
         near = None
         if s.near > 0 and not wrap:
             coarse = s.near_levels is None or len(levels) - 1 - i < s.near_levels
-            near = (s.near, float(pyramid.depth(lv.hole, max(h, w)).max()), 0.0 if coarse else s.near_free)
+            near = (s.near, float(pyramid.depth(lv.hole, max(h, w)).max()), *((0.0, 0.0) if coarse else (s.near_free, s.near_inside)))
         if est is None:
             est = peel(lv.img, lv.hole, ok, s.patch, wrap, gen, near)
         else:
