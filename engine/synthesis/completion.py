@@ -107,7 +107,8 @@ def _complete_levels(levels: list[_Level], s: Settings, wrap: bool, gen: torch.G
         near = None
         if s.near > 0 and not wrap:
             coarse = s.near_levels is None or len(levels) - 1 - i < s.near_levels
-            near = (s.near, float(pyramid.depth(lv.hole, max(h, w)).max()), *((0.0, 0.0) if coarse else (s.near_free, s.near_inside)))
+            band = (0.0, 0.0) if coarse else (s.near_free, s.near_inside)
+            near = (s.near, float(pyramid.depth(lv.hole, max(h, w)).max()), *band)
         if est is None:
             est = peel(lv.img, lv.hole, ok, s.patch, wrap, gen, near)
         else:
