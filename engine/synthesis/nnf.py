@@ -69,6 +69,7 @@ class Field:
         self.tflat = ty * self.wt + tx
         self.grid, self.wrap, self.gen, self.jumps = grid, wrap, generator, jumps
         self.lock, self.near = lock, near
+        self.usage: torch.Tensor | None = None  # (hs * ws,) price per source centre (see usage.py), or None
         self.idx = torch.zeros_like(ty)
         self.dist = torch.full(ty.shape, float("inf"), device=ty.device)
         self.tgt = torch.zeros((len(ty), src.shape[1]), device=src.device)
@@ -116,6 +117,8 @@ class Field:
         d = (d * d).sum(1)
         if self.near is not None:
             d = d + near_price(cand.div(self.ws, rounding_mode="floor") - self.ty, cand % self.ws - self.tx, *self.near)
+        if self.usage is not None:
+            d = d + self.usage.index_select(0, cand)
         return d
 
     def _source(self, sy: torch.Tensor, sx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
