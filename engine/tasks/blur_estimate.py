@@ -41,6 +41,7 @@ DIFF_VARIANCE = 0.25
 MIN_LAG = 1.5  # shortest lag searched for the trough (the second derivative's own lobe is at 1)
 MAX_LENGTH = 48  # longest motion the autocorrelation search looks for, in pixels
 MIN_LENGTH = 4.0  # a trough nearer than this is the sharp image's own (or a Gaussian's)
+TROUGH_WIDTH = 3.0  # pixels either side of the trough, across it, where its half-depth points are looked for
 SMOOTH = 2  # half-width in degrees of the running median over the directions' trough lags
 ANISOTROPY = 1.35  # trough lag along the motion / its least over all directions, above which it is motion
 # edge width along the motion / across it, at least: a 5 px motion (a box of std 1.44 px) makes
@@ -197,7 +198,33 @@ def _motion(y: torch.Tensor) -> tuple[float, float, float]:
     # shallow, the near troughs of the other directions are deep)
     score = np.where(lag >= MIN_LENGTH, lag * depth, 0.0)
     k = int(np.argmax(score))
-    return float(angles[k]), float(lag[k]), float(lag[k]) / max(float(lag.min()), 1e-6)
+    # the trough at that lag, round the circle, is symmetric about the motion, while the
+    # image's own structure skews the scores: the middle of its half-depth points is the angle
+    reach = max(SMOOTH, int(math.degrees(TROUGH_WIDTH / lag[k])))  # how far round the circle it reaches
+    angle = _centre(-ac[:, int(np.argmin(np.abs(lags.numpy() - lag[k])))] / np.maximum(zero, 1e-12), k, reach)
+    return angle, float(lag[k]), float(lag[k]) / max(float(lag.min()), 1e-6)
+
+
+def _centre(v: np.ndarray, k: int, reach: int) -> float:
+    """The middle, in degrees, of the peak of v (one value a degree round the half circle)
+    around index k, between the points either side where it falls to half its height, looked
+    for no more than `reach` degrees away."""
+    n = len(v)
+    half = v[k] / 2
+    left = right = 0
+    while left < reach and v[(k - left - 1) % n] > half:
+        left += 1
+    while right < reach and v[(k + right + 1) % n] > half:
+        right += 1
+    # interpolate each crossing between the last point above half and the first below
+    lo, hi = left + _crossing(v[(k - left) % n], v[(k - left - 1) % n], half), \
+        right + _crossing(v[(k + right) % n], v[(k + right + 1) % n], half)
+    return float((k + (hi - lo) / 2) % n)
+
+
+def _crossing(a: float, b: float, level: float) -> float:
+    """Where between two neighbours (0 at a, 1 at b) the values cross `level`; 0 when they do not."""
+    return float(np.clip((a - level) / (a - b), 0.0, 1.0)) if a > level > b else 0.0
 
 
 def _running_median(v: np.ndarray) -> np.ndarray:
