@@ -77,7 +77,8 @@ def analyse(u8: np.ndarray, tasks: list[str], params: dict[str, Any], mask: np.n
         if auto:
             a.found["clear_marks"] = clear_marks(u8, a.defects)
     if auto or ("deblur" in tasks and params["blur_sigma"] is None and params["motion_length"] is None):
-        blur = estimate_blur(u8, a.defects) if not auto or _blur_readable(a) else BlurEstimate("none", 0.0)
+        blur = estimate_blur(u8, a.defects, noise=a.sigma_est or 0.0) if not auto or _blur_readable(a) \
+            else BlurEstimate("none", 0.0)
         a.found["blur"] = {"kind": blur.kind, "sigma": round(blur.sigma, 2)}
         if blur.kind == "motion":
             a.found["blur"].update(length=round(blur.length, 1), angle=round(blur.angle, 1))
