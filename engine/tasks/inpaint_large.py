@@ -44,13 +44,14 @@ REMOVE_RING = 2  # ... and keeps this many times that width around it out of the
 # sideways). On removal the price on the distance from the hole made the patch distance worse
 # (0.217 -> 0.231 on six photos), so object holes (REMOVAL below) have no price.
 OUTPAINT = Settings(near=0.045, em_fine=2)
-# Object removal, measured on the first 20 CBSD68 photos with the bench's object masks (PatchMatch
-# 0.259 in the same runs): core defaults (6 EM rounds at the coarsest level, confidence decay 1.3)
-# 0.287; 10 rounds 0.263; 10 rounds and decay 1.8 0.246; 14 rounds and decay 1.8 0.241. More
-# rounds at the finer levels settle the field (dropping 4 per level instead of 2: 0.254); a
-# steeper decay lets the border's patches decide the fill's layout rather than the deep, guessed
-# pixels. The cost: about 3x the synthesis time.
-REMOVAL = Settings(em_coarse=14, decay=1.8)
+# Object removal, measured on the first 20 CBSD68 photos with the bench's object masks (patch
+# distance; PatchMatch 0.259 in the same runs): core defaults (6 EM rounds at the coarsest level,
+# two fewer per finer level) 0.287; 10 rounds 0.263; 14 rounds 0.255: more rounds at the finer
+# levels settle the field (with decay 1.8, dropping 4 rounds per level instead of 2: 0.254 against
+# 0.241). A steeper confidence decay (1.8 instead of 1.3) scored 0.241 but cloned pieces of
+# objects at the border into the fill (the astronaut's helmet into the sky behind the rocket in
+# docs/img/removal_before_after.png): not taken. The cost: about 3x the synthesis time.
+REMOVAL = Settings(em_coarse=14)
 
 
 def removal_grow(regen: np.ndarray) -> int:
