@@ -8,7 +8,7 @@ from typing import Callable
 import numpy as np
 
 from .formatting import number
-from .texture import BASELINE, OURS, SEAM_BAND, SEEDS, STRIPE_TOL, STRUCTURE_MAX, TILING
+from .texture import BASELINE, OURS, SEAM_BAND, SEEDS, SHIFTED, STRIPE_TOL, STRUCTURE_MAX, TILING
 
 SPEED_MAX = 10.0  # seconds for one 512x512 tile on 2 CPU cores
 INTRO = ("References: centre crops of paintings (`../shared/data/style`, resized to 512 px on the longest side) "
@@ -27,7 +27,13 @@ TITLES = {"texture": ("Textures from a reference", "`generate` with the crop as 
                       f"settings; `{BASELINE}` (the model redraws the grown texture) runs in the same run."),
           "pattern": ("Seamless tiles and repeats", "`pattern layout=seamless` on the crops; structure and style "
                       "distance are measured on the tile repeated 2x2, against the crop repeated 2x2 as is. "
-                      "Last row: a half-drop repeat of a drawn leaf over a ground grown from the bricks.")}
+                      "Last row: a half-drop repeat of a drawn leaf over a ground grown from the bricks. "
+                      f"`{SHIFTED}`: the same painting cropped a few pixels further down and right and tiled as "
+                      "is, for scale: plain tiling's distance is that of the crop to itself (its edges are all "
+                      "that differ), while any seamless tile has to change its edges. The drawn stripes do not "
+                      "fit a 160 px tile (11.5 periods across it, 6.7 down); a tile that repeats holds whole "
+                      "cycles, the nearest at their angle being 12 across and 7 down (11.5 px, 3.8 % short "
+                      "of 12), and plain tiling of the crop reads as far off as that too.")}
 
 
 _f = number
@@ -87,13 +93,13 @@ def quality_sections(rows: dict[str, list[dict]], when: Callable[[str], str], ou
         lines += ["| Reference | setting | method | seam ratio | style distance | structure | stripes: orientation "
                   "/ period error | s / image (mean) |", "|---|---|---|---|---|---|---|---|"]
         for name, setting, methods in refs:
-            for m in (OURS, BASELINE, TILING):
+            for m in (OURS, BASELINE, TILING, SHIFTED):
                 v = methods.get(m)
                 if v is None:
                     continue
                 stripe = (f"{v['orientation_error']:.1%} / {v['period_error']:.1%}" if "period_error" in v else "–")
                 label = f"**{m}**" if m == OURS else m
-                secs = _f(v.get("seconds")) if m != TILING else "–"
+                secs = _f(v.get("seconds")) if m not in (TILING, SHIFTED) else "–"
                 lines.append(f"| {name} | {setting} | {label} | {_f(v.get('seam_ratio'))} | "
                              f"{_f(v.get('style_distance'), 3)} | {_f(v.get('structure'))} | {stripe} | {secs} |")
         speed = next((x for x in r if x["dataset"] == "speed"), None)

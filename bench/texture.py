@@ -44,6 +44,9 @@ BASELINE_STEPS = 8  # the baseline's sampler steps (default 24: about a minute p
 OURS = "Sfumato (ours)"
 BASELINE = f"generate, variation={VARIATION}, steps={BASELINE_STEPS}"
 TILING = "Plain tiling of the crop"
+SHIFT = 0.05  # pattern: the painting crop framed this share of its side further down and right, tiled as is
+SHIFTED = f"Plain tiling of the crop moved {SHIFT:.0%}"  # (a reference row: the style distance of the same
+# picture framed a little differently; a seamless tile must change its edges at least this much)
 SEAM_BAND, STRUCTURE_MAX, STRIPE_TOL = (0.8, 1.25), 1.3, 0.05
 SEEDS = (0, 1, 2)  # ours grows each texture this many times (quick: once): one wrap-around line of a painting
 # varies by itself (the same statistic across lines inside one Great Wave tile spans 0.73-1.30, 10th-90th percentile)
@@ -95,14 +98,15 @@ def leaf(side: int = 40) -> np.ndarray:
     return np.asarray(im)
 
 
-def painting_crop(path: Path, crop: int) -> np.ndarray:
-    """The centre crop of the painting resized to PAINTING_SIDE on its longest side."""
+def painting_crop(path: Path, crop: int, shift: int = 0) -> np.ndarray:
+    """The centre crop of the painting resized to PAINTING_SIDE on its longest side (moved `shift`
+    pixels down and right)."""
     with Image.open(path) as im:
         im = im.convert("RGB")
         s = PAINTING_SIDE / max(im.size)
         im = im.resize((max(crop, round(im.width * s)), max(crop, round(im.height * s))), Image.LANCZOS)
         a = np.asarray(im, np.float32) / 255
-    y0, x0 = (a.shape[0] - crop) // 2, (a.shape[1] - crop) // 2
+    y0, x0 = (a.shape[0] - crop) // 2 + shift, (a.shape[1] - crop) // 2 + shift
     return np.ascontiguousarray(a[y0:y0 + crop, x0:x0 + crop])
 
 
@@ -220,7 +224,15 @@ def run_pattern(run: "QualityRun") -> None:
         plain = u8(ref)
         d0 = style_distance(np.tile(ref, (2, 2, 1)), ref)
         vals = {"seam_ratio": wrap_seam_ratio(plain), "style_distance": d0, "structure": 1.0}  # its own yardstick
+        if name == "stripes":  # what a tile of this side can reach (it holds whole cycles only)
+            vals.update(stripe_errors(ref, ref))
         _record(run, "pattern", dataset, setting, TILING, "reference", "the crop as a tile, as is", name, 0.0, vals)
+        if dataset == "style":
+            moved = painting_crop(Path(run.cfg.data).parent / "style" / f"{name}.jpg", crop, round(SHIFT * crop))
+            d = style_distance(np.tile(moved, (2, 2, 1)), ref)
+            _record(run, "pattern", dataset, setting, SHIFTED, "reference", "the same painting framed a little "
+                    "further down and right", name, 0.0,
+                    {"seam_ratio": wrap_seam_ratio(u8(moved)), "style_distance": d, "structure": d / max(d0, 1e-6)})
         t, sec = _timed(lambda: run.ours.run("pattern", {"image": plain}, {"layout": "seamless", **params}))
         d = style_distance(np.tile(t, (2, 2, 1)).astype(np.float32) / 255, ref)
         vals = {"seam_ratio": wrap_seam_ratio(t), "style_distance": d, "structure": d / max(d0, 1e-6)}

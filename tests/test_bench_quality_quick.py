@@ -40,7 +40,7 @@ def test_quality_quick(tmp_path: Path, tiny_models_dir: Path, shared_data: Path)
                 assert r["n"] == 3 and r["texture_ratio"] > 0 and r["patch_distance"] > 0 and r["psnr"] > 5
         assert ("seam_ratio" in rows["PatchMatch"]) == (task == "outpaint")
         assert title in readme
-    from bench.texture import BASELINE, OURS, TILING
+    from bench.texture import BASELINE, OURS, SHIFTED, TILING
 
     tex = res["rows"]["texture"]
     by = {(r["dataset"], r["method"]): r for r in tex}
@@ -53,6 +53,7 @@ def test_quality_quick(tmp_path: Path, tiny_models_dir: Path, shared_data: Path)
     assert by[("speed", OURS)]["seconds_per_image"] > 0
     seam = {(r["dataset"], r["method"]): r for r in res["rows"]["pattern"]}
     assert seam[("style", OURS)]["seam_ratio"] < seam[("style", TILING)]["seam_ratio"]
+    assert seam[("style", SHIFTED)]["structure"] > 0 and ("drawn", SHIFTED) not in seam  # paintings only
     assert "## Textures from a reference" in readme and "## Seamless tiles and repeats" in readme
     assert (out / "grid_texture.png").is_file() and (out / "local" / "grid_pattern.png").is_file()
     rows = {r["method"]: r for r in res["rows"]["stylize"]}

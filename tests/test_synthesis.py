@@ -192,3 +192,58 @@ def test_near_price_grows_with_the_squared_distance_and_stops_growing():
     dy, dx = torch.tensor([0, 3, 0, 300]), torch.tensor([0, 4, 10, 0])
     p = near_price(dy, dx, 2.0, 10.0)
     assert torch.allclose(p, torch.tensor([0.0, 0.5, 2.0, 2.0 * NEAR_REACH ** 2]))
+
+
+def test_near_price_is_free_within_the_free_band_and_grows_past_it():
+    from engine.synthesis.nnf import near_price
+
+    dy, dx = torch.tensor([0, 3, 0, 0]), torch.tensor([0, 4, 10, 15])
+    p = near_price(dy, dx, 2.0, 10.0, free=0.7)
+    assert torch.allclose(p, torch.tensor([0.0, 0.0, 2.0 * 0.3 ** 2, 2.0 * 0.8 ** 2]))
+    q = near_price(dy, dx, 2.0, 10.0, free=0.7, inside=0.1)  # a share of the full price inside too
+    assert torch.allclose(q, p + 0.2 * torch.tensor([0.0, 0.25, 1.0, 2.25]))
+
+
+def test_outpainting_does_not_stretch_the_border_into_sideways_streaks():
+    """A fine texture touching the old edge: priced on every pixel of distance at every level, the
+    strip copies the nearest border columns over and over (horizontal detail falls to about half
+    of the picture's); with the outpainting settings it keeps the picture's horizontal detail."""
+    from engine.tasks.inpaint_large import OUTPAINT
+
+    tile = np.random.default_rng(0).random((16, 16, 3)).astype(np.float32)
+    img = np.tile(tile, (4, 6, 1))
+    hole = np.zeros(img.shape[:2], bool)
+    hole[:, 72:] = True
+    detail = lambda a: float(np.abs(np.diff(a, axis=1)).mean())
+    streaky = complete(img, hole, seed=1, settings=Settings(near=0.045, em_fine=2))
+    out = complete(img, hole, seed=1, settings=OUTPAINT)
+    assert detail(streaky[:, 76:]) < 0.7 * detail(img[:, :72])  # the failure this guards against
+    assert detail(out[:, 76:]) > 0.85 * detail(img[:, :72])
+
+
+def test_occurrence_is_one_for_an_even_field_and_peaks_where_patches_pile_up():
+    from engine.synthesis.usage import occurrence
+
+    hs, ws, p = 24, 24, 5
+    even = occurrence(torch.arange(hs * ws), (hs, ws), p)
+    assert torch.allclose(even[p:-p, p:-p], torch.ones(hs - 2 * p, ws - 2 * p), atol=1e-5)
+    piled = occurrence(torch.full((hs * ws,), 12 * ws + 12), (hs, ws), p)
+    assert float(piled[12, 12]) > 20 and float(piled[0, 0]) == 0  # 576 patches where 25 each is even
+
+
+def test_usage_price_spreads_matches_over_the_whole_source():
+    """A flat target painted from a source that is half flat, half textured (the guides never
+    match exactly, as in use): plain matching copies only the flat half; with the usage price
+    the textured half is used too."""
+    from engine.synthesis.guided import GuidedSettings, synthesize
+
+    src = np.full((64, 64, 3), 0.5, np.float32)
+    src[:, 32:] = 0.5 + 0.2 * (noise(64, 32, 3) - 0.5)  # mean |x - 0.5| there: 0.05
+    target = np.full((64, 64, 3), 0.5, np.float32)
+    guide_t, guide_s = noise(64, 64, 5)[..., :1], np.zeros((64, 64, 1), np.float32)
+
+    def textured(usage: float) -> float:
+        out = synthesize(guide_t, src, guide_s, target, 0, GuidedSettings(levels=1, usage=usage))
+        return float(np.abs(out - 0.5).mean())
+
+    assert textured(0.0) < 1e-4 and textured(1.5) > 0.003  # over 6 % of the result from the textured half

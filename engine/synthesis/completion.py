@@ -38,6 +38,12 @@ class Settings:
     margin: int | None = None  # context kept around the hole's box; None: its longer side, at least 8 patches
     near: float = 0.0  # price of copying from far from the target (nnf.near_price, in mean squared
     # difference per value at one hole depth away; the scale is the hole's depth at each level); 0: none
+    near_levels: int | None = None  # the full price at this many coarsest levels only (None: all); finer
+    # levels pay it only past near_free hole depths: the coarse levels lay out what continues the
+    # border, the finer ones copy texture unstretched from around it (a price on every pixel of
+    # distance makes each target copy the nearest border column: sideways streaks)
+    near_free: float = 0.0
+    near_inside: float = 0.0  # ... and within near_free this share of the full price (breaks ties on flat areas)
 
 
 @dataclass
@@ -100,7 +106,9 @@ def _complete_levels(levels: list[_Level], s: Settings, wrap: bool, gen: torch.G
         ok = pyramid.erode(lv.source & known, r, wrap)
         near = None
         if s.near > 0 and not wrap:
-            near = (s.near, float(pyramid.depth(lv.hole, max(h, w)).max()))
+            coarse = s.near_levels is None or len(levels) - 1 - i < s.near_levels
+            band = (0.0, 0.0) if coarse else (s.near_free, s.near_inside)
+            near = (s.near, float(pyramid.depth(lv.hole, max(h, w)).max()), *band)
         if est is None:
             est = peel(lv.img, lv.hole, ok, s.patch, wrap, gen, near)
         else:
@@ -116,7 +124,7 @@ def _complete_levels(levels: list[_Level], s: Settings, wrap: bool, gen: torch.G
         ty, tx = torch.nonzero(pyramid.dilate(lv.hole, r, wrap), as_tuple=True)
         grid = torch.arange(h * w, device=est.device)
         field = Field(src, ok, ty, tx, (h, w), grid, wrap, gen,
-                      near=None if near is None else (near[0] * c * s.patch ** 2, near[1]))
+                      near=None if near is None else (near[0] * c * s.patch ** 2, *near[1:]))
         conf = lv.weight * s.decay ** -pyramid.depth(lv.hole, 2 * s.patch, wrap)
         t = Target(est, lv.guide, lv.hole, ty, tx, conf, wrap)
         if prev is None:

@@ -23,6 +23,7 @@ from .em import Target, match_weights, vote
 from .features import basis, feature_map, features_at
 from .nnf import Field
 from .progress import Progress, Ticker
+from .usage import usage_price
 
 
 
@@ -48,6 +49,7 @@ class GuidedSettings:
     guide_weight: float = 1.0  # guidance SSD counts this much against colour SSD
     sharp: bool = True  # votes keep each pixel's best proposal instead of the mean (see em.vote)
     keep: float = 0.0  # content fusion: after each vote, move this far back to `init`, times `keep_map`
+    usage: float = 0.0  # price on often-used source patches, times the median match distance (usage.py)
 
 
 def luminance(rgb: np.ndarray) -> np.ndarray:
@@ -78,6 +80,22 @@ def guides(lum: np.ndarray, edge_weight: float) -> np.ndarray:
     mag = (gx * gx + gy * gy).sqrt().clamp_min(1e-6)
     e1, e2 = (gx * gx - gy * gy) / mag, 2 * gx * gy / mag
     return np.stack([x[0, 0].numpy(), edge_weight * e1.numpy(), edge_weight * e2.numpy()], -1).astype(np.float32)
+
+
+def dark_lines(lum: np.ndarray, radius: int = 2) -> np.ndarray:
+    """(h, w) how far each pixel lies below its surroundings' closing (black top-hat): large on
+    dark lines up to 2 * radius + 1 pixels wide (a woodcut's or an outline's line work)."""
+    x = torch.from_numpy(np.ascontiguousarray(lum, np.float32))[None, None]
+    k = 2 * radius + 1
+    dil = F.max_pool2d(F.pad(x, (radius,) * 4, mode="replicate"), k, stride=1)
+    close = -F.max_pool2d(F.pad(-dil, (radius,) * 4, mode="replicate"), k, stride=1)
+    return (close - x)[0, 0].numpy()
+
+
+def edge_strength(lum: np.ndarray) -> np.ndarray:
+    """(h, w) gradient magnitude of the (lightly blurred) luminance."""
+    g = guides(lum, 1.0)
+    return np.hypot(g[..., 1], g[..., 2])
 
 
 def _upscale(idx: torch.Tensor, coarse_target: tuple[int, int], coarse_source: tuple[int, int], ty: torch.Tensor,
@@ -149,7 +167,11 @@ def synthesize(target_guide: np.ndarray, source_image: np.ndarray, source_guide:
                 field.dist = torch.zeros_like(field.dist)
                 t.est = vote(src, False, field, match_weights(field, t), t, r, s.sharp)
             for it in range(counts[i]):
+                field.usage = None
                 field.set_targets(features_at(torch.cat([t.est, g]), kernels, ty, tx, False))
+                if s.usage > 0:
+                    field.usage = usage_price(field.idx, field.dist, (hs, ws), s.patch, s.usage)
+                    field.dist = field.dist + field.usage.index_select(0, field.idx.clamp_min(0))
                 field.iterate((s.pm_iterations if prev is None else s.pm_refine) if it == 0 else 1)
                 t.est = vote(src, False, field, match_weights(field, t), t, r, s.sharp)
                 t.est = t.est + keep * (start - t.est)

@@ -35,11 +35,15 @@ def on_grid(y: torch.Tensor, x: torch.Tensor, h: int, w: int, wrap: bool
     return y.clamp(0, h - 1), x.clamp(0, w - 1), inside
 
 
-def near_price(dy: torch.Tensor, dx: torch.Tensor, weight: float, scale: float) -> torch.Tensor:
-    """weight * (d / scale) ** 2 for a source d = |(dy, dx)| pixels from its target, d capped at
-    NEAR_REACH scales: a far source must match that much better than a near one."""
-    d = (dy.float() ** 2 + dx.float() ** 2).sqrt() / max(scale, 1.0)
-    return weight * d.clamp(max=NEAR_REACH) ** 2
+def near_price(dy: torch.Tensor, dx: torch.Tensor, weight: float, scale: float, free: float = 0.0,
+               inside: float = 0.0) -> torch.Tensor:
+    """weight * ((d - free)+ ** 2 + inside * d ** 2), d = |(dy, dx)| / scale for a source that far
+    from its target, capped at NEAR_REACH: a far source must match that much better. free = 0:
+    weight * d ** 2; within `free` only the `inside` share of that (a tie-breaker) is paid."""
+    d = ((dy.float() ** 2 + dx.float() ** 2).sqrt() / max(scale, 1.0)).clamp(max=NEAR_REACH)
+    if free <= 0:
+        return weight * d ** 2
+    return weight * ((d - free).clamp_min(0) ** 2 + inside * d ** 2)
 
 
 class Field:
@@ -50,14 +54,14 @@ class Field:
     not targets keep what the caller put there (-1: nothing; in completion, the identity).
     jumps: the propagation distances; targets on a lattice of spacing s need multiples of s.
     lock: keeps every candidate in phase with a periodic source (lattice.PhaseLock), or None.
-    near: (weight, scale): a price weight * (d / scale) ** 2 on a match d pixels (Euclidean) away
-    from its target, d capped at NEAR_REACH scales (same grid for source and target), or None.
+    near: (weight, scale[, free, inside]): near_price on a match d pixels (Euclidean) away from its target
+    (same grid for source and target), or None.
     """
 
     def __init__(self, src: torch.Tensor, ok: torch.Tensor, ty: torch.Tensor, tx: torch.Tensor,
                  target_shape: tuple[int, int], grid: torch.Tensor, wrap: bool, generator: torch.Generator,
                  jumps: tuple[int, ...] = JUMPS, lock: PhaseLock | None = None,
-                 near: tuple[float, float] | None = None):
+                 near: tuple[float, ...] | None = None):
         self.src, self.hs, self.ws = src, ok.shape[0], ok.shape[1]
         self.ok = ok.reshape(-1)
         self.valid_idx = torch.nonzero(self.ok).squeeze(1)
@@ -65,6 +69,7 @@ class Field:
         self.tflat = ty * self.wt + tx
         self.grid, self.wrap, self.gen, self.jumps = grid, wrap, generator, jumps
         self.lock, self.near = lock, near
+        self.usage: torch.Tensor | None = None  # (hs * ws,) price per source centre (see usage.py), or None
         self.idx = torch.zeros_like(ty)
         self.dist = torch.full(ty.shape, float("inf"), device=ty.device)
         self.tgt = torch.zeros((len(ty), src.shape[1]), device=src.device)
@@ -112,6 +117,8 @@ class Field:
         d = (d * d).sum(1)
         if self.near is not None:
             d = d + near_price(cand.div(self.ws, rounding_mode="floor") - self.ty, cand % self.ws - self.tx, *self.near)
+        if self.usage is not None:
+            d = d + self.usage.index_select(0, cand)
         return d
 
     def _source(self, sy: torch.Tensor, sx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

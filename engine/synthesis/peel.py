@@ -36,9 +36,9 @@ def _unfold(x: torch.Tensor, p: int, wrap: bool) -> torch.Tensor:
 
 
 def peel(img: torch.Tensor, hole: torch.Tensor, ok: torch.Tensor, p: int, wrap: bool,
-         gen: torch.Generator, near: tuple[float, float] | None = None) -> torch.Tensor:
+         gen: torch.Generator, near: tuple[float, ...] | None = None) -> torch.Tensor:
     """img (c, h, w) with the hole filled ring by ring from matched known patches.
-    near: (weight, scale) of nnf.near_price, in mean squared difference per known value (or None)."""
+    near: the arguments after dx of nnf.near_price, in mean squared difference per known value (or None)."""
     c, h, w = img.shape
     idx = torch.nonzero(ok.reshape(-1)).squeeze(1)
     if len(idx) == 0:

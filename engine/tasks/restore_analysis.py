@@ -14,13 +14,13 @@ import numpy as np
 from . import estimate
 from .blur_estimate import BlurEstimate, estimate_blur
 from .defect_classes import classify
+from .defect_evidence import clear_marks, min_clear_marks
 from .defects import DefectParams, detect_defects
 
 AUTO_MIN_SIGMA = 2.5  # auto denoises only above this measured sigma (0..255 units)
-AUTO_MAX_QUALITY = 94  # auto treats JPEGs saved at a higher quality as clean
+AUTO_MAX_QUALITY = 90  # auto treats JPEGs saved at a higher quality as clean (no visible blocking above it)
 AUTO_MAX_BLUR_NOISE = 12.0  # above this noise sigma the edges cannot tell blur, so auto does not deblur
 AUTO_MIN_BLUR_QUALITY = 75  # below this JPEG quality quantisation has taken the fine detail blur is read from
-AUTO_MIN_DEFECT_PIXELS = 4  # fewer detected pixels than this is not worth a repair pass
 
 
 @dataclass
@@ -74,6 +74,8 @@ def analyse(u8: np.ndarray, tasks: list[str], params: dict[str, Any], mask: np.n
         for name, n in counts.items():
             a.found[name] = {"count": n}
         a.found["defect_pixels"] = int(a.defects.sum())
+        if auto:
+            a.found["clear_marks"] = clear_marks(u8, a.defects)
     if auto or ("deblur" in tasks and params["blur_sigma"] is None and params["motion_length"] is None):
         blur = estimate_blur(u8, a.defects) if not auto or _blur_readable(a) else BlurEstimate("none", 0.0)
         a.found["blur"] = {"kind": blur.kind, "sigma": round(blur.sigma, 2)}
@@ -95,8 +97,12 @@ def _blur_readable(a: Analysis) -> bool:
 def _choose(a: Analysis) -> list[str]:
     """The chain auto runs, in processing order."""
     chain = []
-    if a.defects is not None and int(a.defects.sum()) >= AUTO_MIN_DEFECT_PIXELS:
+    if a.defects is not None and a.found["clear_marks"] >= min_clear_marks(*a.defects.shape):
         chain.append("repair")
+    else:  # a few texture ridges or noise specks: reported, not repaired
+        for name in ("dust", "hairs", "scratches"):
+            if name in a.found:
+                a.found[name]["significant"] = False
     if a.found.get("jpeg", {}).get("significant"):
         chain.append("jpeg")
         a.quality = a.found["jpeg"]["quality"]

@@ -16,14 +16,17 @@ def _plural(n: int, word: str, many: str | None = None) -> str:
     return f"{n} {word if n == 1 else (many or word + 's')}"
 
 
-def found_phrases(found: dict[str, Any]) -> list[str]:
-    """Short phrases for the degradations worth mentioning, in chain order."""
+def found_phrases(found: dict[str, Any], weak: bool = False) -> list[str]:
+    """Short phrases for the degradations worth mentioning, in chain order; with `weak`,
+    only those measured below the thresholds that make auto act."""
     out = []
     for key, word, many in (("scratches", "scratch", "scratches"), ("hairs", "hair", None),
                             ("dust", "dust speck", None)):
         n = int(found.get(key, {}).get("count", 0) or 0)
-        if n:
+        if n and found[key].get("significant", True) != weak:
             out.append(_plural(n, word, many))
+    if weak:
+        return out
     q = found.get("jpeg", {}).get("quality")
     if q is not None and found.get("jpeg", {}).get("significant", True):
         out.append(f"JPEG q~{q}")
@@ -60,6 +63,7 @@ def summary(found: dict[str, Any], applied: list[dict[str, Any]]) -> str:
     'found nothing to restore' when nothing was found and nothing run."""
     phrases = found_phrases(found)
     if not applied:
-        return NOTHING + (f" ({', '.join(phrases)} below the thresholds)" if phrases else "")
+        weak = phrases + found_phrases(found, weak=True)
+        return NOTHING + (f" ({', '.join(weak)} below the thresholds)" if weak else "")
     text = f"found: {', '.join(phrases)}; " if phrases else ""
     return text + "applied: " + ", ".join(applied_phrase(s) for s in applied)
