@@ -25,7 +25,7 @@ from .progress import Progress, Ticker
 
 @dataclass(frozen=True)
 class Settings:
-    """Knobs of the completion; the defaults are what inpainting uses."""
+    """Knobs of the completion; callers tune them per use (e.g. inpaint_large.REMOVAL, OUTPAINT)."""
 
     patch: int = 7
     em_coarse: int = 6  # EM iterations at the coarsest level, two fewer per finer level ...
