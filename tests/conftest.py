@@ -97,6 +97,16 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+@pytest.fixture(scope="session")
+def zoo_extra() -> None:
+    """Skips without the zoo extra (spandrel). A fixture, not a collection-time skipif: importing
+    spandrel (and torchvision) costs about a second, paid only by a worker that runs zoo tests."""
+    from engine.zoo.backend import available
+
+    if not available():
+        pytest.skip("the zoo extra (spandrel) is not installed")
+
+
 @pytest.fixture()
 def raw(engine):
     """A raw DEALER connection (tests/rawclient.py) to the module's `engine` fixture."""
