@@ -191,16 +191,19 @@ def test_recolour_keeps_luma_and_scales_chroma() -> None:
     assert batch.min() >= -1 and batch.max() <= 1
 
 
-def test_gpu_script_trains_a_new_width_from_scratch(ramp_folder: Path, tmp_path: Path) -> None:
-    """tools/train_builtin.py --channels: the path to a wider built-in model on a lent GPU."""
-    import os
-    import subprocess
+def test_gpu_script_trains_a_new_width_from_scratch(ramp_folder: Path, tmp_path: Path, monkeypatch) -> None:
+    """tools/train_builtin.py --channels: the path to a wider built-in model on a lent GPU. Run as
+    `python tools/train_builtin.py ...` would, in this process (one torch thread, no second torch import)."""
+    import runpy
     import sys
     script = Path(__file__).resolve().parents[1] / "tools" / "train_builtin.py"
     out = tmp_path / "wide"
-    subprocess.run([sys.executable, str(script), "--data", str(ramp_folder), "--out", str(out), "--steps", "2",
-                    "--device", "cpu", "--channels", "8,16,16,16"], check=True, capture_output=True, timeout=300,
-                   env={**os.environ, "OMP_NUM_THREADS": "1"})  # as one_torch_thread, for the child
+    monkeypatch.setattr(sys, "argv", [str(script), "--data", str(ramp_folder), "--out", str(out), "--steps", "2",
+                                      "--device", "cpu", "--channels", "8,16,16,16"])
+    monkeypatch.setattr(sys, "path", list(sys.path))  # the script puts the repository first
+    with pytest.raises(SystemExit) as exited:
+        runpy.run_path(str(script), run_name="__main__")
+    assert exited.value.code == 0
     card = read_card(out)
     assert card["config"]["channels"] == [8, 16, 16, 16]
     assert card["base_model"] is None and card["steps"] == 2

@@ -13,13 +13,12 @@ from degrade import psnr
 from engine import images
 from engine.client import Client, EngineClientError
 from engine.registry import ModelRegistry
-from engine.zoo.backend import available
 from engine.zoo.checkpoint import CheckpointError, read_state
 
 SHARED_MODELS = Path(__file__).resolve().parents[2] / "shared" / "models"
 FILES = {"realesrgan-x4plus": "realesrgan-x4plus.safetensors", "compact": "realesr-animevideov3-x4.pth",
          "dncnn_25": "dncnn_25.pth"}
-needs_zoo = pytest.mark.skipif(not available(), reason="the zoo extra (spandrel) is not installed")
+needs_zoo = pytest.mark.usefixtures("zoo_extra")
 
 
 @pytest.fixture(scope="module")
@@ -33,9 +32,7 @@ def zoo_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def client(zoo_dir):
-    if not available():
-        pytest.skip("the zoo extra (spandrel) is not installed")
+def client(zoo_extra, zoo_dir):
     with Client.in_process(models_dir=zoo_dir, device="cpu", timeout=300) as c:
         yield c
 
@@ -52,8 +49,11 @@ def test_a_pickled_whole_model_is_refused_naming_the_file(tmp_path):
         read_state(path)
 
 
-@pytest.mark.skipif(available(), reason="only without the zoo extra")
 def test_without_the_extra_the_listing_says_how_to_enable_it(tmp_path):
+    from engine.zoo.backend import available
+
+    if available():
+        pytest.skip("only without the zoo extra")
     torch.save({"w": torch.zeros(1)}, tmp_path / "m.pth")
     (entry,) = ModelRegistry(tmp_path).list()
     assert entry["kind"] == "zoo" and "sfumato[zoo]" in entry["error"]

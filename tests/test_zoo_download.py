@@ -13,13 +13,12 @@ import pytest
 
 from conftest import free_port
 from engine.registry import ModelRegistry
-from engine.zoo.backend import available
 from engine.zoo.download import DownloadError, get, load_catalog, remove
 
 SHARED_MODELS = Path(__file__).resolve().parents[2] / "shared" / "models"
 DNCNN = SHARED_MODELS / "dncnn_25.pth"
 pytestmark = [pytest.mark.skipif(not DNCNN.is_file(), reason=f"real checkpoints not found in {SHARED_MODELS}"),
-              pytest.mark.skipif(not available(), reason="the zoo extra (spandrel) is not installed")]
+              pytest.mark.usefixtures("zoo_extra")]
 
 
 class Mirror(BaseHTTPRequestHandler):

@@ -18,9 +18,8 @@ import torch
 
 from engine import images
 from engine.client import Client, EngineClientError
-from engine.zoo.backend import available
 
-pytestmark = pytest.mark.skipif(not available(), reason="the zoo extra (spandrel) is not installed")
+pytestmark = pytest.mark.usefixtures("zoo_extra")
 H, W = 48, 64
 HOLE = (slice(16, 32), slice(20, 44))
 
@@ -33,9 +32,7 @@ def _save(net: torch.nn.Module, path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def zoo_dir(tmp_path_factory) -> Path:
-    if not available():
-        pytest.skip("the zoo extra (spandrel) is not installed")
+def zoo_dir(zoo_extra, tmp_path_factory) -> Path:
     from spandrel.architectures.Compact import Compact
     from spandrel.architectures.LaMa import LaMa
     root = tmp_path_factory.mktemp("zoo_inpaint")
