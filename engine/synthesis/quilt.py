@@ -15,6 +15,9 @@ repeats comes back unchanged (the in-phase strip agrees exactly).
 from __future__ import annotations
 
 import numpy as np
+from PIL import Image
+
+from .lattice import axis_period
 
 CANDIDATES = 6  # strips ranked best by their total disagreement that get their cuts computed
 SEARCH_SIDE = 192  # the strips are ranked on a copy at most about this many pixels on its side
@@ -22,6 +25,8 @@ CUT_STARTS = 16  # a cut must close on itself around the tile: tried from at mos
 FEATHER = 1.0  # the cut is softened over a Gaussian this wide (pixels): a one-pixel jog in a line
 KEEP = 2  # rows either side of the seam that are the strip's alone: a cut hugging the seam put a step one row
 # off it, where the seam ratio cannot see it (a brick scan: a line across the tile, 13 levels against 1.5)
+FIT_TOL = 0.25  # pixels: a side within this of whole repeats is left as it is (the cuts absorb the rest;
+# a period is found to about 0.01 px, five bricks of 32 px read 160.02)
 MIN_HALF = 2 * KEEP  # the least band half-width (rows) that leaves the cuts room
 
 
@@ -132,6 +137,34 @@ def mend_rows(x: np.ndarray, half: int) -> np.ndarray:
     band = slice(c - half, c + half)
     out[band] = x[band] * (1 - soft[band, :, None]) + strip * soft[band, :, None]
     return out
+
+
+def whole_repeats(img: np.ndarray) -> tuple[np.ndarray, list[float | None]]:
+    """img (h, w, c) float32 cut to a whole number of repeats along each axis where it clearly
+    repeats (synthesis.lattice.axis_period): the middle k periods (k as many as fit, so at most one
+    period shorter), resampled to the nearest whole pixel count (well under 1 %). A tile can only
+    hold whole cycles: stripes 11.5 periods across a side keep a jog wherever they are cut.
+    Returns the image and the period per axis (None: no clear repeat, that side unchanged)."""
+    periods = [axis_period(img, 0), axis_period(img, 1)]
+    box, size = [0.0, 0.0, float(img.shape[1]), float(img.shape[0])], [img.shape[1], img.shape[0]]
+    for axis, p in enumerate(periods):
+        n = img.shape[axis]
+        if p is None:
+            continue
+        span = int((n + FIT_TOL) // p) * p
+        if abs(n - span) < FIT_TOL:  # already whole repeats (as near as the period is known)
+            continue
+        i = 1 - axis  # PIL's order: x first
+        box[i], box[i + 2], size[i] = (n - span) / 2, (n + span) / 2, round(span)
+    if size == [img.shape[1], img.shape[0]]:
+        return img, periods
+    x0, y0 = round(box[0]), round(box[1])
+    if all(abs(box[k] - round(box[k])) < 1e-6 for k in range(4)) and size == [round(box[2]) - x0, round(box[3]) - y0]:
+        return np.ascontiguousarray(img[y0:y0 + size[1], x0:x0 + size[0]]), periods  # whole pixels: a plain crop
+    chans = [np.asarray(Image.fromarray(np.ascontiguousarray(img[..., k]), "F").resize(tuple(size), Image.LANCZOS,
+                                                                                       box=tuple(box)))
+             for k in range(img.shape[2])]
+    return np.clip(np.stack(chans, -1), 0, 1).astype(np.float32), periods
 
 
 def make_tileable(img: np.ndarray, band: float) -> np.ndarray:
