@@ -27,7 +27,9 @@ KEEP = 2  # rows either side of the seam that are the strip's alone: a cut huggi
 # off it, where the seam ratio cannot see it (a brick scan: a line across the tile, 13 levels against 1.5)
 FIT_TOL = 0.25  # pixels: a side within this of whole repeats is left as it is (the cuts absorb the rest;
 # a period is found to about 0.01 px, five bricks of 32 px read 160.02)
-MIN_HALF = 2 * KEEP  # the least band half-width (rows) that leaves the cuts room
+MIN_HALF = 2 * KEEP
+BANDS = (0.5, 1.0)  # shares of the widest band tried per arm, narrowest first
+JOIN_MAX = 1.25  # a join this much rougher than the picture's own rows is seen as a line  # the least band half-width (rows) that leaves the cuts room
 
 
 def _box3(e: np.ndarray) -> np.ndarray:
@@ -167,13 +169,41 @@ def whole_repeats(img: np.ndarray) -> tuple[np.ndarray, list[float | None]]:
     return np.clip(np.stack(chans, -1), 0, 1).astype(np.float32), periods
 
 
+def roughest_row(x: np.ndarray, rows: slice) -> float:
+    """The largest mean absolute step between neighbouring rows of x (h, w, c) within `rows`, over
+    the mean step between all neighbouring rows: about 1 where the rows meet as the picture's own
+    do; a cut through disagreeing detail, or the seam itself, reads well above."""
+    step = np.abs(np.diff(x, axis=0)).mean(axis=(1, 2))
+    return float(step[rows].max()) / max(float(step.mean()), 1e-8)
+
+
+def mend_arm(x: np.ndarray, band: float) -> np.ndarray:
+    """mend_rows with the narrowest band of BANDS (shares of `band`) whose rows all meet smoothly
+    (roughest_row over the widest band at most JOIN_MAX), else the smoothest: the wider the band,
+    the more of the picture its strip replaces and the wider the strip's relighting spreads (a
+    Great Wave crop's wave edge met its sky in a blue haze 16 rows wide), but the more room its
+    cuts have to find where strip and picture agree."""
+    h = x.shape[0]
+    halves = [min(h // 2, max(MIN_HALF, round(share * band * h / 2))) for share in BANDS]
+    rows = slice(h // 2 - max(halves) - 1, h // 2 + max(halves))
+    best: tuple[float, np.ndarray] | None = None
+    for half in dict.fromkeys(halves):
+        out = mend_rows(x, half)
+        r = roughest_row(out, rows)
+        if r <= JOIN_MAX:
+            return out
+        if best is None or r < best[0]:
+            best = (r, out)
+    assert best is not None
+    return best[1]
+
+
 def make_tileable(img: np.ndarray, band: float) -> np.ndarray:
     """img (h, w, c) float32 made to tile edge to edge: offset by half, the horizontal then the
-    vertical arm of the cross where its edges meet mended with its own strips (`band`: the share
-    of each side within which the cuts may run), offset back. The middle is left as it was."""
+    vertical arm of the cross where its edges meet mended with its own strips (`band`: the largest
+    share of each side within which the cuts may run), offset back. The middle is left as it was."""
     h, w = img.shape[:2]
     x = np.roll(np.asarray(img, np.float32), (h // 2, w // 2), axis=(0, 1))
-    x = mend_rows(x, min(h // 2, max(MIN_HALF, round(band * h / 2))))
-    x = mend_rows(np.ascontiguousarray(x.transpose(1, 0, 2)), min(w // 2, max(MIN_HALF, round(band * w / 2))))
-    x = x.transpose(1, 0, 2)
+    x = mend_arm(x, band)
+    x = mend_arm(np.ascontiguousarray(x.transpose(1, 0, 2)), band).transpose(1, 0, 2)
     return np.ascontiguousarray(np.clip(np.roll(x, (-(h // 2), -(w // 2)), axis=(0, 1)), 0, 1), np.float32)
