@@ -27,9 +27,9 @@ KEEP = 2  # rows either side of the seam that are the strip's alone: a cut huggi
 # off it, where the seam ratio cannot see it (a brick scan: a line across the tile, 13 levels against 1.5)
 FIT_TOL = 0.25  # pixels: a side within this of whole repeats is left as it is (the cuts absorb the rest;
 # a period is found to about 0.01 px, five bricks of 32 px read 160.02)
-MIN_HALF = 2 * KEEP
+MIN_HALF = 2 * KEEP  # the least band half-width (rows) that leaves the cuts room
 BANDS = (0.5, 1.0)  # shares of the widest band tried per arm, narrowest first
-JOIN_MAX = 1.25  # a join this much rougher than the picture's own rows is seen as a line  # the least band half-width (rows) that leaves the cuts room
+JOIN_MAX = 1.25  # a row of steps this much above the picture's mean step between rows is seen as a line
 
 
 def _box3(e: np.ndarray) -> np.ndarray:
@@ -177,14 +177,17 @@ def roughest_row(x: np.ndarray, rows: slice) -> float:
     return float(step[rows].max()) / max(float(step.mean()), 1e-8)
 
 
-def mend_arm(x: np.ndarray, band: float) -> np.ndarray:
+def mend_arm(x: np.ndarray, band: float, narrow: bool = True) -> np.ndarray:
     """mend_rows with the narrowest band of BANDS (shares of `band`) whose rows all meet smoothly
     (roughest_row over the widest band at most JOIN_MAX), else the smoothest: the wider the band,
     the more of the picture its strip replaces and the wider the strip's relighting spreads (a
     Great Wave crop's wave edge met its sky in a blue haze 16 rows wide), but the more room its
-    cuts have to find where strip and picture agree."""
+    cuts have to find where strip and picture agree. `narrow` False: the widest only (a picture
+    that repeats down the arm: its in-phase strips agree, and their cuts need room to run along a
+    mortar line rather than through differently coloured bricks)."""
     h = x.shape[0]
-    halves = [min(h // 2, max(MIN_HALF, round(share * band * h / 2))) for share in BANDS]
+    shares = BANDS if narrow else BANDS[-1:]
+    halves = [min(h // 2, max(MIN_HALF, round(share * band * h / 2))) for share in shares]
     rows = slice(h // 2 - max(halves) - 1, h // 2 + max(halves))
     best: tuple[float, np.ndarray] | None = None
     for half in dict.fromkeys(halves):
@@ -198,12 +201,13 @@ def mend_arm(x: np.ndarray, band: float) -> np.ndarray:
     return best[1]
 
 
-def make_tileable(img: np.ndarray, band: float) -> np.ndarray:
+def make_tileable(img: np.ndarray, band: float, narrow: tuple[bool, bool] = (True, True)) -> np.ndarray:
     """img (h, w, c) float32 made to tile edge to edge: offset by half, the horizontal then the
     vertical arm of the cross where its edges meet mended with its own strips (`band`: the largest
-    share of each side within which the cuts may run), offset back. The middle is left as it was."""
+    share of each side within which the cuts may run; `narrow`: per axis, whether narrower bands are
+    tried first, see mend_arm), offset back. The middle is left as it was."""
     h, w = img.shape[:2]
     x = np.roll(np.asarray(img, np.float32), (h // 2, w // 2), axis=(0, 1))
-    x = mend_arm(x, band)
-    x = mend_arm(np.ascontiguousarray(x.transpose(1, 0, 2)), band).transpose(1, 0, 2)
+    x = mend_arm(x, band, narrow[0])
+    x = mend_arm(np.ascontiguousarray(x.transpose(1, 0, 2)), band, narrow[1]).transpose(1, 0, 2)
     return np.ascontiguousarray(np.clip(np.roll(x, (-(h // 2), -(w // 2)), axis=(0, 1)), 0, 1), np.float32)

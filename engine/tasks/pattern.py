@@ -55,7 +55,7 @@ def seamless(img: np.ndarray) -> tuple[np.ndarray, list[float | None]]:
     first cut to whole repeats, then strips of the image itself are cut into the cross where its
     edges meet, offset by half). Returns the tile and the repeat period found per axis (or None)."""
     fitted, periods = whole_repeats(img)
-    return make_tileable(fitted, SEAM_BAND), periods
+    return make_tileable(fitted, SEAM_BAND, (periods[0] is None, periods[1] is None)), periods
 
 
 def prepare_motif(motif: np.ndarray, scale: float, rotation: float) -> np.ndarray:
@@ -196,7 +196,8 @@ OPERATION = Operation(
         ParamSpec("background", "str", "transparent", "ground colour #rrggbb, or transparent (a ground input wins)"),
         ParamSpec("preview", "int", 0, "also return an N x N tiling of the tile (0: none)", min=0, max=8),
         ParamSpec("seed", "int", None, "random seed for the jitter and the grown ground (layout=seamless is "
-                  "deterministic); null = random (the one used is returned in meta)", min=0, max=2**31 - 1, nullable=True),
+                  "deterministic); null = random (the one used is returned in meta)",
+                  min=0, max=2**31 - 1, nullable=True),
     ),
     run=run,
 )
