@@ -6,8 +6,9 @@ replaced by a full-width strip of the image itself (rows that are continuous in 
 chosen where it agrees best with what lies above and below the arm, and cut in along the
 cheapest paths through the two halves of the arm; then the vertical arm the same way, on the
 result. The strip takes the light of what it meets at each cut (a smooth offset, its detail
-kept). Outside the cross nothing changes, and inside it the detail is the picture's own
-(patch-by-patch completion of a wide band filled it with the commonest flat patches: a Great
+kept). Each arm tries a band half as wide first (mend_arm). A picture that clearly repeats is
+first cut to whole repeats (whole_repeats). Outside the cross nothing changes, and inside it the
+detail is the picture's own (patch-by-patch completion of a wide band filled it with the commonest flat patches: a Great
 Wave crop's edges became beige sky, style distance 6 times plain tiling's, and a light
 correction over the whole picture greyed it); a periodic picture whose side holds whole
 repeats comes back unchanged (the in-phase strip agrees exactly).
