@@ -31,9 +31,9 @@ TITLES = {"texture": ("Textures from a reference", "`generate` with the crop as 
                       f"`{SHIFTED}`: the same painting cropped a few pixels further down and right and tiled as "
                       "is, for scale: plain tiling's distance is that of the crop to itself (its edges are all "
                       "that differ), while any seamless tile has to change its edges. The drawn stripes do not "
-                      "fit a 160 px tile (11.5 periods across it, 6.7 down); a tile that repeats holds whole "
-                      "cycles, the nearest at their angle being 12 across and 7 down (11.5 px, 3.8 % short "
-                      "of 12), and plain tiling of the crop reads as far off as that too.")}
+                      "fit a 160 px tile (11.5 periods across it, 6.7 down): plain tiling of the crop keeps "
+                      "that error, while ours cuts the tile to whole cycles first (11 across, 6 down: a "
+                      "152 x 144 tile; the tile of a picture that clearly repeats may differ in size).")}
 
 
 _f = number

@@ -56,7 +56,7 @@ def test_seamless_layout_joins_the_edges(one_torch_thread):
     assert wrap_seam_ratio(img) > 2
     outs, meta = run_op({"image": to_u8(img)}, {"layout": "seamless", "seed": 0, "preview": 2})
     tile = outs["image"]
-    assert tile.shape == (96, 128, 3)
+    assert tile.shape == (96, 128, 3) and meta["repeat_period"] == [None, None]  # no repeat: the size is kept
     assert 0.8 <= wrap_seam_ratio(tile) <= 1.25
     centre = (slice(36, 60), slice(48, 80))
     detail = lambda x: x.astype(np.float32) - ndimage.uniform_filter(x.astype(np.float32), (9, 9, 1))  # noqa: E731

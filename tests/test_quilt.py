@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench.metrics import wrap_seam_ratio
-from engine.synthesis.quilt import closed_cut, make_tileable
-from tests.test_pattern import grain
+from bench.metrics import dominant_frequency, wrap_seam_ratio
+from engine.synthesis.lattice import axis_period
+from engine.synthesis.quilt import closed_cut, make_tileable, whole_repeats
+from tests.test_pattern import grain, stripes
 
 
 def test_closed_cut_follows_the_cheap_path_and_closes():
@@ -49,3 +50,26 @@ def test_no_step_along_the_cuts_of_an_unevenly_lit_picture():
         step = np.abs(np.diff(out, axis=axis)).mean(axis=(1 - axis, 2))
         spike = step[1:-1] - np.maximum(step[:-2], step[2:])  # a line above both neighbouring lines
         assert spike[35:59].max() < 0.3 * np.median(step), (axis, step[36:60].round(3))
+
+
+def test_axis_periods_of_stripes_and_none_for_grain():
+    img = stripes(120, 120, 10.0, 30)  # across x: 10 / cos 30 = 11.547 px, down: 20 px
+    assert abs(axis_period(img, 1) - 10 / np.cos(np.radians(30))) < 0.03
+    assert abs(axis_period(img, 0) - 20.0) < 0.03
+    assert axis_period(stripes(120, 120, 10.0, 0), 0) is None  # vertical stripes do not repeat downwards
+    assert axis_period(grain(120, 120, 1), 0) is None and axis_period(grain(120, 120, 1), 1) is None
+
+
+def test_stripes_are_cut_to_whole_cycles_and_tile_without_a_jog():
+    """10.4 cycles across and 6 down: the tile is cut to 10 whole cycles across (about 115 px), no
+    more than one period smaller, and tiled 2x2 keeps the stripes' period; grain is left as it is."""
+    img = stripes(120, 120, 10.0, 30)
+    fitted, periods = whole_repeats(img)
+    assert fitted.shape[:2] == (120, round(10 * periods[1]))
+    tile = make_tileable(fitted, 0.1)
+    assert wrap_seam_ratio(tile) < 1.1
+    _, per_r = dominant_frequency(img)
+    _, per_o = dominant_frequency(np.tile(tile, (2, 2, 1)))
+    assert abs(per_o - per_r) < 0.01 * per_r
+    plain = grain(64, 80, 2)
+    assert whole_repeats(plain)[0] is plain

@@ -149,3 +149,54 @@ class PhaseLock:
         k = torch.round(self.inverse @ d)
         snapped = self.basis @ k + self.offset[:, None]
         return ty + torch.round(snapped[0]).long(), tx + torch.round(snapped[1]).long()
+
+
+def _axis_autocorrelation(grey: np.ndarray, limit: int) -> np.ndarray:
+    """Normalised autocorrelation of the rows of `grey` (h, w) at shifts 0..limit along x, the
+    overlap only (no wrap): the 2-D autocorrelation's row through the origin, by 1-D transforms."""
+    g = grey - grey.mean()
+    n = g.shape[1]
+    spec = np.fft.rfft(g, 2 * n, axis=1)
+    num = np.fft.irfft(spec * np.conj(spec), 2 * n, axis=1).sum(0)[:limit + 1]
+    sq = np.cumsum(np.concatenate([np.zeros(1), (g * g).sum(0)]))  # energies of the column ranges
+    d = np.arange(limit + 1)
+    left, right = sq[n - d] - sq[0], sq[n] - sq[d]  # columns 0..n-d-1 and d..n-1
+    return num / np.sqrt(np.maximum(left * right, 1e-12))
+
+
+def _peak_near(corr: np.ndarray, at: float, reach: int) -> float:
+    """The sub-pixel position of the highest value of `corr` within `reach` of `at`: the apex of
+    the V through it and its neighbours (hard-edged stripes correlate in a triangle, which a
+    parabola places 0.1 px off)."""
+    lo, hi = max(1, int(np.floor(at)) - reach), min(len(corr) - 2, int(np.ceil(at)) + reach)
+    i = lo + int(np.argmax(corr[lo:hi + 1]))
+    a, b, c = corr[i - 1], corr[i], corr[i + 1]
+    den = 2 * (b - min(a, c))
+    return float(i + ((c - a) / den if den > 0 else 0.0))
+
+
+def axis_period(reference: np.ndarray, axis: int) -> float | None:
+    """The repeat period (pixels, sub-pixel) of an (h, w[, c]) image along one axis (0: down,
+    1: across), or None when it does not clearly repeat along it. Oblique stripes repeat along
+    both axes, vertical ones only across, a check or a brick bond along both; paintings and photos
+    have no such peak. The repeat must fit four times into the side and still correlate at its
+    furthest multiple within half the side, where it is refined (a 0.1 px error would add up to a
+    visible jog over a dozen repeats)."""
+    ref = np.asarray(reference, np.float64)
+    grey = ref.mean(axis=2) if ref.ndim == 3 else ref
+    grey = grey if axis == 1 else grey.T
+    n = grey.shape[1]
+    reach = n // 2 - 1  # the furthest shift compared (half the side overlaps)
+    if grey.std() < 1e-3 or reach < 2 * (MIN_PERIOD + 1):
+        return None
+    corr = _axis_autocorrelation(grey, reach + 1)
+    low = np.minimum.accumulate(corr)
+    for d in range(MIN_PERIOD, reach // 2 + 1):
+        if corr[d] >= PEAK_MIN and corr[d] >= corr[d - 1] and corr[d] >= corr[d + 1] and corr[d] - low[d] >= DIP_MIN:
+            period = _peak_near(corr, d, 0)
+            m = int(reach // period)
+            far = _peak_near(corr, m * period, 1)
+            if corr[int(round(far))] < PEAK_MIN:  # a few look-alike shapes (a fence's rails), not a repeat
+                return None
+            return far / m
+    return None

@@ -6,8 +6,9 @@ replaced by a full-width strip of the image itself (rows that are continuous in 
 chosen where it agrees best with what lies above and below the arm, and cut in along the
 cheapest paths through the two halves of the arm; then the vertical arm the same way, on the
 result. The strip takes the light of what it meets at each cut (a smooth offset, its detail
-kept). Outside the cross nothing changes, and inside it the detail is the picture's own
-(patch-by-patch completion of a wide band filled it with the commonest flat patches: a Great
+kept). Each arm tries a band half as wide first (mend_arm). A picture that clearly repeats is
+first cut to whole repeats (whole_repeats). Outside the cross nothing changes, and inside it the
+detail is the picture's own (patch-by-patch completion of a wide band filled it with the commonest flat patches: a Great
 Wave crop's edges became beige sky, style distance 6 times plain tiling's, and a light
 correction over the whole picture greyed it); a periodic picture whose side holds whole
 repeats comes back unchanged (the in-phase strip agrees exactly).
@@ -15,6 +16,9 @@ repeats comes back unchanged (the in-phase strip agrees exactly).
 from __future__ import annotations
 
 import numpy as np
+from PIL import Image
+
+from .lattice import axis_period
 
 CANDIDATES = 6  # strips ranked best by their total disagreement that get their cuts computed
 SEARCH_SIDE = 192  # the strips are ranked on a copy at most about this many pixels on its side
@@ -22,7 +26,11 @@ CUT_STARTS = 16  # a cut must close on itself around the tile: tried from at mos
 FEATHER = 1.0  # the cut is softened over a Gaussian this wide (pixels): a one-pixel jog in a line
 KEEP = 2  # rows either side of the seam that are the strip's alone: a cut hugging the seam put a step one row
 # off it, where the seam ratio cannot see it (a brick scan: a line across the tile, 13 levels against 1.5)
+FIT_TOL = 0.25  # pixels: a side within this of whole repeats is left as it is (the cuts absorb the rest;
+# a period is found to about 0.01 px, five bricks of 32 px read 160.02)
 MIN_HALF = 2 * KEEP  # the least band half-width (rows) that leaves the cuts room
+BANDS = (0.5, 1.0)  # shares of the widest band tried per arm, narrowest first
+JOIN_MAX = 1.25  # a row of steps this much above the picture's mean step between rows is seen as a line
 
 
 def _box3(e: np.ndarray) -> np.ndarray:
@@ -134,13 +142,73 @@ def mend_rows(x: np.ndarray, half: int) -> np.ndarray:
     return out
 
 
-def make_tileable(img: np.ndarray, band: float) -> np.ndarray:
+def whole_repeats(img: np.ndarray) -> tuple[np.ndarray, list[float | None]]:
+    """img (h, w, c) float32 cut to a whole number of repeats along each axis where it clearly
+    repeats (synthesis.lattice.axis_period): the middle k periods (k as many as fit, so at most one
+    period shorter), resampled to the nearest whole pixel count (well under 1 %). A tile can only
+    hold whole cycles: stripes 11.5 periods across a side keep a jog wherever they are cut.
+    Returns the image and the period per axis (None: no clear repeat, that side unchanged)."""
+    periods = [axis_period(img, 0), axis_period(img, 1)]
+    box, size = [0.0, 0.0, float(img.shape[1]), float(img.shape[0])], [img.shape[1], img.shape[0]]
+    for axis, p in enumerate(periods):
+        n = img.shape[axis]
+        if p is None:
+            continue
+        span = int((n + FIT_TOL) // p) * p
+        if abs(n - span) < FIT_TOL:  # already whole repeats (as near as the period is known)
+            continue
+        i = 1 - axis  # PIL's order: x first
+        box[i], box[i + 2], size[i] = (n - span) / 2, (n + span) / 2, round(span)
+    if size == [img.shape[1], img.shape[0]]:
+        return img, periods
+    x0, y0 = round(box[0]), round(box[1])
+    if all(abs(box[k] - round(box[k])) < 1e-6 for k in range(4)) and size == [round(box[2]) - x0, round(box[3]) - y0]:
+        return np.ascontiguousarray(img[y0:y0 + size[1], x0:x0 + size[0]]), periods  # whole pixels: a plain crop
+    chans = [np.asarray(Image.fromarray(np.ascontiguousarray(img[..., k]), "F").resize(tuple(size), Image.LANCZOS,
+                                                                                       box=tuple(box)))
+             for k in range(img.shape[2])]
+    return np.clip(np.stack(chans, -1), 0, 1).astype(np.float32), periods
+
+
+def roughest_row(x: np.ndarray, rows: slice) -> float:
+    """The largest mean absolute step between neighbouring rows of x (h, w, c) within `rows`, over
+    the mean step between all neighbouring rows: about 1 where the rows meet as the picture's own
+    do; a cut through disagreeing detail, or the seam itself, reads well above."""
+    step = np.abs(np.diff(x, axis=0)).mean(axis=(1, 2))
+    return float(step[rows].max()) / max(float(step.mean()), 1e-8)
+
+
+def mend_arm(x: np.ndarray, band: float, narrow: bool = True) -> np.ndarray:
+    """mend_rows with the narrowest band of BANDS (shares of `band`) whose rows all meet smoothly
+    (roughest_row over the widest band at most JOIN_MAX), else the smoothest: the wider the band,
+    the more of the picture its strip replaces and the wider the strip's relighting spreads (a
+    Great Wave crop's wave edge met its sky in a blue haze 16 rows wide), but the more room its
+    cuts have to find where strip and picture agree. `narrow` False: the widest only (a picture
+    that repeats down the arm: its in-phase strips agree, and their cuts need room to run along a
+    mortar line rather than through differently coloured bricks)."""
+    h = x.shape[0]
+    shares = BANDS if narrow else BANDS[-1:]
+    halves = [min(h // 2, max(MIN_HALF, round(share * band * h / 2))) for share in shares]
+    rows = slice(h // 2 - max(halves) - 1, h // 2 + max(halves))
+    best: tuple[float, np.ndarray] | None = None
+    for half in dict.fromkeys(halves):
+        out = mend_rows(x, half)
+        r = roughest_row(out, rows)
+        if r <= JOIN_MAX:
+            return out
+        if best is None or r < best[0]:
+            best = (r, out)
+    assert best is not None
+    return best[1]
+
+
+def make_tileable(img: np.ndarray, band: float, narrow: tuple[bool, bool] = (True, True)) -> np.ndarray:
     """img (h, w, c) float32 made to tile edge to edge: offset by half, the horizontal then the
-    vertical arm of the cross where its edges meet mended with its own strips (`band`: the share
-    of each side within which the cuts may run), offset back. The middle is left as it was."""
+    vertical arm of the cross where its edges meet mended with its own strips (`band`: the largest
+    share of each side within which the cuts may run; `narrow`: per axis, whether narrower bands are
+    tried first, see mend_arm), offset back. The middle is left as it was."""
     h, w = img.shape[:2]
     x = np.roll(np.asarray(img, np.float32), (h // 2, w // 2), axis=(0, 1))
-    x = mend_rows(x, min(h // 2, max(MIN_HALF, round(band * h / 2))))
-    x = mend_rows(np.ascontiguousarray(x.transpose(1, 0, 2)), min(w // 2, max(MIN_HALF, round(band * w / 2))))
-    x = x.transpose(1, 0, 2)
+    x = mend_arm(x, band, narrow[0])
+    x = mend_arm(np.ascontiguousarray(x.transpose(1, 0, 2)), band, narrow[1]).transpose(1, 0, 2)
     return np.ascontiguousarray(np.clip(np.roll(x, (-(h // 2), -(w // 2)), axis=(0, 1)), 0, 1), np.float32)

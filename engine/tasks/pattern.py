@@ -3,7 +3,8 @@
 `seamless`: the image is offset by half its size (its edges meet in a cross through the
 middle), the cross is re-synthesised from strips of the image itself, cut in where they agree
 with their surroundings (synthesis/quilt.py), and the offset is undone: the centre is kept
-as it was and the edges now continue into each other.
+as it was and the edges now continue into each other. A picture that clearly repeats along a
+side is first cut to whole repeats (the tile can only hold whole cycles), so its size may change.
 The motif layouts place an RGBA motif (cropped to its opaque pixels) in a cell of the
 motif's size plus `spacing`, in the repeat's arrangement, over a ground that is transparent,
 a colour or a texture grown seamlessly from the `ground` input. The output is one repeat tile
@@ -19,7 +20,7 @@ from PIL import Image
 
 from .. import images
 from ..errors import BAD_PARAM, TOO_LARGE, EngineError
-from ..synthesis.quilt import make_tileable
+from ..synthesis.quilt import make_tileable, whole_repeats
 from ..synthesis.texture import synthesize
 from .base import InputSpec, JobContext, Operation, ParamSpec
 from .jobtools import resolve_seed, variant_outputs
@@ -49,10 +50,12 @@ def parse_colour(text: str, field: str) -> np.ndarray | None:
         raise EngineError(BAD_PARAM, f"{text!r} is not a colour; use #rrggbb or 'transparent'", field) from None
 
 
-def seamless(img: np.ndarray) -> np.ndarray:
-    """The image made tileable, its middle kept: see synthesis.quilt (strips of the image itself are
-    cut into the cross where its edges meet, offset by half)."""
-    return make_tileable(img, SEAM_BAND)
+def seamless(img: np.ndarray) -> tuple[np.ndarray, list[float | None]]:
+    """The image made tileable, its middle kept: see synthesis.quilt (a clearly periodic picture is
+    first cut to whole repeats, then strips of the image itself are cut into the cross where its
+    edges meet, offset by half). Returns the tile and the repeat period found per axis (or None)."""
+    fitted, periods = whole_repeats(img)
+    return make_tileable(fitted, SEAM_BAND, (periods[0] is None, periods[1] is None)), periods
 
 
 def prepare_motif(motif: np.ndarray, scale: float, rotation: float) -> np.ndarray:
@@ -140,8 +143,10 @@ def run(inputs: dict[str, np.ndarray], params: dict[str, Any], ctx: JobContext) 
     src = inputs["image"]
     img = images.to_float(src)
     report = lambda i, total: ctx.progress(i, total, "synthesis")  # noqa: E731
+    extra: dict[str, Any] = {}
     if layout == "seamless":
-        tile = seamless(img)
+        tile, periods = seamless(img)
+        extra["repeat_period"] = [None if p is None else round(p, 3) for p in periods]
     else:
         colour = parse_colour(params["background"], "params.background")
         motif = prepare_motif(img, params["scale"], params["rotation"])
@@ -168,7 +173,7 @@ def run(inputs: dict[str, np.ndarray], params: dict[str, Any], ctx: JobContext) 
         outs.append(np.tile(outs[0], (n, n, 1)))
     ctx.progress(1, 1, "composite")
     meta = {"seed": seed, "layout": layout, "period": [int(tile.shape[0]), int(tile.shape[1])],
-            "timings": {"total": round(time.perf_counter() - t0, 3)}}
+            "timings": {"total": round(time.perf_counter() - t0, 3)}, **extra}
     return variant_outputs(outs), meta
 
 
@@ -190,7 +195,8 @@ OPERATION = Operation(
         ParamSpec("jitter", "float", 0.0, "random shift of each motif, as a share of the spacing", min=0.0, max=1.0),
         ParamSpec("background", "str", "transparent", "ground colour #rrggbb, or transparent (a ground input wins)"),
         ParamSpec("preview", "int", 0, "also return an N x N tiling of the tile (0: none)", min=0, max=8),
-        ParamSpec("seed", "int", None, "random seed; null = random (the one used is returned in meta)",
+        ParamSpec("seed", "int", None, "random seed for the jitter and the grown ground (layout=seamless is "
+                  "deterministic); null = random (the one used is returned in meta)",
                   min=0, max=2**31 - 1, nullable=True),
     ),
     run=run,
