@@ -1,10 +1,9 @@
-"""Shared fixtures: a tiny real model trained once per test session."""
+"""Shared fixtures: the committed tiny real model (tests/tiny_model.py), free ports, one torch thread."""
 from __future__ import annotations
 
-import fcntl
 import os
+import shutil
 import socket
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,11 +11,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from engine.diffusion.trainer import TrainConfig, train
+from tiny_model import FIXTURE as TINY_FIXTURE
+from tiny_model import TINY_ARCH  # noqa: F401  (tests import it from here)
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-TINY_ARCH = {"channels": [8, 16, 16, 16], "down_blocks": [1, 1, 1, 1], "up_blocks": [1, 1, 1, 1],
-             "emb_dim": 32, "groups": 4}
 
 # Up to two torch threads per test process, fewer when parallel workers share the cores.
 _WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
@@ -49,27 +47,10 @@ def free_port() -> int:
 
 @pytest.fixture(scope="session")
 def tiny_models_dir(tmp_path_factory) -> Path:
-    """A models/ folder holding 'builtin': a tiny network trained briefly on dead leaves.
-
-    Real weights from the real trainer, small enough to train in seconds; its quality is
-    not the point, its behaviour through the engine is.
-    """
-    # Parallel workers (pytest-xdist) share one base folder: the first trains, the others wait
-    # on the lock and reuse its model, so a parallel run trains it once, as a serial run does.
-    shared = tmp_path_factory.getbasetemp()
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        shared = shared.parent
-    root = shared / "tiny_models"
-    with open(shared / "tiny_models.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not root.is_dir():
-            partial = Path(tempfile.mkdtemp(dir=shared))
-            cfg = TrainConfig(folders=[], out=str(partial / "builtin"), steps=60, patch=32, batch=8, lr=1e-3,
-                              warmup=10, synthetic="dead-leaves", sample_every=0, checkpoint_every=60,
-                              architecture=dict(TINY_ARCH), seed=0)
-            with single_thread():
-                train(cfg, log=lambda *_: None)
-            partial.rename(root)  # whole or absent, even if a worker dies mid-training
+    """A models/ folder holding 'builtin': the committed tiny model (tests/tiny_model.py), copied
+    so that tests may add models beside it."""
+    root = tmp_path_factory.mktemp("tiny_models")
+    shutil.copytree(TINY_FIXTURE / "builtin", root / "builtin")
     return root
 
 

@@ -156,3 +156,16 @@ def test_bad_or_missing_cards(tiny_models_dir: Path, tmp_path: Path) -> None:
         load_model(root / "card")
     with pytest.raises(ModelFileError, match="card missing"):
         load_model(tmp_path / "nowhere")
+
+
+def test_the_committed_tiny_model_loads_with_todays_code_and_matches_its_recipe(tmp_path: Path) -> None:
+    """The suite serves a committed tiny model (tests/tiny_model.py): a change of the model file
+    format, the architecture or the recipe fails here first (fix: `.venv/bin/python tests/tiny_model.py`)."""
+    from tiny_model import FIXTURE, TINY_ARCH, tiny_config
+
+    den, card = load_model(FIXTURE / "builtin")
+    assert {k: card["config"][k] for k in TINY_ARCH} == TINY_ARCH
+    recipe = tiny_config(tmp_path / "x")
+    for field in ("steps", "patch", "batch", "lr", "warmup", "synthetic", "seed", "architecture"):
+        assert card["recipe"][field] == getattr(recipe, field), field
+    assert sum(p.numel() for p in den.parameters()) == card["parameters"]

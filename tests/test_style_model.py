@@ -76,7 +76,7 @@ def test_minutes_is_the_training_time(tiny_models_dir: Path, tmp_path: Path) -> 
     folder = tmp_path / "p"
     folder.mkdir()
     Image.fromarray(striped(96, 96, 0)).save(folder / "a.png")
-    minutes = 0.1  # long enough that three steps fit well inside it on a loaded machine
+    minutes = 0.05  # three seconds: three steps fit well inside it on a loaded machine
     cfg = finetune_defaults([str(folder)], str(tmp_path / "m"), str(tiny_models_dir / "builtin"), patch=32, batch=2,
                             sample_every=0, device="cpu", max_minutes=minutes, fill_minutes=True, steps=3)
     t0 = time.perf_counter()

