@@ -94,10 +94,8 @@ def extend_canvas(test: Any, window: Any, docker: Any) -> Iterator[Any]:
                        test.info[f"{label}_strip"])
             test.check(f"{label}: the fill layer leaves the old canvas alone (transparent there)",
                        not any(bytes(layer.pixelData(x_old, 0, w, h))[3::4]))
-        app.action("edit_undo").trigger()
-        yield (lambda: test.top_names(doc) == names, 10.0, f"{label} undo of the layer")
-        app.action("edit_undo").trigger()
-        yield (lambda: doc.width() == w, 10.0, f"{label} undo of the canvas")
+        yield from test.undo(doc, lambda: test.top_names(doc) == names, f"{label} undo of the layer")
+        yield from test.undo(doc, lambda: doc.width() == w, f"{label} undo of the canvas")
         test.check(f"{label}: two undos (layer, canvas) restore the image", test.top_names(doc) == names
                    and doc.width() == w and bytes(source.pixelData(0, 0, w, h)) == original,
                    (test.top_names(doc), doc.width()))
