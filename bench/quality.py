@@ -40,6 +40,7 @@ from .peers import Peer, all_peers, package_version
 TASKS = ("denoise", "sr", "inpaint", "jpeg", "removal", "outpaint", "texture", "pattern", "stylize", "oldphoto", "zoo")
 OURS = "Sfumato (ours)"
 QUICK_CROP = 128  # quick mode measures centre crops: it checks the code paths, not the figures
+QUICK_IMAGES = 2  # ... of this many images per set
 
 
 @dataclass
@@ -71,7 +72,7 @@ class QualityConfig:
     def settings(self) -> dict[str, Any]:
         if self.quick:
             return {"denoise": [("CBSD68", 25)], "sr": [("Set5", 2)], "inpaint": ["box64"],
-                    "jpeg": [10], "images": min(3, self.limit) if self.limit else 3}
+                    "jpeg": [10], "images": min(QUICK_IMAGES, self.limit) if self.limit else QUICK_IMAGES}
         return {"denoise": [(d, s) for d in ("CBSD68", "McMaster") for s in (15, 25, 50)],
                 "sr": [(d, s) for d in ("Set5", "BSD100") for s in (2, 4)],
                 "inpaint": list(self.mask_kinds), "jpeg": [10, 20, 30], "images": self.limit}

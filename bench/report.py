@@ -281,9 +281,9 @@ def _quality_sections(q: dict, out: Path) -> list[str]:
         m = meta.get(task, {})
         bits = [m.get("when", "")]
         if m.get("quick"):
-            from .quality import QUICK_CROP
+            from .quality import QUICK_CROP, QUICK_IMAGES
 
-            bits.append(f"**quick mode: 3 images ({QUICK_CROP}² centre crops), one setting — smoke test, not a result**")
+            bits.append(f"**quick mode: {QUICK_IMAGES} images ({QUICK_CROP}² centre crops), one setting — smoke test, not a result**")
         if m.get("limit"):
             bits.append(f"first {m['limit']} images of each set")
         return "_" + "; ".join(b for b in bits if b) + "_" if any(bits) else ""

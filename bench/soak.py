@@ -227,7 +227,7 @@ def client_loop(address: str, cfg: SoakConfig, index: int, stop_at: float, recor
     with CountingClient(address, timeout=60, name=f"soak-{index}") as client:
         client.hello()
         n = 0
-        while time.monotonic() < stop_at:
+        while n < len(MIX) or time.monotonic() < stop_at:
             pick = (index + n) % len(MIX) if n < len(MIX) else int(rng.choice(len(MIX), p=weights / weights.sum()))
             kind = MIX[pick]
             n += 1

@@ -26,7 +26,7 @@ PEER = "PatchMatch"
 LATENCY_CASES = (("512² image, 10 % object hole, default settings", 512, 0.10, 10.0),
                  ("2048² image, 5 % object hole, default settings", 2048, 0.05, 60.0))
 MEMORY_CASE = ("peak memory, 4096² image, 5 % object hole", 4096, 0.05, 2048.0)  # MiB
-QUICK_SIDE = 256  # quick mode: every row at this size, one run, to check the code paths
+QUICK_SIDE = 128  # quick mode: every row at this size, one run, to check the code paths
 
 
 def inputs(side: int, cover: float) -> tuple[Any, Any]:

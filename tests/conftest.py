@@ -28,7 +28,7 @@ torch.set_num_threads(max(1, min(2, (os.cpu_count() or 1) // _WORKERS)))
 # smoke run left the list when it stopped starting a second interpreter); the rest
 # keep their order.
 HEAVY_FIRST = ("test_training.py", "test_bench_quality_quick.py", "test_thin_client.py", "test_bench_speed_quick.py",
-               "test_seamless.py", "test_zoo_inpaint.py",
+               "test_zoo_inpaint.py",
                "test_soak.py", "test_style_model.py", "test_keys.py", "test_krita_plugin.py",
                "test_cli.py", "test_server.py", "test_oldphoto_bench.py")
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from bench.quality import QUICK_IMAGES
 from benchrun import run_bench
 
 
@@ -37,7 +38,7 @@ def test_quality_quick(tmp_path: Path, tiny_models_dir: Path, shared_data: Path)
         assert {"Sfumato (ours)", "Sfumato (ours), method=patch", "OpenCV Telea", "PatchMatch"} <= set(rows), rows
         for r in rows.values():
             if r["kind"] != "reference":
-                assert r["n"] == 3 and r["texture_ratio"] > 0 and r["patch_distance"] > 0 and r["psnr"] > 5
+                assert r["n"] == QUICK_IMAGES and r["texture_ratio"] > 0 and r["patch_distance"] > 0 and r["psnr"] > 5
         assert ("seam_ratio" in rows["PatchMatch"]) == (task == "outpaint")
         assert title in readme
     from bench.texture import BASELINE, OURS, SHIFTED, TILING

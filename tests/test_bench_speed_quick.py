@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from bench.speed_removal import QUICK_SIDE
 from benchrun import run_bench
 
 
@@ -18,6 +19,6 @@ def test_speed_quick(tmp_path: Path, tiny_models_dir: Path) -> None:
     assert res["startup"]["peak_rss_mb"] and res["startup"]["peak_rss_mb"] > 10
     assert "## Speed" in (out / "README.md").read_text()
     removal = res["removal"]
-    assert [r["size"] for r in removal["latency"]] == [256, 256] and all(r["ours_s"] > 0 for r in removal["latency"])
+    assert [r["size"] for r in removal["latency"]] == [QUICK_SIDE, QUICK_SIDE] and all(r["ours_s"] > 0 for r in removal["latency"])
     assert removal["memory"]["ours"]["peak_rss_mb"] >= removal["memory"]["ours"]["rss_before_job_mb"] > 10
     assert "Large-hole removal" in (out / "README.md").read_text()

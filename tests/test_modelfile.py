@@ -158,14 +158,15 @@ def test_bad_or_missing_cards(tiny_models_dir: Path, tmp_path: Path) -> None:
         load_model(tmp_path / "nowhere")
 
 
-def test_the_committed_tiny_model_loads_with_todays_code_and_matches_its_recipe(tmp_path: Path) -> None:
-    """The suite serves a committed tiny model (tests/tiny_model.py): a change of the model file
-    format, the architecture or the recipe fails here first (fix: `.venv/bin/python tests/tiny_model.py`)."""
-    from tiny_model import FIXTURE, TINY_ARCH, tiny_config
+@pytest.mark.parametrize("name", ["builtin", "smooth_blobs"])
+def test_the_committed_tiny_models_load_with_todays_code_and_match_their_recipes(name: str, tmp_path: Path) -> None:
+    """The suite uses committed tiny models (tests/tiny_model.py): a change of the model file
+    format, the architecture or a recipe fails here first (fix: `.venv/bin/python tests/tiny_model.py`)."""
+    from tiny_model import FIXTURES, TINY_ARCH, blobs_config, tiny_config
 
-    den, card = load_model(FIXTURE / "builtin")
+    den, card = load_model(FIXTURES[name][1])
     assert {k: card["config"][k] for k in TINY_ARCH} == TINY_ARCH
-    recipe = tiny_config(tmp_path / "x")
-    for field in ("steps", "patch", "batch", "lr", "warmup", "synthetic", "seed", "architecture"):
+    recipe = tiny_config(tmp_path / "x") if name == "builtin" else blobs_config(tmp_path / "x", tmp_path / "data")
+    for field in ("steps", "patch", "batch", "lr", "warmup", "synthetic", "seed", "architecture", "mask_weights", "ema"):
         assert card["recipe"][field] == getattr(recipe, field), field
     assert sum(p.numel() for p in den.parameters()) == card["parameters"]

@@ -2,44 +2,23 @@
 from __future__ import annotations
 
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 
-from conftest import TINY_ARCH
 from engine.diffusion.denoiser import Denoiser, make_cond
 from engine.diffusion.modelfile import load_model
 from engine.diffusion.sampling import sample_heun
 from engine.diffusion.schedule import karras_sigmas
-from engine.diffusion.trainer import TrainConfig, train
+from tiny_model import SMOOTH_BLOBS
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def blobs(size: int, rng: np.random.Generator) -> np.ndarray:
-    """Smooth random colour fields (a few soft Gaussian blobs): large-scale structure whose
-    opposite edges do not match unless the generator makes them."""
-    yy, xx = np.mgrid[0:size, 0:size] / size
-    img = np.zeros((size, size, 3)) + rng.uniform(0.2, 0.8, 3)
-    for _ in range(4):
-        cy, cx, r = rng.uniform(0, 1), rng.uniform(0, 1), rng.uniform(0.1, 0.3)
-        img += np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * r * r))[..., None] * rng.uniform(-0.5, 0.5, 3)
-    return (np.clip(img, 0, 1) * 255).round().astype(np.uint8)
-
-
 @pytest.fixture(scope="module")
-def smooth_model(tmp_path_factory) -> Denoiser:
-    root = tmp_path_factory.mktemp("blobs")
-    rng = np.random.default_rng(0)
-    for i in range(10):
-        Image.fromarray(blobs(64, rng)).save(root / f"b{i}.png")
-    out = root / "model"
-    cfg = TrainConfig(folders=[str(root)], out=str(out), steps=150, patch=32, batch=8, lr=2e-3, warmup=20,
-                      ema=0.99, sample_every=0, checkpoint_every=1000, held_out=0, architecture=dict(TINY_ARCH),
-                      device="cpu", mask_weights={"all": 1.0})
-    train(cfg, log=lambda *_: None)
-    model, _ = load_model(out)
+def smooth_model() -> Denoiser:
+    """The committed smooth-blobs model (tests/tiny_model.py): trained on soft colour fields
+    whose opposite edges differ."""
+    model, _ = load_model(SMOOTH_BLOBS)
     return model
 
 
