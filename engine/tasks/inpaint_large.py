@@ -69,10 +69,10 @@ OUTPAINT = Settings(near=0.045, near_levels=2, near_free=0.7, near_inside=0.03, 
 # copied from the lit and the shaded side meet with a step, along the square contours of the
 # confidence's chessboard depth. Octagonal depth (round_depth) rounds the pieces (numbers
 # unchanged: 0.266 on the first ten); gradient-domain fusion of the cuts (fuse, synthesis.fusion)
-# removes the steps: hole PSNR 14.16 -> 14.30 dB on 20 photos, patch distance 0.255 -> 0.257,
+# removes the steps: hole PSNR 14.16 -> 14.29 dB on the 20 photos, patch distance 0.255 -> 0.257,
 # texture ratio 0.93 -> 0.93. Fusing textured cuts too raised PSNR to 14.39 but the patch
-# distance to 0.263 (worse than PatchMatch); a membrane of the border as guidance (+0.4 dB on
-# ten) filled the gap between two statues with statue.
+# distance to 0.263 (worse than PatchMatch); a membrane of the border as guidance (+0.1-0.4 dB
+# on ten) filled the gap between two statues with statue (docs/performance.md).
 REMOVAL = Settings(em_coarse=14, round_depth=True, fuse=0.1)
 
 
