@@ -5,7 +5,8 @@ image. At the coarsest level (where the hole is about a patch deep) the hole sta
 smooth membrane and the field as random matches; each finer level starts from the coarser
 field scaled up (each match doubled, plus the pixel's parity), votes once with it, then
 iterates (match, vote). Fewer iterations run at the finer, costlier levels, where only detail
-is left to settle.
+is left to settle. Optionally (Settings.fuse) the finest fill is then rebuilt from its pieces'
+gradients, so pieces from the lit and the shaded side of a smooth area meet without a step.
 """
 from __future__ import annotations
 

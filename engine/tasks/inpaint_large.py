@@ -25,6 +25,9 @@ widths and the full price past that, so their texture comes in coherent, unstret
 pieces. The finer levels run three EM rounds instead of one, which sharpens the strip (the
 first round still matches the blurry upsampled estimate).
 
+Object holes (REMOVAL) end with a gradient-domain fusion of the cuts between copied pieces on
+smooth areas (synthesis.fusion): no flat blocks with square steps where the context is smooth.
+
 Object removal (`remove`): the mask grows by a few pixels (halos and soft edges of the object
 go too) and a further ring around it is kept out of the source, so no part of the object or
 its fringe is copied back. A `source` input restricts where patches come from.
