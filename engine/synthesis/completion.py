@@ -5,7 +5,8 @@ image. At the coarsest level (where the hole is about a patch deep) the hole sta
 smooth membrane and the field as random matches; each finer level starts from the coarser
 field scaled up (each match doubled, plus the pixel's parity), votes once with it, then
 iterates (match, vote). Fewer iterations run at the finer, costlier levels, where only detail
-is left to settle.
+is left to settle. Optionally (Settings.fuse) the finest fill is then rebuilt from its pieces'
+gradients, so pieces from the lit and the shaded side of a smooth area meet without a step.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import torch
 from . import pyramid
 from .em import Target, em_level, match_weights, vote
 from .features import basis, feature_map
+from .fusion import fuse
 from .nnf import Field
 from .peel import peel
 from .progress import Progress, Ticker
@@ -44,6 +46,10 @@ class Settings:
     # distance makes each target copy the nearest border column: sideways streaks)
     near_free: float = 0.0
     near_inside: float = 0.0  # ... and within near_free this share of the full price (breaks ties on flat areas)
+    round_depth: bool = False  # the confidence's depth is octagonal, not chessboard: a sharp vote takes each
+    # pixel from the shallowest patch over it, so square depth contours cut the pieces square
+    fuse: float = 0.0  # rebuild the finest fill from its pieces' gradients (synthesis.fusion), keeping
+    # steps larger than this (0-1 scale) as object edges; 0: no fusion
 
 
 @dataclass
@@ -125,8 +131,8 @@ def _complete_levels(levels: list[_Level], s: Settings, wrap: bool, gen: torch.G
         grid = torch.arange(h * w, device=est.device)
         field = Field(src, ok, ty, tx, (h, w), grid, wrap, gen,
                       near=None if near is None else (near[0] * c * s.patch ** 2, *near[1:]))
-        conf = lv.weight * s.decay ** -pyramid.depth(lv.hole, 2 * s.patch, wrap)
-        t = Target(est, lv.guide, lv.hole, ty, tx, conf, wrap)
+        conf = lv.weight * s.decay ** -pyramid.depth(lv.hole, 2 * s.patch, wrap, s.round_depth)
+        t = Target(est, lv.guide, lv.hole, ty, tx, conf, wrap, keep_picked=i == 0 and s.fuse > 0)
         if prev is None:
             field.random_init()
         else:
@@ -135,6 +141,9 @@ def _complete_levels(levels: list[_Level], s: Settings, wrap: bool, gen: torch.G
             t.est = vote(lv.img, wrap, field, match_weights(field, t), t, r)
         est = em_level(lv.img, wrap, field, t, kernels, counts[i], s.pm_iterations, tick, s.sharp)
         prev = (field.grid, (h, w))
+        if i == 0 and s.fuse > 0 and s.sharp and t.picked is not None and not wrap:
+            del field, src  # the source descriptors are the largest tensors: freed before the fusion's
+            est = fuse(lv.img, est, lv.hole, t.picked, s.fuse)
     assert est is not None
     return est
 

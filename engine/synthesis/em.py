@@ -32,6 +32,8 @@ class Target:
     tx: torch.Tensor
     confidence: torch.Tensor  # (h, w) patch weight at each centre
     wrap: bool
+    keep_picked: bool = False  # sharp votes leave which source pixel each pixel took in `picked`
+    picked: torch.Tensor | None = None  # (h, w) flat source index (-1: none), see keep_picked
 
 
 def vote(src_img: torch.Tensor, src_wrap: bool, field: Field, weight: torch.Tensor, t: Target, r: int,
@@ -42,7 +44,8 @@ def vote(src_img: torch.Tensor, src_wrap: bool, field: Field, weight: torch.Tens
     (weight 0 where no target), and for each of the p * p offsets the map shifted by that
     offset says which source pixel each pixel receives; no scatter is needed.
     sharp: each pixel takes the proposal of its most heavily weighted patch instead of the
-    mean (no averaging blur where the field is not coherent).
+    mean (no averaging blur where the field is not coherent); which source pixel each took is
+    left in t.picked if t.keep_picked (for synthesis.fusion).
     """
     c, h, w = t.est.shape
     hs, ws = src_img.shape[-2:]
@@ -81,9 +84,12 @@ def vote(src_img: torch.Tensor, src_wrap: bool, field: Field, weight: torch.Tens
             else:
                 acc.addcmul_(rows.index_select(0, q.clamp(0, hs * ws - 1).reshape(-1)), wt.reshape(-1, 1))
                 wsum += wt
+    upd = t.update[y0:y1, x0:x1] & (wsum > 0)
     if sharp:
         acc = rows.index_select(0, best.clamp(0, hs * ws - 1).reshape(-1))
-    upd = t.update[y0:y1, x0:x1] & (wsum > 0)
+        if t.keep_picked:
+            t.picked = torch.full((h, w), -1, dtype=torch.long, device=rows.device)
+            t.picked[y0:y1, x0:x1] = torch.where(upd, best, torch.full_like(best, -1))
     out = t.est.clone()
     box = out[:, y0:y1, x0:x1]
     new = (acc if sharp else acc / wsum.reshape(-1, 1).clamp_min(1e-30)).T.reshape(c, bh, bw)

@@ -44,9 +44,18 @@ def erode(m: torch.Tensor, r: int, wrap: bool = False, outside: bool = False) ->
     return ~dilate(~m, r, wrap, not outside)
 
 
-def depth(hole: torch.Tensor, cap: int, wrap: bool = False) -> torch.Tensor:
+def _erode_cross(m: torch.Tensor, wrap: bool) -> torch.Tensor:
+    """Erosion by the 4-neighbourhood; beyond the edge counts as inside the set (as depth's erosion)."""
+    x = (~m)[None, None].float()
+    x = F.pad(x, (1, 1, 1, 1), mode="circular") if wrap else F.pad(x, (1, 1, 1, 1), value=0.0)
+    hit = torch.maximum(torch.maximum(x[..., :-2, 1:-1], x[..., 2:, 1:-1]), torch.maximum(x[..., 1:-1, :-2], x[..., 1:-1, 2:]))
+    return m & ~(hit[0, 0] > 0)
+
+
+def depth(hole: torch.Tensor, cap: int, wrap: bool = False, octagonal: bool = False) -> torch.Tensor:
     """Chessboard distance (h, w) from each hole pixel to the nearest known pixel, capped at `cap`;
-    0 on known pixels. Beyond the image edge counts as hole (unless it wraps).
+    0 on known pixels. Beyond the image edge counts as hole (unless it wraps). octagonal: square
+    and cross erosions alternate, so the distance's contours are octagons (closer to round).
 
     Without wrap-around only the hole's box (plus one known ring, which stops the erosion
     where the box is inside the image) is eroded, so the cost follows the hole.
@@ -60,11 +69,11 @@ def depth(hole: torch.Tensor, cap: int, wrap: bool = False) -> torch.Tensor:
         box = (slice(max(0, int(ys.min()) - 1), int(ys.max()) + 2), slice(max(0, int(xs.min()) - 1), int(xs.max()) + 2))
     reach = hole[box].clone()
     sub = d[box]
-    for _ in range(cap):
+    for k in range(cap):
         if not bool(reach.any()):
             break
         sub += reach.float()
-        reach = erode(reach, 1, wrap, outside=True)
+        reach = _erode_cross(reach, wrap) if octagonal and k % 2 else erode(reach, 1, wrap, outside=True)
     return d
 
 
