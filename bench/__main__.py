@@ -40,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     q = sub.add_parser("quality", help="denoising, super-resolution, inpainting, JPEG, object removal, "
                                        "outpainting, texture, pattern and stylize quality vs peers, and old-photo damage "
-                                       "(oldphoto)")
+                                       "(oldphoto), real-world (clipped, signal-dependent) noise (realnoise)")
     q.add_argument("--data", type=Path, default=DEFAULT_ROOT,
                    help="evaluation data root (CBSD68/, McMaster/, Set5/, BSD100/, sr_lr_bicubic/); "
                         "default ../shared/data/eval beside the checkout; stylize and texture read the "
@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--tasks", type=_csv, default=("denoise", "sr", "inpaint", "jpeg", "removal", "outpaint",
                                                       "texture", "pattern", "stylize"),
                    help="comma list of denoise, sr, inpaint, jpeg, removal, outpaint, texture, pattern, stylize, "
-                        "oldphoto, zoo (default all but oldphoto and zoo)")
+                        "oldphoto, realnoise, zoo (default all but oldphoto, realnoise and zoo)")
     q.add_argument("--limit", type=int, help="use only the first N images of each set")
     q.add_argument("--bm3d-limit", type=int, help="run CBM3D (about 20 s per image) on the first N images only")
     q.add_argument("--patchmatch-limit", type=int, help="run PatchMatch (seconds per image) on the first N images only "

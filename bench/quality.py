@@ -14,6 +14,8 @@ Protocols (the published tables' conventions, see ../shared/data/README.md):
 - texture, pattern: textures grown from painting crops and drawn stripes, checks and bricks, and
   tiles made seamless, judged by seam ratio, structure kept and stripe period: bench/texture.py.
 - stylize: paintings x photos, style and content distance: bench/stylize_task.py.
+- realnoise: clipped 8-bit Gaussian and Poisson-Gaussian noise, ours against CBM3D on the
+  same files: bench/realnoise.py.
 Ours runs through the engine (bench/ours.py); peers run in this process. Every output is
 rounded to 8 bits before it is measured, as saved results would be.
 """
@@ -37,7 +39,7 @@ from .metrics import PatchSWD, crop_border, laplacian_pyramid, psnr, psnr_b, qua
 from .ours import Ours, OursUnavailable
 from .peers import Peer, all_peers, package_version
 
-TASKS = ("denoise", "sr", "inpaint", "jpeg", "removal", "outpaint", "texture", "pattern", "stylize", "oldphoto", "zoo")
+TASKS = ("denoise", "sr", "inpaint", "jpeg", "removal", "outpaint", "texture", "pattern", "stylize", "oldphoto", "realnoise", "zoo")
 OURS = "Sfumato (ours)"
 QUICK_CROP = 128  # quick mode measures centre crops: it checks the code paths, not the figures
 QUICK_IMAGES = 2  # ... of this many images per set
@@ -371,6 +373,7 @@ class QualityRun:
     def run(self) -> dict:
         from .completion import run_task
         from .oldphoto import run_oldphoto
+        from .realnoise import run_realnoise
         from .stylize_task import run_task as run_stylize
         from .texture import run_pattern, run_texture
         from .zoo_task import run_zoo
@@ -379,6 +382,7 @@ class QualityRun:
                    "removal": lambda: run_task(self, "removal"), "outpaint": lambda: run_task(self, "outpaint"),
                    "texture": lambda: run_texture(self), "pattern": lambda: run_pattern(self),
                    "stylize": lambda: run_stylize(self), "oldphoto": lambda: run_oldphoto(self),
+                   "realnoise": lambda: run_realnoise(self),
                    "zoo": lambda: run_zoo(self)}
         for task in self.cfg.tasks:
             t0 = time.perf_counter()

@@ -345,6 +345,9 @@ def _quality_sections(q: dict, out: Path) -> list[str]:
     if "oldphoto" in rows:
         from .oldphoto_report import oldphoto_section
         lines += oldphoto_section(rows["oldphoto"], when("oldphoto"))
+    if "realnoise" in rows:
+        from .report_realnoise import realnoise_section
+        lines += realnoise_section(rows["realnoise"], when("realnoise"))
     if q.get("sweep"):
         lines += ["## Quality vs steps", ""]
         if plot_steps(q["sweep"], out / "quality_vs_steps.png"):

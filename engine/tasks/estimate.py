@@ -1,4 +1,4 @@
-"""Blind estimates of an image's degradation: Gaussian noise level and JPEG quality.
+"""Blind estimates of an image's degradation: noise level (function) and JPEG quality.
 
 `restore` with task=auto (or sigma/quality left null) uses these so that an artist does
 not have to guess numbers. Both work on RGB arrays in [0, 255] (any float or int dtype).
@@ -6,7 +6,8 @@ not have to guess numbers. Both work on RGB arrays in [0, 255] (any float or int
 - Noise: the eigenvalue method of Chen, Zhu and Heng (ICCV 2015). Patch covariance
   eigenvalues split into a signal part and a noise part; the noise eigenvalues are the
   tail whose mean equals its median, and that mean is sigma^2. Texture barely biases it,
-  unlike a wavelet MAD.
+  unlike a wavelet MAD. The same estimate per intensity bin gives the noise-level function
+  var(y) = gain * y + sigma^2 of signal-dependent (camera) noise.
 - JPEG: decoded luma DCT coefficients sit on multiples of the quantisation step of their
   frequency. The largest step that explains the non-zero coefficients is measured per
   frequency, and the IJG quality whose scaled table fits those steps best is the answer.
@@ -51,8 +52,8 @@ def _as_rgb(image: np.ndarray, max_side: int = 1024) -> np.ndarray:
 # ---------------------------------------------------------------- noise
 
 
-def noise_sigma(image: np.ndarray, patch: int = 7, max_patches: int = 30000) -> float:
-    """Standard deviation (in 0..255 units) of additive white Gaussian noise in `image`.
+def _noise_patches(image: np.ndarray, patch: int, max_patches: int) -> np.ndarray:
+    """(N, patch*patch*c) patches of the central square, strided to about max_patches.
 
     Patches touching 0 or 255 are skipped when enough others remain, because clipping
     shrinks the noise there.
@@ -60,13 +61,19 @@ def noise_sigma(image: np.ndarray, patch: int = 7, max_patches: int = 30000) -> 
     img = _as_rgb(image)  # a central 1024 square is plenty of patches
     h, w, c = img.shape
     if h < patch or w < patch:
-        return 0.0
+        return np.zeros((0, patch * patch * c))
     n_pos = (h - patch + 1) * (w - patch + 1)
     stride = max(1, int(np.sqrt(n_pos / max_patches)))
     x = sliding_window_view(img, (patch, patch, c))[::stride, ::stride, 0].reshape(-1, patch * patch * c)
     saturated = (x.min(axis=1) <= 0.5) | (x.max(axis=1) >= 254.5)
     if (~saturated).sum() >= max(200, 0.2 * len(x)):
         x = x[~saturated]
+    return x
+
+
+def _tail_variance(x: np.ndarray) -> float:
+    """Noise variance of patches x: the mean of the covariance eigenvalue tail whose mean
+    equals its median (Chen, Zhu and Heng 2015)."""
     if len(x) < 2:
         return 0.0
     xt = torch.from_numpy(x - x.mean(axis=0))
@@ -76,8 +83,59 @@ def noise_sigma(image: np.ndarray, patch: int = 7, max_patches: int = 30000) -> 
         tail = eig[i:]
         tau = tail.mean()
         if np.median(tail) >= tau:
-            return float(np.sqrt(max(tau, 0.0)))
-    return float(np.sqrt(max(eig[-1], 0.0)))
+            return float(max(tau, 0.0))
+    return float(max(eig[-1], 0.0))
+
+
+def noise_sigma(image: np.ndarray, patch: int = 7, max_patches: int = 30000) -> float:
+    """Standard deviation (in 0..255 units) of additive white Gaussian noise in `image`."""
+    return float(np.sqrt(_tail_variance(_noise_patches(image, patch, max_patches))))
+
+
+@dataclass
+class NoiseLevels:
+    """The noise-level function var(y) = gain * y + sigma^2 (0..255 units) fitted to an image,
+    with the per-level measurements it came from."""
+
+    gain: float
+    sigma: float
+    levels: np.ndarray  # mean level of each intensity bin
+    variances: np.ndarray  # noise variance measured in that bin
+
+
+def noise_levels(image: np.ndarray, bins: int = 8, patch: int = 5, max_patches: int = 40000,
+                 gain: float | None = None) -> NoiseLevels:
+    """Fit var(y) = gain * y + sigma^2 (Foi et al. 2008's Poisson-Gaussian model) from the
+    noise variance of patches grouped by their mean level; `gain` given: fit sigma only.
+
+    Each bin's variance is the eigenvalue-tail estimate of noise_sigma, so texture barely
+    biases it; saturated patches are left out, so clipping does not pull the bright and dark
+    bins down. A line through the bins, weighted by their patch counts, gives gain and sigma^2,
+    both kept non-negative.
+    """
+    x = _noise_patches(image, patch, max_patches)
+    per_bin = max(400, 2 * x.shape[1] if len(x) else 400)
+    nb = int(min(bins, len(x) // per_bin))
+    if nb < 2:
+        var = _tail_variance(x)
+        return NoiseLevels(0.0 if gain is None else gain, float(np.sqrt(var)), np.zeros(0), np.zeros(0))
+    means = x.mean(axis=1)
+    order = np.argsort(means)
+    groups = np.array_split(order, nb)
+    lv = np.array([means[g].mean() for g in groups])
+    var = np.array([_tail_variance(x[g]) for g in groups])
+    wts = np.array([len(g) for g in groups], dtype=np.float64)
+    if gain is None:
+        a = np.stack([lv, np.ones_like(lv)], axis=1) * wts[:, None]
+        g_fit, b_fit = np.linalg.lstsq(a, var * wts, rcond=None)[0]
+        if g_fit < 0 or b_fit < 0:  # the line leaves the admissible region: fit on its edge
+            flat = float(np.average(var, weights=wts))
+            through0 = float(np.sum(wts * lv * var) / max(np.sum(wts * lv * lv), 1e-12))
+            g_fit, b_fit = (0.0, flat) if g_fit < 0 else (max(through0, 0.0), 0.0)
+    else:
+        g_fit = float(gain)
+        b_fit = max(float(np.average(var - g_fit * lv, weights=wts)), 0.0)
+    return NoiseLevels(float(g_fit), float(np.sqrt(b_fit)), lv, var)
 
 
 # ---------------------------------------------------------------- JPEG

@@ -35,7 +35,8 @@ from ..diffusion.schedule import DenoiseFn
 from ..errors import TOO_LARGE
 from ..tiling import run_tiled, tile_count
 from .base import InputSpec, JobContext, Operation, ParamSpec
-from .restore_analysis import analyse, applied
+from .noise_model import NoiseModel, in_range, stabilise, unstabilise
+from .restore_analysis import analyse, applied, noise_model
 from .restore_report import summary
 from .jobtools import Sampling, Stages, make_generator, randn, resolve_seed
 from .specs import DENOISERS, ZOO, Pixels, Require, split_list
@@ -135,8 +136,15 @@ def _steps(task: str, params: dict[str, Any]) -> int:
 # ---------------------------------------------------------------- the stages
 
 
-def _denoise(job: _Job, x: torch.Tensor, sigma255: float) -> torch.Tensor:
-    """One call D(y, sigma) per tile (steps > 1: a short plug-and-play refinement)."""
+def _denoise(job: _Job, x: torch.Tensor, noise: NoiseModel) -> torch.Tensor:
+    """One call D(y, sigma) per tile (steps > 1: a short plug-and-play refinement).
+
+    Noise other than additive unclipped Gaussian (noise_model.py) is first made Gaussian by
+    the variance-stabilising transform, and the result mapped back by its unbiased inverse."""
+    sigma255 = noise.sigma
+    if not noise.plain:
+        z, sigma255 = stabilise((x.double() + 1.0) * 127.5, noise)
+        x = (z / 127.5 - 1.0).float()
     sigma = 2.0 * sigma255 / 255.0  # images live in [-1, 1]
     fn, steps = job.denoise_fn(), _steps("denoise", job.params)
     counter = [0]
@@ -150,7 +158,10 @@ def _denoise(job: _Job, x: torch.Tensor, sigma255: float) -> torch.Tensor:
         counter[0] += 1
         return out
 
-    return job.tiled("denoise", run, x, steps)
+    out = job.tiled("denoise", run, x, steps)
+    if noise.plain:
+        return out
+    return (unstabilise((out.double() + 1.0) * 127.5, noise) / 127.5 - 1.0).float()
 
 
 def _jpeg(job: _Job, x: torch.Tensor, quality: int, offset: tuple[int, int]) -> torch.Tensor:
@@ -312,7 +323,7 @@ def run(inputs: dict[str, np.ndarray], params: dict[str, Any], ctx: JobContext) 
         elif task == "jpeg":
             x = _jpeg(job, x, int(quality), an.offset)
         elif task == "denoise":
-            x = _denoise(job, x, float(sigma))
+            x = _denoise(job, x, noise_model(an, in_range(crop)))
         elif task == "deblur":
             x = _deblur(job, x, an.blur, max(float(an.sigma_est or 0.0), DEBLUR_MIN_NOISE if "repair" in tasks else 0.0))
         elif task == "upscale":
@@ -329,6 +340,8 @@ def run(inputs: dict[str, np.ndarray], params: dict[str, Any], ctx: JobContext) 
                 timings={"estimate": round(t_est, 3), **stages.timings(), "total": round(time.perf_counter() - t0, 3)})
     if "denoise" in tasks:
         meta["sigma"] = round(float(sigma), 2)
+        if an.gain:
+            meta["gain"] = round(float(an.gain), 3)
     if "jpeg" in tasks:
         meta["quality"] = int(quality)
     if defect_pixels is not None:
@@ -385,6 +398,9 @@ OPERATION = Operation(
                   choices=TASKS, exclusive=("auto",)),
         ParamSpec("sigma", "float", None, "noise standard deviation in 8-bit levels (0..255); null = measure it",
                   min=0.0, max=100.0, nullable=True),
+        ParamSpec("gain", "float", None, "denoise: signal-dependent (Poisson, camera) noise, the variance added "
+                  "per level of brightness: var = gain * level + sigma^2 (0..255 units); null = 0 when sigma is "
+                  "given, else measured with it", min=0.0, max=50.0, nullable=True),
         ParamSpec("quality", "int", None, "JPEG quality the image was saved with (1..100); null = measure it",
                   min=1, max=100, nullable=True),
         ParamSpec("scale", "enum", 2, "upscale factor: 2 or 4", choices=(2, 4)),
