@@ -75,6 +75,7 @@ LINE_GAIN = 4.0
 # 0.311 -> 0.319, the others within 0.003).
 LINE_INK = 1.0
 INK_CONTRAST = (0.3, 0.45)
+INK_SHARE = (0.3, 0.45)
 LINE_LIFT = 0.5  # how far the fusion is lifted where the photo asks for a line (1: fully)
 
 
@@ -102,6 +103,11 @@ def source_size(style_shape: tuple[int, int], work_pixels: int, stroke_scale: fl
     return max(16, round(h * s)), max(16, round(w * s))
 
 
+def _ramp(x: float, edges: tuple[float, float]) -> float:
+    """0 below edges[0], 1 above edges[1], linear between."""
+    return float(np.clip((x - edges[0]) / (edges[1] - edges[0]), 0, 1))
+
+
 def drawn_lines(img: np.ndarray, t_line: np.ndarray, s_line: np.ndarray, src: np.ndarray) -> np.ndarray:
     """img with the painting's ink colour drawn where the photo asks for its lines (t_line, on the
     scale of the painting's line map s_line), as far as the painting has deep dark lines."""
@@ -110,7 +116,9 @@ def drawn_lines(img: np.ndarray, t_line: np.ndarray, s_line: np.ndarray, src: np
     if ink_px.sum() < 16:
         return img
     ink = np.median(src[ink_px], axis=0)
-    gate = np.clip((top - INK_CONTRAST[0]) / (INK_CONTRAST[1] - INK_CONTRAST[0]), 0, 1)
+    src_lum = luminance(src)
+    share = float((src_lum <= np.median(src_lum[ink_px])).mean())  # of the painting as dark as its ink
+    gate = _ramp(top, INK_CONTRAST) * (1 - _ramp(share, INK_SHARE))
     a = LINE_INK * gate * np.clip(t_line / top, 0, 1)[..., None]
     return (img + a * (ink - img)).astype(np.float32)
 
