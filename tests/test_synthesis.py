@@ -247,3 +247,32 @@ def test_usage_price_spreads_matches_over_the_whole_source():
         return float(np.abs(out - 0.5).mean())
 
     assert textured(0.0) < 1e-4 and textured(1.5) > 0.003  # over 6 % of the result from the textured half
+
+
+def test_near_price_off_at_the_finer_levels_with_an_infinite_free_band():
+    """near_free=inf: the finer levels pay nothing, as with a band wider than the price's reach."""
+    img = checkerboard(80, 80)
+    hole = np.zeros((80, 80), bool)
+    hole[24:56, 30:50] = True
+    s = dict(near=0.05, near_levels=1)
+    a = complete(img, hole, seed=2, settings=Settings(near_free=float("inf"), **s))
+    b = complete(img, hole, seed=2, settings=Settings(near_free=1e6, **s))
+    assert np.array_equal(a, b)
+
+
+def test_removal_settings_continue_stripes_across_an_object_hole():
+    """Stripes around the hole and a lone blob of another colour far from it: the removal
+    settings (near price in the first coarse rounds, then released) still continue the stripes
+    exactly, with none of the blob's colour."""
+    from engine.tasks.inpaint_large import REMOVAL
+
+    h, w = 96, 96
+    yy, xx = np.mgrid[:h, :w]
+    img = np.stack([(yy // 4) % 2 * 0.6 + 0.2] * 3, -1).astype(np.float32)
+    img[4:20, 4:20] = (0.9, 0.1, 0.1)
+    hole = np.zeros((h, w), bool)
+    hole[40:76, 44:80] = True
+    out = complete(img, hole, seed=1, settings=REMOVAL)
+    red = (out[..., 0] - out[..., 1]) > 0.4
+    assert not red[hole].any()
+    assert np.abs(out[hole] - img[hole]).mean() < 0.05

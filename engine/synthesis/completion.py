@@ -10,6 +10,7 @@ gradients, so pieces from the lit and the shaded side of a smooth area meet with
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -44,8 +45,11 @@ class Settings:
     # levels pay it only past near_free hole depths: the coarse levels lay out what continues the
     # border, the finer ones copy texture unstretched from around it (a price on every pixel of
     # distance makes each target copy the nearest border column: sideways streaks)
-    near_free: float = 0.0
+    near_free: float = 0.0  # (math.inf: the finer levels pay nothing)
     near_inside: float = 0.0  # ... and within near_free this share of the full price (breaks ties on flat areas)
+    near_rounds: float = 1.0  # share of a level's EM rounds that pay the near price; the rest run free, so
+    # the layout the price set up settles without the straight steps between pieces taken from
+    # opposite borders that a price held to the end leaves
     round_depth: bool = False  # the confidence's depth is octagonal, not chessboard: a sharp vote takes each
     # pixel from the shallowest patch over it, so square depth contours cut the pieces square
     fuse: float = 0.0  # rebuild the finest fill from its pieces' gradients (synthesis.fusion), keeping
@@ -111,8 +115,8 @@ def _complete_levels(levels: list[_Level], s: Settings, wrap: bool, gen: torch.G
         known = ~lv.hole
         ok = pyramid.erode(lv.source & known, r, wrap)
         near = None
-        if s.near > 0 and not wrap:
-            coarse = s.near_levels is None or len(levels) - 1 - i < s.near_levels
+        coarse = s.near_levels is None or len(levels) - 1 - i < s.near_levels
+        if s.near > 0 and not wrap and (coarse or math.isfinite(s.near_free)):
             band = (0.0, 0.0) if coarse else (s.near_free, s.near_inside)
             near = (s.near, float(pyramid.depth(lv.hole, max(h, w)).max()), *band)
         if est is None:
@@ -139,7 +143,11 @@ def _complete_levels(levels: list[_Level], s: Settings, wrap: bool, gen: torch.G
             field.set_init(_upscale_field(prev[0], prev[1], ty, tx, (h, w), wrap))
             field.dist = torch.zeros_like(field.dist)
             t.est = vote(lv.img, wrap, field, match_weights(field, t), t, r)
-        est = em_level(lv.img, wrap, field, t, kernels, counts[i], s.pm_iterations, tick, s.sharp)
+        priced = counts[i] if near is None else max(1, round(s.near_rounds * counts[i]))
+        est = em_level(lv.img, wrap, field, t, kernels, priced, s.pm_iterations, tick, s.sharp)
+        if priced < counts[i]:
+            field.near = None
+            est = em_level(lv.img, wrap, field, t, kernels, counts[i] - priced, s.pm_iterations, tick, s.sharp)
         prev = (field.grid, (h, w))
         if i == 0 and s.fuse > 0 and s.sharp and t.picked is not None and not wrap:
             del field, src  # the source descriptors are the largest tensors: freed before the fusion's
