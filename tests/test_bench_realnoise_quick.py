@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from bench.quality import QUICK_IMAGES
 from benchrun import run_bench
 
 
@@ -17,7 +18,7 @@ def test_realnoise_quick(tmp_path: Path, tiny_models_dir: Path, shared_data: Pat
     for level in ("sigma=25", "poisson-gaussian"):
         for method in ("Sfumato (ours), noise measured", "Sfumato (ours), noise given"):
             assert (level, method) in got, got
-    assert all(r["n"] == 3 and r["psnr"] > 15 for r in rows), rows
+    assert all(r["n"] == QUICK_IMAGES and r["psnr"] > 15 for r in rows), rows
     measured = [r for r in rows if r["method"].endswith("measured")]
     assert all(r["sigma_measured"] > 5 for r in measured), measured
     assert "## Real-world noise" in (out / "README.md").read_text()
