@@ -45,7 +45,8 @@ from ..fills import smooth_fill
 ORDER = ("repair", "jpeg", "denoise", "deblur", "upscale")
 TASKS = ORDER + ("auto",)
 # Steps per task when `steps` is null. Denoise is a single network call (the 2 s budget for
-# 512x512 on a laptop CPU; two on clipped or signal-dependent noise, noise_model.REFINE_SIGMA); the others are plug-and-play loops (pnp.PNP_DEFAULTS).
+# 512x512 on a laptop CPU; two on clipped or signal-dependent noise, noise_model.REFINE_SIGMA);
+# the others are plug-and-play loops (pnp.PNP_DEFAULTS).
 DEFAULT_STEPS = {"denoise": 1, "jpeg": 4, "deblur": 8, "upscale": 6, "repair": 4}
 OVERLAP = 32
 DEBLUR_MIN_NOISE = 4.0  # after a repair, deblur assumes at least this noise: a faint rim left must not ring
