@@ -9,7 +9,7 @@ import torch
 from degrade import add_noise, clean_scene
 from engine.client import Client
 from engine.tasks.estimate import noise_levels
-from engine.tasks.noise_model import NoiseModel, in_range, stabilise, unstabilise
+from engine.tasks.noise_model import DENOISER_RANGE, NoiseModel, in_range, squeeze, stabilise, unsqueeze, unstabilise
 
 MODELS = [NoiseModel(25.0, 0.0, True), NoiseModel(5.1, 2.55, True), NoiseModel(5.1, 2.55, False)]
 
@@ -34,6 +34,18 @@ def test_inverse_of_the_mean_returns_the_clean_level(model):
             assert abs(naive - y) > 0.3 * model.sigma  # the correction is needed there
         if model.gain and 20 <= y <= 240 and not model.clipped:
             assert abs((g / s).std().item() - 1.0) < 0.06  # the GAT stabilises the variance
+
+
+@pytest.mark.parametrize("model", MODELS[:2], ids=["clipped-gauss", "clipped-pg"])
+def test_denoiser_sees_black_and_white_away_from_the_ends(model):
+    """Clipped black and white land inside the range by the margin, with the sigma scaled alike,
+    and squeeze is undone exactly."""
+    g, s = stabilise(torch.tensor([0.0, 128.0, 255.0], dtype=torch.float64), model)
+    q, qs = squeeze(g, s)
+    margin = (1.0 - DENOISER_RANGE) / 2.0 * 255.0
+    assert abs(q[0].item() - margin) < 1e-9 and abs(q[2].item() - (255.0 - margin)) < 1e-6
+    assert abs(qs - DENOISER_RANGE * s) < 1e-12
+    assert torch.allclose(unsqueeze(q), g)
 
 
 def test_plain_gaussian_is_untouched():
