@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import torch
 
+from ..numerics import conjugate_gradient
+
 CG_ITERATIONS = 300  # conjugate-gradient steps; the correction is smooth, so a few hundred settle it
 CG_TOL = 1e-4  # ... or until the residual falls below this share of the first one
 SMOOTH_MAX = 0.015  # cuts are rebuilt only where both sources' own steps there stay below this (0-1 scale)
@@ -89,23 +91,8 @@ def fuse(img: torch.Tensor, est: torch.Tensor, hole: torch.Tensor, picked: torch
     b[:, :-1] -= ry
     b = torch.where(hb[None], b, torch.zeros_like(b))
     deg = _full_degree(y0, y1, x0, x1, h, w, hb.device)  # edges beyond the image do not exist
-    x = torch.zeros_like(b)
-    r = b.clone()
-    z = r / deg
-    p = z.clone()
-    rz = (r * z).sum()
-    r0 = float(r.norm()) + 1e-12
-    for _ in range(CG_ITERATIONS):
-        if float(r.norm()) < CG_TOL * r0:
-            break
-        ap = _apply(p, hb, deg)
-        alpha = rz / (p * ap).sum().clamp_min(1e-30)
-        x += alpha * p
-        r -= alpha * ap
-        z = r / deg
-        rz_new = (r * z).sum()
-        p = z + (rz_new / rz.clamp_min(1e-30)) * p
-        rz = rz_new
+    x = conjugate_gradient(lambda v: _apply(v, hb, deg), b, torch.zeros_like(b), precond=lambda v: v / deg,
+                           max_iter=CG_ITERATIONS, tol=CG_TOL)
     out = est.clone()
     out[:, y0:y1, x0:x1] += torch.where(hb[None], x, torch.zeros_like(x))
     return out
