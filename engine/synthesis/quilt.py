@@ -17,8 +17,10 @@ repeats comes back unchanged (the in-phase strip agrees exactly).
 from __future__ import annotations
 
 import numpy as np
+import torch
 from PIL import Image
 
+from ..numerics import gaussian_taps
 from .lattice import axis_period
 
 CANDIDATES = 12  # strips ranked best by their total disagreement that get their cuts computed (42 painting
@@ -82,9 +84,8 @@ def closed_cut(err: np.ndarray) -> tuple[np.ndarray, float]:
 
 def _feather(mask: np.ndarray) -> np.ndarray:
     """The 0/1 mask (h, w) softened across its border by a small Gaussian along the rows' axis."""
-    r = int(np.ceil(3 * FEATHER))
-    g = np.exp(-np.arange(-r, r + 1) ** 2 / (2 * FEATHER ** 2))
-    g /= g.sum()
+    g = gaussian_taps(FEATHER, dtype=torch.float64).numpy()
+    r = len(g) // 2
     return sum(w * np.roll(mask, k, 0) for k, w in zip(range(-r, r + 1), g))
 
 
