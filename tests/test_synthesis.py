@@ -5,7 +5,7 @@ import numpy as np
 import torch
 
 from engine.synthesis import Settings, complete
-from engine.synthesis.blend import seam_blend
+from engine.synthesis.blend import pull_low, seam_blend
 from engine.synthesis.nnf import Field
 
 
@@ -140,6 +140,32 @@ def test_seam_blend_joins_an_outpainted_strip_whatever_the_step():
     assert step(out) < 2 * inside, (step(out), inside)
     change = lambda col: np.abs(out[:, col] - filled[:, col]).mean()
     assert change(63) < 0.5 * change(48)  # the correction fades into the strip
+
+
+def test_pull_low_moves_a_wrong_tone_toward_the_border_and_keeps_texture():
+    """A fill copied from a slightly brighter place (wrong tone, right texture) moves toward its
+    grey surroundings by about the strength in the middle; its fine texture stays, nothing
+    outside the hole changes, no step appears at the border; a fill of a different layout
+    (far brighter) is left nearly alone."""
+    rng = np.random.default_rng(0)
+    img = np.full((96, 96, 3), 0.4, np.float32) + rng.normal(0, 0.03, (96, 96, 3)).astype(np.float32)
+    yy, xx = np.mgrid[:96, :96]
+    hole = (yy - 48) ** 2 + (xx - 48) ** 2 < 30 ** 2
+    filled = img.copy()
+    filled[hole] += 0.04
+    out = pull_low(filled, hole, 0.5)
+    assert np.array_equal(out[~hole], filled[~hole])
+    centre = (yy - 48) ** 2 + (xx - 48) ** 2 < 10 ** 2
+    shift = (filled - out)[centre].mean()
+    assert 0.012 < shift < 0.022, shift  # about half of the 0.04 offset (the membrane is 0.4 here)
+    hf = lambda a: np.abs(np.diff(a[centre.any(axis=1)][:, 40:56], axis=1)).mean()
+    assert abs(hf(out) - hf(filled)) < 0.05 * hf(filled)  # the texture is untouched
+    ring = hole & ~np.roll(hole, 1, axis=1)  # the hole's left edge: the correction fades in from there
+    assert np.abs((filled - out)[ring]).mean() < 0.25 * shift
+    assert pull_low(filled, hole, 0.0) is filled
+    other = img.copy()
+    other[hole] += 0.3
+    assert (other - pull_low(other, hole, 0.5))[centre].mean() < 0.01
 
 
 def test_near_price_steers_matches_towards_sources_near_their_target():

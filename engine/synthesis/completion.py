@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..fills import harmonic_fill
 from . import pyramid
 from .em import Target, em_level, match_weights, vote
 from .features import basis, feature_map
@@ -52,6 +53,9 @@ class Settings:
     # opposite borders that a price held to the end leaves
     round_depth: bool = False  # the confidence's depth is octagonal, not chessboard: a sharp vote takes each
     # pixel from the shallowest patch over it, so square depth contours cut the pieces square
+    membrane_pull: float = 0.0  # at the coarsest level, each round after the near price's first moves the
+    # estimate this far toward the membrane of the hole's border before matching: the layout leans toward
+    # what surrounds the hole, while every vote still copies real patches
     fuse: float = 0.0  # rebuild the finest fill from its pieces' gradients (synthesis.fusion), keeping
     # steps larger than this (0-1 scale) as object edges; 0: no fusion
 
@@ -101,6 +105,12 @@ def _upscale_field(grid: torch.Tensor, coarse_shape: tuple[int, int], ty: torch.
     return torch.where(ok, sy * w + sx, torch.full_like(sy, -1))
 
 
+def _membrane(img: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
+    """The harmonic interpolation of the hole's border (c, h, w): the smoothest guess at its layout."""
+    filled = harmonic_fill(img.permute(1, 2, 0).cpu().numpy(), hole.cpu().numpy())
+    return torch.from_numpy(filled).permute(2, 0, 1).to(img)
+
+
 def _complete_levels(levels: list[_Level], s: Settings, wrap: bool, gen: torch.Generator, progress: Progress
                      ) -> torch.Tensor:
     r = s.patch // 2
@@ -147,7 +157,14 @@ def _complete_levels(levels: list[_Level], s: Settings, wrap: bool, gen: torch.G
         est = em_level(lv.img, wrap, field, t, kernels, priced, s.pm_iterations, tick, s.sharp)
         if priced < counts[i]:
             field.near = None
-            est = em_level(lv.img, wrap, field, t, kernels, counts[i] - priced, s.pm_iterations, tick, s.sharp)
+            pull = s.membrane_pull if i == len(levels) - 1 and not wrap else 0.0
+            if pull > 0:  # one round at a time, each matched against the pulled estimate
+                membrane = _membrane(lv.img, lv.hole)
+                for _ in range(counts[i] - priced):
+                    t.est = torch.where(lv.hole[None], t.est + pull * (membrane - t.est), t.est)
+                    est = em_level(lv.img, wrap, field, t, kernels, 1, s.pm_iterations, tick, s.sharp)
+            else:
+                est = em_level(lv.img, wrap, field, t, kernels, counts[i] - priced, s.pm_iterations, tick, s.sharp)
         prev = (field.grid, (h, w))
         if i == 0 and s.fuse > 0 and s.sharp and t.picked is not None and not wrap:
             del field, src  # the source descriptors are the largest tensors: freed before the fusion's
