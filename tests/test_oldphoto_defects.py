@@ -67,6 +67,25 @@ def test_coloured_highlights_are_not_dust():
     assert detect_defects(grey).sum() >= 12 * 9
 
 
+def test_a_line_in_texture_as_strong_as_itself_is_texture():
+    rng = np.random.default_rng(1)
+    flat = np.full((96, 128, 3), 120, np.uint8)
+    busy = np.clip(120 + rng.normal(0, 45, (96, 128, 1)), 0, 255).repeat(3, -1).astype(np.uint8)
+    for img in (flat, busy):
+        img[10:86, 60] = 190  # a 1 px bright line, 70 grey levels above its surround
+    assert detect_defects(flat)[10:86, 60].mean() > 0.8  # a scratch on a flat print
+    assert detect_defects(busy)[10:86, 60].mean() < 0.2  # no outlier in grain this coarse
+
+
+def test_a_faded_coloured_line_is_no_grey_mark():
+    img = np.full((96, 128, 3), (160, 60, 60), np.uint8)  # a red wall
+    tinted, grey = img.copy(), img.copy()
+    tinted[10:86, 60] = (240, 150, 150)  # a pink highlight keeps the wall's hue
+    grey[10:86, 60] = 200  # a scratch shows the grey paper
+    assert detect_defects(tinted).sum() == 0
+    assert detect_defects(grey)[10:86, 60].mean() > 0.8
+
+
 @pytest.mark.parametrize("sepia", [False, True])
 def test_repair_adds_no_colour_to_mono_and_sepia(tiny_models_dir, sepia):
     clean = tone(clean_scene(96, 128, 5), sepia)

@@ -46,9 +46,10 @@ def label_components(mask: np.ndarray) -> tuple[np.ndarray, int]:
     return relabel, int(len(uniq) - (1 if uniq[0] == 0 else 0))
 
 
-def classify(mask: np.ndarray) -> tuple[np.ndarray, dict[str, int]]:
-    """(class map with 0 = none and 1.. = index in CLASSES + 1, counts per class)."""
-    labels, n = label_components(mask)
+def classify(mask: np.ndarray, components: tuple[np.ndarray, int] | None = None) -> tuple[np.ndarray, dict[str, int]]:
+    """(class map with 0 = none and 1.. = index in CLASSES + 1, counts per class).
+    `components`: the mask's label_components when the caller has them (labelling is slow)."""
+    labels, n = components if components is not None else label_components(mask)
     cls = np.zeros(mask.shape, np.uint8)
     counts = {c: 0 for c in CLASSES}
     if n == 0:

@@ -29,7 +29,10 @@ import torch
 import torch.nn.functional as F
 
 from ..images import luma, max_filter
-from .defect_classes import extents, label_components
+from .defect_classes import classify, extents, label_components
+from .defect_evidence import MEDIAN_RADIUS, _grow, _median
+
+OUTLIER_WINDOW = 10  # px radius of the texture window a mark is compared with
 
 
 @dataclass(frozen=True)
@@ -48,9 +51,13 @@ class DefectParams:
     dilate: int = 1
     parallel: tuple[float, ...] = (5.0, 8.0, 11.0)  # offsets where a parallel ridge marks a stripe pattern
     alone: float = 0.5  # a parallel ridge this strong (relative) makes a ridge texture
-    colour: float = 0.08  # saturation a mark may have above its surround's
+    colour: float = 0.03  # saturation (0..1) a mark may have beyond `achromatic` x its surround's
+    achromatic: float = 0.6  # share of the surround's saturation a mark keeps at most (it is grey)
     hair_extent: float = 16.0  # px: a connected thin mark this long is a hair even when it curls
     hair_contrast: float = 1.3  # a hair needs this much more contrast than a straight mark
+    outlier: float = 7.0  # a mark's contrast vs the texture around it, at the default sensitivity
+    hair_outlier: float = 1.5  # ... times this for a curled mark (branches, hair, eyelashes curl too)
+    scratch_outlier: float = 0.7  # ... and this for a long straight one (its length is evidence too)
 
 
 def _pad(x: torch.Tensor, p: int) -> torch.Tensor:
@@ -176,6 +183,37 @@ def _hysteresis(strong: torch.Tensor, weak: torch.Tensor, iterations: int = 5) -
     return grown
 
 
+def _outliers(lum: torch.Tensor, mask: np.ndarray, ratio: float, hair: float, line: float) -> np.ndarray:
+    """Keep the marks that stand `ratio` times further out of a local median than the
+    unmarked pixels near them do: a thin bright window sill or branch is no stronger than
+    the building or tree texture around it, a scratch or speck is. Measured per pixel
+    (texture in a 21 px window), so a long scratch is judged where it crosses flat areas
+    as well as busy ones; a mark passes when a tenth of its pixels do (its crest: the mask
+    also holds a rim)."""
+    if ratio <= 0 or not mask.any():
+        return mask
+    y = lum[0, 0].numpy() * 255.0
+    contrast = np.abs(y - _median(y, MEDIAN_RADIUS))
+    free = torch.from_numpy(~_grow(mask, 2)).float()[None, None]
+    c = torch.from_numpy(contrast)[None, None]
+    texture = _box(c * free, OUTLIER_WINDOW) / _box(free, OUTLIER_WINDOW).clamp(min=1e-3)
+    texture = texture[0, 0].clamp(min=1.0).numpy()
+    out = contrast >= ratio * texture
+    out_hair = contrast >= hair * ratio * texture
+    out_line = contrast >= line * ratio * texture
+    labels, n = label_components(mask)
+    size = np.maximum(np.bincount(labels.ravel(), minlength=n + 1), 1)
+    share = np.bincount(labels[out & mask], minlength=n + 1) / size
+    share_hair = np.bincount(labels[out_hair & mask], minlength=n + 1) / size
+    share_line = np.bincount(labels[out_line & mask], minlength=n + 1) / size
+    cls, _ = classify(mask, (labels, n))
+    hairy = np.bincount(labels[cls == 2], minlength=n + 1) > 0
+    straight = np.bincount(labels[cls == 3], minlength=n + 1) > 0
+    keep = np.where(hairy, share_hair, np.where(straight, share_line, share)) >= 0.1
+    keep[0] = False
+    return keep[labels]
+
+
 @torch.no_grad()
 def detect_defects(image: np.ndarray | torch.Tensor, params: DefectParams = DefectParams(),
                    region: np.ndarray | None = None) -> np.ndarray:
@@ -207,7 +245,7 @@ def detect_defects(image: np.ndarray | torch.Tensor, params: DefectParams = Defe
     mask = torch.zeros_like(lum, dtype=torch.bool)
     steps = _segment_steps(params.line_length, n)
     sat = _saturation(rgb)
-    grey = sat <= _box(sat, 4) + params.colour  # adds no colour
+    grey = sat <= params.achromatic * _box(sat, 4) + params.colour  # adds no colour
     inner = torch.zeros_like(grey)
     b = int(math.ceil(params.flank))
     inner[..., b:-b, b:-b] = True
@@ -240,6 +278,7 @@ def detect_defects(image: np.ndarray | torch.Tensor, params: DefectParams = Defe
         mask |= _hysteresis(strong, weak)
     mask = max_filter(mask.float(), params.dilate) > 0.5
     out = mask[0, 0].cpu().numpy()
+    out = _outliers(lum, out, params.outlier * (1.6 - 1.2 * s), params.hair_outlier, params.scratch_outlier)
     if region is not None:
         out &= np.asarray(region).reshape(out.shape) > 0
     return out
