@@ -9,6 +9,8 @@ Steps (Elad and Milanfar 2017, with StyLit-like guidance, on engine.synthesis):
    each vote the estimate moves back towards the palette-matched photo, most on its edges,
    except where the painting's lines are asked for (0: the painting's strokes flow freely);
    there, for a painting with deep dark line work, the start is drawn in its ink colour (LINE_INK);
+   where the photo is flat, the guide and the start carry the painting's fine detail (texture_seed),
+   so flat areas are painted with its busy patches, not its blandest;
 3. guided synthesis at several scales (synthesis.guided): every pixel of the result is copied
    from the painting, which is scaled so that its strokes have `stroke_scale` times their
    size relative to a painting with as many pixels as the work area; often-used painting
@@ -28,6 +30,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..images import gaussian_blur
 from ..synthesis.features import OPPONENT  # orthonormal: its inverse is its transpose
 from ..synthesis.guided import GuidedSettings, dark_lines, edge_strength, guides, luminance, match_histogram, synthesize
 
@@ -45,8 +48,9 @@ GUIDE_WEIGHT = 6.0
 # GUIDE_WEIGHT 6) fusion 0.3 / 0.45 / 0.6 / 0.9 scores style 0.113 / 0.116 / 0.118 / 0.127 for
 # content 0.457 / 0.449 / 0.442 / 0.431.
 # With USAGE and the line guide below, fusion 1.2 -> 1.6 buys content back: style / content
-# 0.147 / 0.403 -> 0.151 / 0.392 on the bench's ten pairs.
-KEEP = 1.6
+# 0.147 / 0.403 -> 0.151 / 0.392 on the bench's ten pairs. With the texture seed (below, 2):
+# 1.6 / 2.4 / 2.8 score 0.129 / 0.130 / 0.132 for content 0.407 / 0.396 / 0.392 (seed unclipped).
+KEEP = 2.8
 # Price on often-used painting patches (synthesis.usage), times the median match distance. Without
 # it a smooth sky is painted with the painting's blandest corner again and again. On the bench's
 # ten pairs (fusion 1.2, no line guide): 0 / 0.5 / 1.5 score style 0.171 / 0.156 / 0.153 for
@@ -77,6 +81,24 @@ LINE_GAIN = 4.0
 LINE_INK = 1.0
 INK_CONTRAST = (0.3, 0.45)
 INK_SHARE = (0.3, 0.45)
+# Texture seed: where the photo is flat (sky, water, skin), its luminance guide and the start
+# carry the painting's own fine luminance detail (its high-pass, SEED_SIGMA, laid at a random
+# offset), TEXTURE_SEED times at structure 0.5 (scaled by 2 * (1 - structure)). Without it a
+# flat area asks for the painting's flattest patches and gets one big copied blob (Kandinsky's
+# orange corner under water, a bare sky under Léger); with it the painting's line work and small
+# shapes fill it. Bench's ten pairs (KEEP 1.6): TEXTURE_SEED 0 / 1 / 2 / 3 score style 0.150 /
+# 0.141 / 0.129 / 0.106 for content 0.384 / 0.395 / 0.407 / 0.456; seeding only the guide or only
+# the start, or holding the fusion to the unseeded start, scored 0.130-0.134 / 0.403-0.420 (seed 3).
+# Six other paintings x two other photos, seed 3: 0.121 / 0.518 -> 0.095 / 0.554, each painting lower.
+TEXTURE_SEED = 2.0
+SEED_SIGMA = 4.0  # px: the painting's detail finer than this is what the seed carries
+SEED_MARGIN = 0.04  # of each side of the painting left out of the seed
+# The seed never moves the luminance by more than this: unclipped, a high-contrast painting drowns a
+# small picture's layout (tests/test_stylize.py's 64 px scene: blurred-luminance correlation 0.64
+# without the seed, 0.51 unclipped, 0.61 at 0.2). The clip costs style on the bench's ten pairs:
+# 0.132 / 0.392 unclipped, 0.144 / 0.379 at 0.2 (Kandinsky 0.133 -> 0.150).
+SEED_CLIP = 0.2
+FLAT_PERCENTILE = 90  # the photo's gradient at this percentile counts as fully textured (no seed)
 LINE_LIFT = 0.5  # how far the fusion is lifted where the photo asks for a line (1: fully)
 
 
@@ -124,6 +146,31 @@ def drawn_lines(img: np.ndarray, t_line: np.ndarray, s_line: np.ndarray, src: np
     return (img + a * (ink - img)).astype(np.float32)
 
 
+def _blur(a: np.ndarray, sigma: float) -> np.ndarray:
+    x = torch.from_numpy(np.ascontiguousarray(a, np.float32))[None, None]
+    return gaussian_blur(x, sigma, "reflect")[0, 0].numpy()
+
+
+def texture_seed(src_lum: np.ndarray, lum: np.ndarray, amount: float, seed: int) -> np.ndarray:
+    """(h, w) the painting's fine luminance detail (src_lum minus its blur), tiled from a random
+    offset, times `amount` where the photo's luminance `lum` is flat (0 on its edges): added to the
+    guide and the start, it makes flat areas ask for the painting's busy patches, not its blandest."""
+    h, w = lum.shape
+    if amount <= 0:
+        return np.zeros((h, w), np.float32)
+    hp = src_lum - _blur(src_lum, SEED_SIGMA)
+    my, mx = (round(SEED_MARGIN * n) for n in hp.shape)
+    hp = hp[my:hp.shape[0] - my, mx:hp.shape[1] - mx]  # a frame or a strip at the edge is no stroke
+    rng = np.random.default_rng(seed)
+    # a random window inside the painting where it is large enough; where not, mirrored tiles
+    # (no seam where its opposite edges meet)
+    y0, x0 = (int(rng.integers(0, max(1, n - m + 1))) for n, m in zip(hp.shape, (h, w)))
+    tiled = np.pad(hp, ((0, h + hp.shape[0]), (0, w + hp.shape[1])), mode="symmetric")[y0:y0 + h, x0:x0 + w]
+    g = _blur(np.hypot(*np.gradient(lum)), 2.0)
+    flat = 1 - np.clip(g / (np.percentile(g, FLAT_PERCENTILE) + 1e-6), 0, 1)
+    return np.clip(amount * flat * tiled, -SEED_CLIP, SEED_CLIP).astype(np.float32)
+
+
 def _opp(x: np.ndarray) -> np.ndarray:
     return x @ OPPONENT.T
 
@@ -142,12 +189,15 @@ def paint(content: np.ndarray, style: np.ndarray, colour_matched: np.ndarray, st
     t_lum = match_histogram(luminance(content), src_lum)
     s_line = dark_lines(src_lum)
     t_line = match_histogram(edge_strength(luminance(content)), s_line)
+    init = drawn_lines(colour_matched, t_line, s_line, src)
+    add = texture_seed(src_lum, luminance(content), TEXTURE_SEED * 2 * (1 - structure), seed)
+    t_lum = t_lum + add
+    init = np.clip(init + add[..., None], 0, 1).astype(np.float32)
     tg = np.concatenate([guides(t_lum, EDGE_GAIN), LINE_GAIN * t_line[..., None]], -1)
     sg = np.concatenate([guides(src_lum, EDGE_GAIN), LINE_GAIN * s_line[..., None]], -1)
     keep = keep_map(luminance(content), structure) * (1 - LINE_LIFT * np.clip(t_line / (np.percentile(s_line, 99) + 1e-6), 0, 1))
     settings = GuidedSettings(guide_weight=GUIDE_WEIGHT, keep=1.0, usage=USAGE)
-    synth = synthesize(tg, src, sg, drawn_lines(colour_matched, t_line, s_line, src), seed, settings,
-                       progress=progress, keep_map=keep)
+    synth = synthesize(tg, src, sg, init, seed, settings, progress=progress, keep_map=keep)
     if rematch is not None:
         synth = rematch(synth)
     out = colour_matched + strength * (synth - colour_matched)
