@@ -51,6 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "oldphoto, realnoise, zoo (default all but oldphoto, realnoise and zoo)")
     q.add_argument("--limit", type=int, help="use only the first N images of each set")
     q.add_argument("--bm3d-limit", type=int, help="run CBM3D (about 20 s per image) on the first N images only")
+    q.add_argument("--bm3d-limit-pg", type=int, help="realnoise: run CBM3D on the first N images at the "
+                   "Poisson-Gaussian level (default --bm3d-limit), where ours and CBM3D are closest")
     q.add_argument("--patchmatch-limit", type=int, help="run PatchMatch (seconds per image) on the first N images only "
                         "(inpaint task; removal and outpaint always run it on every image)")
     q.add_argument("--masks", default="all", help="inpainting mask kinds, comma list (default all)")
@@ -117,7 +119,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"bench: {exc}", file=sys.stderr)
                 return 2
             cfg = QualityConfig(data=str(args.data), out=str(args.out), quick=args.quick, tasks=tuple(args.tasks),
-                                limit=args.limit, bm3d_limit=args.bm3d_limit, patchmatch_limit=args.patchmatch_limit, models=args.models,
+                                limit=args.limit, bm3d_limit=args.bm3d_limit, bm3d_limit_pg=args.bm3d_limit_pg,
+                                patchmatch_limit=args.patchmatch_limit, models=args.models,
                                 device=args.device, seed=args.seed, mask_kinds=kinds,
                                 ours_params=args.ours_params, sweep_steps=args.sweep_steps,
                                 sweep_images=args.sweep_images, grids=not args.no_grids,

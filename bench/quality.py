@@ -55,6 +55,7 @@ class QualityConfig:
     tasks: tuple[str, ...] = TASKS
     limit: int | None = None
     bm3d_limit: int | None = None
+    bm3d_limit_pg: int | None = None  # realnoise's Poisson-Gaussian level (default bm3d_limit)
     patchmatch_limit: int | None = None
     models: str | None = None
     device: str = "cpu"

@@ -77,7 +77,9 @@ def run_realnoise(qr: Any) -> None:
     ours = qr._ours_method("realnoise", "restore", qr.ours.run if qr.ours else None)  # None: skipped, says why
     peers = {p.name: p for p in qr._peer_methods("denoise")}
     has_bm3d = CBM3D in peers
-    limit = qr.cfg.bm3d_limit
+    limits = {lv: qr.cfg.bm3d_limit for lv in levels}
+    if qr.cfg.bm3d_limit_pg is not None:
+        limits["poisson-gaussian"] = qr.cfg.bm3d_limit_pg
     pkg = _versioned("bm3d")
     for level in levels:
         model = true_model(level)
@@ -104,6 +106,7 @@ def run_realnoise(qr: Any) -> None:
                         noise = qr.ours.last_meta.get("found", {}).get("noise", {})
                         qr.rec.cells[("realnoise", DATASET, level, name)].values.setdefault(
                             "sigma_measured", []).append(float(noise.get("sigma", float("nan"))))
+            limit = limits[level]
             if has_bm3d and (limit is None or i < limit):
                 (plain, inv), sec = _timed(cbm3d, u8, model)
                 pg = model.gain > 0

@@ -12,7 +12,7 @@ from benchrun import run_bench
 def test_realnoise_quick(tmp_path: Path, tiny_models_dir: Path, shared_data: Path) -> None:
     out = tmp_path / "report"
     run_bench("quality", "--quick", "--tasks", "realnoise", "--data", str(shared_data / "eval"), "--out", str(out),
-              "--models", str(tiny_models_dir), "--no-grids")
+              "--models", str(tiny_models_dir), "--no-grids", "--bm3d-limit-pg", "2")
     rows = json.loads((out / "quality.json").read_text())["rows"]["realnoise"]
     got = {(r["setting"], r["method"]) for r in rows}
     for level in ("sigma=25", "poisson-gaussian"):
@@ -22,3 +22,4 @@ def test_realnoise_quick(tmp_path: Path, tiny_models_dir: Path, shared_data: Pat
     measured = [r for r in rows if r["method"].endswith("measured")]
     assert all(r["sigma_measured"] > 5 for r in measured), measured
     assert "## Real-world noise" in (out / "README.md").read_text()
+    assert json.loads((out / "quality.json").read_text())["config"]["bm3d_limit_pg"] == 2

@@ -9,7 +9,7 @@ import torch
 from degrade import add_noise, clean_scene
 from engine.client import Client
 from engine.tasks.estimate import noise_levels
-from engine.tasks.noise_model import DENOISER_RANGE, NoiseModel, in_range, squeeze, stabilise, unsqueeze, unstabilise
+from engine.tasks.noise_model import DENOISER_RANGE, NoiseModel, in_range, mirrored_mean, squeeze, stabilise, unsqueeze, unstabilise
 
 MODELS = [NoiseModel(25.0, 0.0, True), NoiseModel(5.1, 2.55, True), NoiseModel(5.1, 2.55, False)]
 
@@ -46,6 +46,17 @@ def test_denoiser_sees_black_and_white_away_from_the_ends(model):
     assert abs(q[0].item() - margin) < 1e-9 and abs(q[2].item() - (255.0 - margin)) < 1e-6
     assert abs(qs - DENOISER_RANGE * s) < 1e-12
     assert torch.allclose(unsqueeze(q), g)
+
+
+def test_mirrored_mean_maps_each_output_back():
+    """A denoiser that returns its column index: each mirrored call is mirrored back, so the
+    transpose contributes the row index and the flip the reversed column index."""
+    x = torch.zeros(1, 3, 4, 6)
+    cols = lambda t, s: torch.arange(t.shape[-1], dtype=t.dtype).expand_as(t)  # noqa: E731
+    r, c = torch.meshgrid(torch.arange(4.0), torch.arange(6.0), indexing="ij")
+    assert torch.equal(mirrored_mean(cols, x, torch.tensor(0.1), 1)[0, 0], c)
+    assert torch.allclose(mirrored_mean(cols, x, torch.tensor(0.1), 2)[0, 1], (c + r) / 2)
+    assert torch.allclose(mirrored_mean(cols, x, torch.tensor(0.1), 3)[0, 2], (c + r + 5 - c) / 3)
 
 
 def test_plain_gaussian_is_untouched():

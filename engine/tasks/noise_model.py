@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import torch
@@ -40,6 +41,12 @@ DENOISER_RANGE = 0.85
 # left on flat areas (same images at range 0.85: one pass 32.35, 0.1 -> 32.42 dB; at range 1.0
 # on the two with sky: 0.1 and 0.15 best, 0.2 no better than one pass, 0.35 and 0.5 worse).
 REFINE_SIGMA = 0.1
+# ... and its first pass is the mean of this many calls on the image and its mirrors (transposed,
+# then flipped: mirrored_mean), whose errors partly cancel. First ten CBSD68 images, clipped
+# Poisson-Gaussian, noise given, mean RGB PSNR (CBM3D inside the same GAT and inverse 32.98):
+# 1 -> 32.96, 2 (+ transposed) -> 33.01, 2 (+ flipped) -> 33.00, 4 (flips) -> 33.03 dB. Cost: the
+# 8-bit path goes from 2 to 3 network calls.
+MIRRORS = 2
 
 
 @dataclass(frozen=True)
@@ -119,6 +126,15 @@ def stabilise(z255: torch.Tensor, model: NoiseModel) -> tuple[torch.Tensor, floa
     s = model.scale()
     zz = z255.clamp(0.0, WHITE) if model.clipped else z255
     return (model.forward(zz) - model.forward(np.float64(0.0))) * s, s
+
+
+def mirrored_mean(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], x: torch.Tensor, sigma: torch.Tensor, n: int = MIRRORS) -> torch.Tensor:
+    """The mean of fn over the first n of: x, its transpose, x flipped left-right, flipped
+    upside down (each output mirrored back): a self-ensemble of a denoiser fn(x, sigma)."""
+    ops = ((lambda t: t, lambda t: t), (lambda t: t.transpose(-1, -2), lambda t: t.transpose(-1, -2)),
+           (lambda t: t.flip(-1), lambda t: t.flip(-1)), (lambda t: t.flip(-2), lambda t: t.flip(-2)))
+    outs = [back(fn(there(x), sigma)) for there, back in ops[:max(1, min(n, len(ops)))]]
+    return torch.stack(outs).mean(0)
 
 
 def squeeze(z255: torch.Tensor, sigma255: float) -> tuple[torch.Tensor, float]:

@@ -35,7 +35,7 @@ from ..diffusion.schedule import DenoiseFn
 from ..errors import TOO_LARGE
 from ..tiling import run_tiled, tile_count
 from .base import InputSpec, JobContext, Operation, ParamSpec
-from .noise_model import REFINE_SIGMA, NoiseModel, in_range, squeeze, stabilise, unsqueeze, unstabilise
+from .noise_model import REFINE_SIGMA, NoiseModel, in_range, mirrored_mean, squeeze, stabilise, unsqueeze, unstabilise
 from .restore_analysis import analyse, applied, noise_model
 from .restore_report import summary
 from .jobtools import Sampling, Stages, make_generator, randn, resolve_seed
@@ -45,7 +45,8 @@ from ..fills import smooth_fill
 ORDER = ("repair", "jpeg", "denoise", "deblur", "upscale")
 TASKS = ORDER + ("auto",)
 # Steps per task when `steps` is null. Denoise is a single network call (the 2 s budget for
-# 512x512 on a laptop CPU; two on clipped or signal-dependent noise, noise_model.REFINE_SIGMA);
+# 512x512 on a laptop CPU; three on clipped or signal-dependent noise, noise_model.MIRRORS and
+# REFINE_SIGMA);
 # the others are plug-and-play loops (pnp.PNP_DEFAULTS).
 DEFAULT_STEPS = {"denoise": 1, "jpeg": 4, "deblur": 8, "upscale": 6, "repair": 4}
 OVERLAP = 32
@@ -142,7 +143,8 @@ def _denoise(job: _Job, x: torch.Tensor, noise: NoiseModel) -> torch.Tensor:
 
     Noise other than additive unclipped Gaussian (noise_model.py) is first made Gaussian by
     the variance-stabilising transform, and the result mapped back by its unbiased inverse;
-    there the single call is followed by a light one (noise_model.REFINE_SIGMA)."""
+    there the call is a mean over mirrored copies (noise_model.MIRRORS), followed by a light one
+    (noise_model.REFINE_SIGMA)."""
     sigma255 = noise.sigma
     if not noise.plain:
         z, sigma255 = squeeze(*stabilise((x.double() + 1.0) * 127.5, noise))
@@ -153,8 +155,11 @@ def _denoise(job: _Job, x: torch.Tensor, noise: NoiseModel) -> torch.Tensor:
 
     def run(tile: torch.Tensor) -> torch.Tensor:
         if steps == 1:
-            out = fn(tile, torch.tensor(sigma, device=tile.device))
-            if not noise.plain:
+            s = torch.tensor(sigma, device=tile.device)
+            if noise.plain:
+                out = fn(tile, s)
+            else:
+                out = mirrored_mean(fn, tile, s)
                 out = fn(out, torch.tensor(sigma * REFINE_SIGMA, device=tile.device))
         else:
             cb = job.step_callback("denoise", lambda: counter[0], steps)
