@@ -16,6 +16,8 @@ beyond the old edge, so there every step is a seam (keep_edges=False).
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -57,13 +59,21 @@ def seam_blend(filled: np.ndarray, hole: np.ndarray, keep_edges: bool = True) ->
     """filled (h, w, c) float32 with its hole completed; returns it with the border step removed
     (only hole pixels change). keep_edges: leave large steps alone (object edges; see above).
     Works on the hole's box and two known rings around it, so the cost follows the hole."""
+    return _on_hole_box(filled, hole, 2, lambda f, h: _blend_box(f, h, keep_edges))
+
+
+def _on_hole_box(filled: np.ndarray, hole: np.ndarray, margin: int,
+                 work: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> np.ndarray:
+    """Run work(filled box, hole box) on the hole's bounding box grown by `margin` known pixels and
+    put the result back: the cost follows the hole, not the picture. No hole (or all hole): as is."""
     hole = np.asarray(hole, bool)
     if not hole.any() or hole.all():
         return filled
     rows, cols = np.flatnonzero(hole.any(axis=1)), np.flatnonzero(hole.any(axis=0))
-    box = (slice(max(0, rows[0] - 2), rows[-1] + 3), slice(max(0, cols[0] - 2), cols[-1] + 3))
+    box = (slice(max(0, rows[0] - margin), rows[-1] + margin + 1),
+           slice(max(0, cols[0] - margin), cols[-1] + margin + 1))
     out = np.array(filled, np.float32, copy=True)
-    out[box] = _blend_box(out[box], hole[box], keep_edges)
+    out[box] = work(out[box], hole[box])
     return out
 
 
@@ -118,14 +128,9 @@ def pull_low(filled: np.ndarray, hole: np.ndarray, strength: float) -> np.ndarra
     border has trees), and pulling it leaves a grey stain. Only hole pixels change; the cost
     follows the hole's box.
     """
-    hole = np.asarray(hole, bool)
-    if strength <= 0 or not hole.any() or hole.all():
+    if strength <= 0:
         return filled
-    rows, cols = np.flatnonzero(hole.any(axis=1)), np.flatnonzero(hole.any(axis=0))
-    box = (slice(max(0, rows[0] - 1), rows[-1] + 2), slice(max(0, cols[0] - 1), cols[-1] + 2))
-    out = np.array(filled, np.float32, copy=True)
-    out[box] = _pull_box(out[box], hole[box], strength)
-    return out
+    return _on_hole_box(filled, hole, 1, lambda f, h: _pull_box(f, h, strength))
 
 
 def _pull_box(filled: np.ndarray, hole: np.ndarray, strength: float) -> np.ndarray:
