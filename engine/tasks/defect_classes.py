@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 CLASSES = ("dust", "hairs", "scratches")
+DUST, HAIR, SCRATCH = (CLASSES.index(c) + 1 for c in CLASSES)  # codes in the class map
 DUST_EXTENT = 10.0  # px: marks no larger than this every way are specks (6 px plus the rim)
 SCRATCH_EXTENT = 40.0  # px: a scratch runs at least this far
 STRAIGHT = 0.7  # extent / length above which a long mark is straight enough for a scratch
@@ -46,14 +47,11 @@ def label_components(mask: np.ndarray) -> tuple[np.ndarray, int]:
     return relabel, int(len(uniq) - (1 if uniq[0] == 0 else 0))
 
 
-def classify(mask: np.ndarray, components: tuple[np.ndarray, int] | None = None) -> tuple[np.ndarray, dict[str, int]]:
-    """(class map with 0 = none and 1.. = index in CLASSES + 1, counts per class).
-    `components`: the mask's label_components when the caller has them (labelling is slow)."""
-    labels, n = components if components is not None else label_components(mask)
-    cls = np.zeros(mask.shape, np.uint8)
-    counts = {c: 0 for c in CLASSES}
+def component_kinds(mask: np.ndarray, labels: np.ndarray, n: int) -> np.ndarray:
+    """(n + 1,) class of each connected mark 1..n: index in CLASSES + 1 (0 for index 0)."""
+    kind = np.zeros(n + 1, np.uint8)
     if n == 0:
-        return cls, counts
+        return kind
     extent = extents(labels, n)
     inner = mask.copy()
     inner[1:, :] &= mask[:-1, :]
@@ -62,15 +60,21 @@ def classify(mask: np.ndarray, components: tuple[np.ndarray, int] | None = None)
     inner[:, :-1] &= mask[:, 1:]
     rim = np.bincount(labels[mask & ~inner], minlength=n + 1)
     length = np.maximum(rim / 2.0, 1.0)
-    kind = np.zeros(n + 1, np.uint8)
     for k in range(1, n + 1):
         if extent[k] <= DUST_EXTENT:
-            kind[k] = 1
+            kind[k] = DUST
         elif extent[k] >= SCRATCH_EXTENT and extent[k] >= STRAIGHT * length[k]:
-            kind[k] = 3
+            kind[k] = SCRATCH
         else:
-            kind[k] = 2
-        counts[CLASSES[kind[k] - 1]] += 1
+            kind[k] = HAIR
+    return kind
+
+
+def classify(mask: np.ndarray) -> tuple[np.ndarray, dict[str, int]]:
+    """(class map with 0 = none and 1.. = index in CLASSES + 1, counts per class)."""
+    labels, n = label_components(mask)
+    kind = component_kinds(mask, labels, n)
+    counts = {c: int((kind[1:] == i + 1).sum()) for i, c in enumerate(CLASSES)}
     cls = kind[labels]
     cls[labels == 0] = 0
     return cls, counts

@@ -21,6 +21,7 @@ from .defect_classes import label_components
 
 MEDIAN_RADIUS = 5  # px: background window, wider than a mark (scratches <= ~5 px, specks <= ~8 px)
 MARGIN = 10  # px of surroundings around each mark where its texture is measured
+TEXTURE_GAP = 2  # px around a mark left out of its surroundings' texture (its rim and blur)
 CLEAR_CONTRAST = 80.0  # grey levels: a clear mark's strong pixels differ this much from the background
 CLEAR_RATIO = 8.0  # ... and this many times the mean contrast of the texture around it
 CLEAR_QUANTILE = 0.9  # the mark's "strong pixels": its contrast at this quantile
@@ -28,13 +29,15 @@ AUTO_MIN_CLEAR_MARKS = 6  # auto repairs when at least this many marks are clear
 AUTO_REFERENCE_AREA = 256 * 256  # ... this many pixels; more on larger pictures (see min_clear_marks)
 
 
-def _median(x: np.ndarray, r: int) -> np.ndarray:
+def median_filter(x: np.ndarray, r: int) -> np.ndarray:
+    """(h, w) median over a (2r+1)² window, edges replicated: the background a mark stands out of."""
     t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))[None, None]
     p = F.pad(t, (r, r, r, r), mode="replicate").unfold(2, 2 * r + 1, 1).unfold(3, 2 * r + 1, 1)
     return p.reshape(*p.shape[:4], -1).median(-1).values[0, 0].numpy()
 
 
-def _grow(mask: np.ndarray, r: int) -> np.ndarray:
+def grow(mask: np.ndarray, r: int) -> np.ndarray:
+    """mask dilated by r px (square)."""
     t = torch.from_numpy(mask.astype(np.float32))[None, None]
     return (F.max_pool2d(t, 2 * r + 1, stride=1, padding=r)[0, 0] > 0).numpy()
 
@@ -63,9 +66,9 @@ def mark_contrasts(u8: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.nda
         a, b = max(0, y0[k] - MARGIN), min(h, y1[k] + MARGIN + 1)
         c, d = max(0, x0[k] - MARGIN), min(w, x1[k] + MARGIN + 1)
         crop = lum[a:b, c:d]
-        contrast = np.abs(crop - _median(crop, MEDIAN_RADIUS))
+        contrast = np.abs(crop - median_filter(crop, MEDIAN_RADIUS))
         own = labels[a:b, c:d] == k
-        around = ~_grow(mask[a:b, c:d], 2)
+        around = ~grow(mask[a:b, c:d], TEXTURE_GAP)
         texture[k] = float(contrast[around].mean()) if around.any() else 0.0
         strong[k] = float(np.quantile(contrast[own], CLEAR_QUANTILE))
     return labels, strong, texture

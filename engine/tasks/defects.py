@@ -29,10 +29,11 @@ import torch
 import torch.nn.functional as F
 
 from ..images import luma, max_filter
-from .defect_classes import classify, extents, label_components
-from .defect_evidence import MEDIAN_RADIUS, _grow, _median
+from .defect_classes import HAIR, SCRATCH, component_kinds, extents, label_components
+from .defect_evidence import MEDIAN_RADIUS, TEXTURE_GAP, grow, median_filter
 
 OUTLIER_WINDOW = 10  # px radius of the texture window a mark is compared with
+OUTLIER_SHARE = 0.1  # a mark passes when this share of its pixels stand out (its crest; the mask holds a rim)
 
 
 @dataclass(frozen=True)
@@ -193,23 +194,18 @@ def _outliers(lum: torch.Tensor, mask: np.ndarray, ratio: float, hair: float, li
     if ratio <= 0 or not mask.any():
         return mask
     y = lum[0, 0].numpy() * 255.0
-    contrast = np.abs(y - _median(y, MEDIAN_RADIUS))
-    free = torch.from_numpy(~_grow(mask, 2)).float()[None, None]
+    contrast = np.abs(y - median_filter(y, MEDIAN_RADIUS))
+    free = torch.from_numpy(~grow(mask, TEXTURE_GAP)).float()[None, None]
     c = torch.from_numpy(contrast)[None, None]
     texture = _box(c * free, OUTLIER_WINDOW) / _box(free, OUTLIER_WINDOW).clamp(min=1e-3)
     texture = texture[0, 0].clamp(min=1.0).numpy()
-    out = contrast >= ratio * texture
-    out_hair = contrast >= hair * ratio * texture
-    out_line = contrast >= line * ratio * texture
     labels, n = label_components(mask)
+    needed = np.full(4, ratio, np.float32)  # per class code: the contrast a mark's pixel needs, over the texture
+    needed[HAIR], needed[SCRATCH] = hair * ratio, line * ratio
+    per_mark = needed[component_kinds(mask, labels, n)]
+    out = contrast >= per_mark[labels] * texture
     size = np.maximum(np.bincount(labels.ravel(), minlength=n + 1), 1)
-    share = np.bincount(labels[out & mask], minlength=n + 1) / size
-    share_hair = np.bincount(labels[out_hair & mask], minlength=n + 1) / size
-    share_line = np.bincount(labels[out_line & mask], minlength=n + 1) / size
-    cls, _ = classify(mask, (labels, n))
-    hairy = np.bincount(labels[cls == 2], minlength=n + 1) > 0
-    straight = np.bincount(labels[cls == 3], minlength=n + 1) > 0
-    keep = np.where(hairy, share_hair, np.where(straight, share_line, share)) >= 0.1
+    keep = np.bincount(labels[out & mask], minlength=n + 1) / size >= OUTLIER_SHARE
     keep[0] = False
     return keep[labels]
 
