@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from . import pyramid
-from ..images import LUMA
+from ..images import LUMA, gaussian_blur
 from .em import Target, match_weights, vote
 from .features import basis, feature_map, features_at
 from .nnf import Field
@@ -50,6 +50,8 @@ class GuidedSettings:
     sharp: bool = True  # votes keep each pixel's best proposal instead of the mean (see em.vote)
     keep: float = 0.0  # content fusion: after each vote, move this far back to `init`, times `keep_map`
     usage: float = 0.0  # price on often-used source patches, times the median match distance (usage.py)
+    layout_keep: float = 0.0  # after each vote, the estimate's low-pass luminance moves this far to `layout`'s
+    layout_sigma: float = 4.0  # px at the finest level (halved per coarser level): the scale that counts as layout
 
 
 def luminance(rgb: np.ndarray) -> np.ndarray:
@@ -112,6 +114,13 @@ def _t(a: np.ndarray, dev: torch.device) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(a, np.float32)).to(dev).permute(2, 0, 1)
 
 
+def _low(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """(1, h, w) low-pass luminance of (3, h, w) RGB, or low-pass of a (1, h, w) map."""
+    if x.shape[0] == 3:
+        x = (x * torch.tensor(LUMA, dtype=x.dtype, device=x.device).view(3, 1, 1)).sum(0, keepdim=True)
+    return gaussian_blur(x[None], sigma, "reflect")[0]
+
+
 def _down(x: torch.Tensor) -> torch.Tensor:
     return pyramid.down_image(x, torch.ones(x.shape[-2:], dtype=torch.bool, device=x.device), False)
 
@@ -119,15 +128,18 @@ def _down(x: torch.Tensor) -> torch.Tensor:
 def synthesize(target_guide: np.ndarray, source_image: np.ndarray, source_guide: np.ndarray,
                init: np.ndarray, seed: int = 0, settings: GuidedSettings = GuidedSettings(),
                device: str | torch.device = "cpu", progress: Progress = None,
-               keep_map: np.ndarray | None = None) -> np.ndarray:
+               keep_map: np.ndarray | None = None, layout: np.ndarray | None = None) -> np.ndarray:
     """A picture laid out like `target_guide` and made of `source_image`'s patches.
 
     target_guide: (h, w, g) float32; source_image: (hs, ws, c) float32; source_guide:
     (hs, ws, g), the same channels computed on the source; init: (h, w, c), the starting
     estimate (its colours steer the first matches); keep_map: (h, w) in [0, 1], where the
     content fusion (settings.keep) holds the estimate to `init` (Elad and Milanfar 2017: the
-    photo's edges survive without guiding every match). Returns (h, w, c) float32, every pixel a
-    (blend of) source pixels. Same seed, same result (per device).
+    photo's edges survive without guiding every match); layout: (h, w), a luminance whose low-pass
+    (settings.layout_sigma) the estimate's luminance is pulled to after every vote
+    (settings.layout_keep; c must be 3), so the light and dark of the layout survive whatever
+    patches are copied. Returns (h, w, c) float32, every pixel a (blend of) source pixels.
+    Same seed, same result (per device).
     """
     s = settings
     r = s.patch // 2
@@ -138,7 +150,10 @@ def synthesize(target_guide: np.ndarray, source_image: np.ndarray, source_guide:
     with torch.inference_mode():
         tg, si, sg, est0 = (_t(a, dev) for a in (target_guide, source_image, source_guide, init))
         km = _t((np.ones(init.shape[:2], np.float32) if keep_map is None else keep_map)[..., None], dev)
-        pyr = [(tg, si, sg, est0, km)]
+        if s.layout_keep > 0 and (layout is None or init.shape[-1] != 3):
+            raise ValueError("layout_keep needs a layout luminance and an RGB source")
+        lay = _t((np.zeros(init.shape[:2], np.float32) if layout is None else layout)[..., None], dev)
+        pyr = [(tg, si, sg, est0, km, lay)]
         while len(pyr) < s.levels and min(pyr[-1][0].shape[-2:]) >= 8 * s.patch \
                 and min(pyr[-1][1].shape[-2:]) >= 4 * s.patch:
             pyr.append(tuple(_down(x) for x in pyr[-1]))
@@ -148,7 +163,9 @@ def synthesize(target_guide: np.ndarray, source_image: np.ndarray, source_guide:
         est: torch.Tensor | None = None
         prev: tuple[torch.Tensor, tuple[int, int], tuple[int, int]] | None = None
         for i in range(len(pyr) - 1, -1, -1):
-            g, src, sgd, start, keep = pyr[i]
+            g, src, sgd, start, keep, lay = pyr[i]
+            sigma = s.layout_sigma / 2 ** i
+            low = _low(lay, sigma) if s.layout_keep > 0 else lay
             keep = s.keep * keep
             c, h, w = start.shape
             hs, ws = src.shape[-2:]
@@ -175,6 +192,8 @@ def synthesize(target_guide: np.ndarray, source_image: np.ndarray, source_guide:
                 field.iterate((s.pm_iterations if prev is None else s.pm_refine) if it == 0 else 1)
                 t.est = vote(src, False, field, match_weights(field, t), t, r, s.sharp)
                 t.est = t.est + keep * (start - t.est)
+                if s.layout_keep > 0:
+                    t.est = t.est + s.layout_keep * (low - _low(t.est, sigma))
                 tick()
             est = t.est
             prev = (field.idx.clone(), (h, w), (hs, ws))
