@@ -138,8 +138,8 @@ def synthesize(target_guide: np.ndarray, source_image: np.ndarray, source_guide:
     photo's edges survive without guiding every match); layout: (h, w), a luminance whose low-pass
     (settings.layout_sigma) the estimate's luminance is pulled to after every vote
     (settings.layout_keep; c must be 3), so the light and dark of the layout survive whatever
-    patches are copied. Returns (h, w, c) float32, every pixel a (blend of) source pixels.
-    Same seed, same result (per device).
+    patches are copied. Returns (h, w, c) float32: blends of source pixels, moved by the two
+    fusions where they are on. Same seed, same result (per device).
     """
     s = settings
     r = s.patch // 2

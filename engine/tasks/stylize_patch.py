@@ -198,7 +198,7 @@ def paint(content: np.ndarray, style: np.ndarray, colour_matched: np.ndarray, st
     src = _resize(style, source_size(style.shape[:2], h * w, stroke_scale))
     src_lum = luminance(src)
     t_lum = match_histogram(luminance(content), src_lum)
-    layout = t_lum
+    layout = t_lum  # before the texture seed is added below: the photo's own light and dark
     s_line = dark_lines(src_lum)
     t_line = match_histogram(edge_strength(luminance(content)), s_line)
     init = drawn_lines(colour_matched, t_line, s_line, src)
