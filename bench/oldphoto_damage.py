@@ -49,12 +49,13 @@ def tone(img: np.ndarray, kind: str) -> np.ndarray:
     return np.clip(rgb, 0, 255).round().astype(np.uint8)
 
 
-def _curve(rng: np.random.Generator, start: np.ndarray, angle: float, length: float, wiggle: float,
-           step: float = 3.0) -> list[tuple[float, float]]:
-    """A polyline whose direction drifts by `wiggle` radians per step (0 = straight)."""
+def curve(rng: np.random.Generator, start: np.ndarray, angle: float, length: float, wiggle: float,
+          step: float = 3.0, memory: float = 0.8) -> list[tuple[float, float]]:
+    """A polyline whose direction drifts by `wiggle` radians per step (0 = straight); `memory`
+    is the share of the last step's turn that carries on (how smooth the curls are)."""
     pts, p, a, turn = [tuple(start)], start.astype(np.float64), angle, 0.0
     for _ in range(max(2, int(length / step))):
-        turn = 0.8 * turn + rng.normal(0, wiggle)
+        turn = memory * turn + rng.normal(0, wiggle)
         a += turn
         p = p + step * np.array([np.cos(a), np.sin(a)])
         pts.append((float(p[0]), float(p[1])))
@@ -84,13 +85,13 @@ def draw_damage(img: np.ndarray, seed: int, scratches: int = 4, dust: int = 40, 
         lab = Image.new("L", (w, h))
         length = rng.uniform(0.4, 1.0) * side
         start = np.array([rng.uniform(0, w), rng.uniform(0, h)])
-        pts = _curve(rng, start, rng.uniform(0, 2 * np.pi), length, wiggle=rng.uniform(0.0, 0.01), step=6.0)
+        pts = curve(rng, start, rng.uniform(0, 2 * np.pi), length, wiggle=rng.uniform(0.0, 0.01), step=6.0)
         ImageDraw.Draw(lab).line(pts, fill=255, width=int(rng.integers(1, 4)))
         paint(lab, SCRATCH, rng.random() < 0.75, rng.uniform(0.7, 1.0))
     for _ in range(hairs):
         lab = Image.new("L", (w, h))
         start = np.array([rng.uniform(0.1, 0.9) * w, rng.uniform(0.1, 0.9) * h])
-        pts = _curve(rng, start, rng.uniform(0, 2 * np.pi), rng.uniform(30, 120), wiggle=rng.uniform(0.08, 0.2))
+        pts = curve(rng, start, rng.uniform(0, 2 * np.pi), rng.uniform(30, 120), wiggle=rng.uniform(0.08, 0.2))
         ImageDraw.Draw(lab).line(pts, fill=255, width=int(rng.integers(1, 3)))
         paint(lab, HAIR, rng.random() < 0.3, rng.uniform(0.75, 1.0))
     for k in range(dust):

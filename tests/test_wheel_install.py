@@ -80,6 +80,7 @@ def venv(wheel, tmp_path_factory) -> Path:
 def test_wheel_holds_the_engine_and_the_builtin_model_only(wheel):
     names = zipfile.ZipFile(wheel).namelist()
     assert "engine/models/builtin/model.safetensors" in names and "engine/models/builtin/model.json" in names
+    assert "engine/weights/defect_detector.safetensors" in names  # the old-photo defect detector
     tops = {n.split("/")[0] for n in names}
     assert {t for t in tops if not t.endswith(".dist-info")} == {"engine"}, tops  # no tests, bench or docs
     packages = {str(p.parent.relative_to(REPO)) for p in (REPO / "engine").rglob("__init__.py")}

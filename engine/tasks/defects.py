@@ -1,23 +1,28 @@
 """Find thin bright or dark defects (scratches, dust, hairs) in a photo, as an inpainting mask.
 
-Why this shape: a scratch is a narrow ridge, brighter (or darker) than the pixels a few
-pixels away on *both* sides across it, and it stays so for a long way along it. So for
-each of several orientations we take the two-sided flank contrast (a pixel minus the
-brighter of its two flanks at distance d along the normal; edges fail it because one
-flank is always on the bright side) and average it along a segment in the line's
-direction. Texture also has thin ridges, but short ones in random directions, so the
-segment average of texture is weak; the evidence is compared with the local ridge energy
-so that grass needs a far stronger mark than a clear sky. Compact spots brighter (or
-darker) than their surround in every direction are dust. Weak pixels touching strong ones
-join by hysteresis, and the mask is dilated by a pixel to cover anti-aliased rims.
+Two detectors share the checks around them (a mark adds no colour; no mark starts at the
+border; an optional region). The learned one (defect_net.py) runs whenever its weights are
+installed, which they are in every package: it sees about 90 px around each pixel and was
+trained on damage drawn over real photos and drawn scenes, so it tells a hair or a speck on
+busy ground from a branch or a glint far better than fixed thresholds do (docs/performance.md,
+old photos). Its probability is thresholded by `sensitivity` and grown into touching
+pixels of half that probability, so a hair's faint ends join its clear middle.
 
-Three rules keep real texture out (measured on undamaged photos, bench oldphoto):
-- a mark stands alone: a ridge with a comparable parallel ridge a few pixels to either side
-  is a stripe pattern (a tiger's coat, a kimono, grass), not a scratch;
-- a mark adds no colour: scratches and dust are grey (white or black where the emulsion
-  is gone or dirt sits), so a pixel more saturated than its surround is a sunlit leaf,
-  not a speck;
-- the outermost pixels have a flank outside the picture, so no mark starts there.
+The hand-built rules below are the fallback without those weights (and `learned=False`).
+A scratch is a narrow ridge, brighter (or darker) than the pixels a few pixels away on *both*
+sides across it, and it stays so for a long way along it. So for each of several orientations
+we take the two-sided flank contrast (a pixel minus the brighter of its two flanks at distance
+d along the normal; edges fail it because one flank is always on the bright side) and average
+it along a segment in the line's direction. Texture also has thin ridges, but short ones in
+random directions, so the segment average of texture is weak; the evidence is compared with
+the local ridge energy so that grass needs a far stronger mark than a clear sky. Compact spots
+brighter (or darker) than their surround in every direction are dust. Weak pixels touching
+strong ones join by hysteresis. A ridge with a comparable parallel ridge a few pixels to
+either side is a stripe pattern (a tiger's coat, a kimono, grass), not a scratch, and a mark
+must stand out of the texture around it.
+
+Why a mark adds no colour: scratches and dust are grey (white or black where the emulsion is
+gone or dirt sits), so a pixel more saturated than its surround is a sunlit leaf, not a speck.
 """
 from __future__ import annotations
 
@@ -28,12 +33,26 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..images import luma, max_filter
+from ..images import dilate, luma, max_filter
 from .defect_classes import HAIR, SCRATCH, component_kinds, extents, label_components
 from .defect_evidence import MEDIAN_RADIUS, TEXTURE_GAP, grow, median_filter
+from .defect_net import DefectNet, defect_probability, load_detector
 
 OUTLIER_WINDOW = 10  # px radius of the texture window a mark is compared with
 OUTLIER_SHARE = 0.1  # a mark passes when this share of its pixels stand out (its crest; the mask holds a rim)
+LEARNED_LOGIT = 2.2  # the learned detector's threshold at the default sensitivity, as a logit (probability
+# 0.90): a mark needs a confident core (docs/performance.md, old photos: CBSD68 photos 1-40)
+LEARNED_SPAN = 4.0  # logits the threshold moves over the sensitivity's range (0.90 -> 0.55 at 1, 0.985 at 0)
+LEARNED_GROW = 0.5  # pixels above this share of the threshold join a mark they touch
+GROW_STEPS = 20  # px a mark may grow by through such pixels
+LEARNED_VIEWS = 4  # mirrored views whose mean the network's verdict is (defect_net.VIEWS)
+# Noise makes the network unsure of real marks but hardly ever sure of false ones (CBSD68 photos
+# 21-30 with clipped noise: sigma 15 and 25 flag at most 0.01 % of clean pixels at the default
+# threshold), so the threshold falls by NOISE_LOGIT per grey level of measured noise sigma
+# between NOISE_FLOOR (a clean file's reading) and NOISE_CAP.
+NOISE_LOGIT = 0.15
+NOISE_FLOOR = 3.0
+NOISE_CAP = 25.0
 
 
 @dataclass(frozen=True)
@@ -47,9 +66,10 @@ class DefectParams:
     angles: int = 16  # 11.25 degrees apart: a 1-pixel line stays on its segment
     context: int = 31  # window of the local ridge energy
     sensitivity: float = 0.5
-    noise: float = 0.0  # measured noise sigma (0..255): marks must stand out of it
+    learned: bool = True  # the learned detector when its weights are installed (defect_net.py)
+    noise: float = 0.0  # measured noise sigma (0..255): rules' marks must stand out of it; the network's threshold falls
     dust: bool = True
-    dilate: int = 1
+    dilate: int = 0  # px the mask grows by (the repair grows it over the marks' rims itself)
     parallel: tuple[float, ...] = (5.0, 8.0, 11.0)  # offsets where a parallel ridge marks a stripe pattern
     alone: float = 0.5  # a parallel ridge this strong (relative) makes a ridge texture
     colour: float = 0.03  # saturation (0..1) a mark may have beyond `achromatic` x its surround's
@@ -217,11 +237,39 @@ def detect_defects(image: np.ndarray | torch.Tensor, params: DefectParams = Defe
 
     `image`: (H, W, 3) in [0, 255] (numpy), or (1, 3, H, W) in [-1, 1] (torch).
     `region`: optional (H, W) mask; defects are only reported inside it.
+    Only grey marks away from the border are kept (module docstring).
     """
     if isinstance(image, np.ndarray):
         rgb = torch.from_numpy(np.ascontiguousarray(image[..., :3], dtype=np.float32) / 255.0).permute(2, 0, 1)[None]
     else:
         rgb = (image[:, :3].float().cpu() + 1) / 2
+    sat = _saturation(rgb)
+    allowed = sat <= params.achromatic * _box(sat, 4) + params.colour  # a mark adds no colour
+    b = int(math.ceil(params.flank))
+    allowed[..., :b, :] = allowed[..., -b:, :] = False  # no mark starts at the border
+    allowed[..., :, :b] = allowed[..., :, -b:] = False
+    net = load_detector() if params.learned else None
+    mask = _learned(rgb, net, params, allowed) if net is not None else _rules(rgb, params, allowed)
+    mask = dilate(mask, params.dilate)
+    if region is not None:
+        mask &= np.asarray(region).reshape(mask.shape) > 0
+    return mask
+
+
+def _learned(rgb: torch.Tensor, net: DefectNet, params: DefectParams, allowed: torch.Tensor) -> np.ndarray:
+    """The network's marks: pixels above the sensitivity's probability, grown through
+    neighbours above LEARNED_GROW of it (a hair's faint ends join its clear middle)."""
+    prob = torch.from_numpy(defect_probability(rgb, net, views=LEARNED_VIEWS))[None, None]
+    s = float(np.clip(params.sensitivity, 0.0, 1.0))
+    noisy = float(np.clip(params.noise, NOISE_FLOOR, NOISE_CAP)) - NOISE_FLOOR
+    threshold = 1.0 / (1.0 + math.exp(-(LEARNED_LOGIT - LEARNED_SPAN * (s - 0.5) - NOISE_LOGIT * noisy)))
+    strong = (prob > threshold) & allowed
+    return _hysteresis(strong, (prob > LEARNED_GROW * threshold) & allowed, iterations=GROW_STEPS)[0, 0].numpy()
+
+
+def _rules(rgb: torch.Tensor, params: DefectParams, allowed: torch.Tensor) -> np.ndarray:
+    """The hand-built detector (module docstring): ridges, spots and curled runs that stand
+    out of their texture."""
     lum = luma(rgb)
     n = params.angles
     shifts, p = _shift_kernels(params.flank, n)
@@ -240,11 +288,6 @@ def detect_defects(image: np.ndarray | torch.Tensor, params: DefectParams = Defe
     coverage = 0.6  # share of a segment that must be mark pixels
     mask = torch.zeros_like(lum, dtype=torch.bool)
     steps = _segment_steps(params.line_length, n)
-    sat = _saturation(rgb)
-    grey = sat <= params.achromatic * _box(sat, 4) + params.colour  # adds no colour
-    inner = torch.zeros_like(grey)
-    b = int(math.ceil(params.flank))
-    inner[..., b:-b, b:-b] = True
     for sign in (1.0, -1.0):  # bright, then dark marks
         ridge = torch.minimum(sign * d1, sign * d2)
         ridge = ridge.clamp(min=0)  # (1, n, H, W) two-sided contrast per orientation
@@ -258,23 +301,19 @@ def detect_defects(image: np.ndarray | torch.Tensor, params: DefectParams = Defe
         # of its own colour).
         along = _continued(F.conv2d(_pad(sig, q), lines, groups=n), steps, params.reach)
         best, idx = along.max(dim=1, keepdim=True)
-        strong = (best > coverage) & (sig.amax(dim=1, keepdim=True) > 0) & grey & inner
+        strong = (best > coverage) & (sig.amax(dim=1, keepdim=True) > 0) & allowed
         # hairs: thin, curled marks too bent for the segment test; any connected run of
         # clear ridge pixels reaching hair_extent counts
-        clear = (peak > params.hair_contrast * floor) & (peak > params.hair_contrast * k_pix * energy) & grey & inner
+        clear = (peak > params.hair_contrast * floor) & (peak > params.hair_contrast * k_pix * energy) & allowed
         strong |= _long_runs(clear[0, 0], params.hair_extent)[None, None]
         if params.dust:
             # brighter than the surround in every direction, at either ring distance
             spot = torch.maximum(ridge.amin(dim=1, keepdim=True),
                                  torch.minimum(sign * s1, sign * s2).amin(dim=1, keepdim=True))
-            strong |= (spot > 2.4 * k_pix * energy) & (spot > 1.5 * floor) & grey & inner
+            strong |= (spot > 2.4 * k_pix * energy) & (spot > 1.5 * floor) & allowed
         # grow into pixels with at least a third of the contrast of the seeds next to them
         seed_level = max_filter(torch.where(strong, peak, torch.zeros_like(peak)), 2)
         weak = (peak > 0.35 * seed_level) & (peak > 0.5 * floor)
         mask |= _hysteresis(strong, weak)
-    mask = max_filter(mask.float(), params.dilate) > 0.5
     out = mask[0, 0].cpu().numpy()
-    out = _outliers(lum, out, params.outlier * (1.6 - 1.2 * s), params.hair_outlier, params.scratch_outlier)
-    if region is not None:
-        out &= np.asarray(region).reshape(out.shape) > 0
-    return out
+    return _outliers(lum, out, params.outlier * (1.6 - 1.2 * s), params.hair_outlier, params.scratch_outlier)

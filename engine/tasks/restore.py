@@ -52,6 +52,7 @@ DEFAULT_STEPS = {"denoise": 1, "jpeg": 4, "deblur": 8, "upscale": 6, "repair": 4
 OVERLAP = 32
 DEBLUR_MIN_NOISE = 4.0  # after a repair, deblur assumes at least this noise: a faint rim left must not ring
 REPAIR_SIGMA = 0.3  # repair starts sampling here over a smooth pre-fill: thin holes need little
+REPAIR_MARGIN = 1  # px a detected mask grows by before the repair (one more when deblur follows)
 # Plug-and-play knobs over pnp.PNP_DEFAULTS, tuned on central crops of six BSDS500
 # training images (MATLAB-bicubic LR made with operators.Downsample, Y-PSNR, scale-pixel border):
 #   x2 bicubic 31.23 -> 33.00 dB (PNP_DEFAULTS at 6 steps) -> 33.09 dB (these knobs)
@@ -324,8 +325,8 @@ def run(inputs: dict[str, np.ndarray], params: dict[str, Any], ctx: JobContext) 
     for task in tasks:
         if task == "repair":
             defects = m[box.slices] > 0 if params["defects"] == "mask" else an.defects
-            if "deblur" in tasks and params["defects"] == "detect":
-                defects = images.dilate(defects, 1)  # deblur would ring around any faint rim left
+            if params["defects"] == "detect":  # over the marks' faint rims; deblur would ring around any left
+                defects = images.dilate(defects, REPAIR_MARGIN + ("deblur" in tasks))
             defect_pixels = int(defects.sum())
             if defect_pixels:
                 x = _keep_colour(x, _repair(job, x, defects), defects)
