@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 from degrade import add_scratches, clean_scene
 from engine.client import Client
@@ -54,6 +54,31 @@ def test_stripes_are_texture_not_scratches():
     one = img.copy()
     one[10:118, 80:82] = 30  # the same stripe alone is a scratch
     assert detect_defects(one)[10:118, 80:82].mean() > 0.8
+
+
+def text_page(size: int) -> np.ndarray:
+    """Lines of dark printed words at `size` px on light paper with a blank right margin,
+    (160, 540, 3) u8."""
+    page = Image.new("L", (540, 160), 225)
+    font = ImageFont.load_default(size=size)
+    for y in range(8, 150 - size, int(size * 1.5)):
+        ImageDraw.Draw(page).text((8, y), "The quick brown fox jumps over the lazy dog 1927", fill=30, font=font)
+    return np.stack([np.asarray(page)] * 3, -1)
+
+
+@pytest.mark.parametrize("size", [12, 20, 32])
+def test_printed_text_is_not_taken_for_marks(size):
+    assert detect_defects(text_page(size)).mean() < 0.01
+
+
+@pytest.mark.parametrize("size", [12, 20])
+def test_a_scratch_beside_text_is_found(size):
+    line = Image.new("L", (540, 160))
+    ImageDraw.Draw(line).line([(505, 10), (515, 150)], fill=255, width=2)
+    truth = np.asarray(line) > 0
+    page = text_page(size)
+    page[truth] = 90
+    assert detect_defects(page)[truth].mean() > 0.8
 
 
 def test_coloured_highlights_are_not_dust():

@@ -16,6 +16,7 @@ stretch of the same length.
 from __future__ import annotations
 
 import io
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,6 +31,8 @@ LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 SUPERSAMPLE = 2  # soft marks are drawn at this scale and averaged down: sub-pixel edges
 HARD_SHARE = 0.4  # marks drawn hard-edged and opaque
 SCENE_SHARE = 0.3  # crops that are drawn scenes instead of photos
+TEXT_SHARE = 0.15  # crops with lines of text drawn in (texture, not damage)
+TEXT_SIZES = (8, 64)  # px: the text's size range, drawn log-uniformly
 SMALL_MARK = 16.0  # px: the pixels of a mark smaller than this weigh SMALL_MARK / area ...
 SMALL_MARK_WEIGHT = 4.0  # ... up to this
 
@@ -166,8 +169,8 @@ def _stripes(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
 
 
 def _text(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
-    """Coverage of a few lines of random words."""
-    size = int(rng.integers(8, 24))
+    """Coverage of a few lines of random words, from footnote to headline size."""
+    size = int(round(math.exp(rng.uniform(math.log(TEXT_SIZES[0]), math.log(TEXT_SIZES[1])))))
     font = ImageFont.load_default(size=size)
     letters = np.array(list("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.,"))
 
@@ -185,7 +188,7 @@ def _picture(clean: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """The undamaged crop: the photo or a drawn scene, toned, sometimes with stripes or text."""
     h, w = clean.shape[:2]
     out = drawn_scene(h, w, rng) if rng.random() < SCENE_SHARE else clean.astype(np.float32)
-    for part, share in ((_stripes, 0.1), (_text, 0.08)):
+    for part, share in ((_stripes, 0.1), (_text, TEXT_SHARE)):
         if rng.random() < share:
             alpha = part(rng, h, w) * rng.uniform(0.4, 1.0)
             ink = rng.uniform(0, 255, 3) if rng.random() < 0.5 else np.full(3, rng.uniform(0, 255))

@@ -112,7 +112,7 @@ def main() -> int:
     earlier = Path(args.init).with_suffix(".json") if args.init else None
     if earlier is not None and earlier.is_file():  # the training history travels with the weights
         prior = json.loads(earlier.read_text())
-        card["continued_from"] = {k: prior[k] for k in ("steps", "minutes", "lr", "pos_weight", "continued_from")
+        card["continued_from"] = {k: prior[k] for k in ("steps", "minutes", "lr", "pos_weight", "damage", "continued_from")
                                   if k in prior}
     while True:
         elapsed = time.monotonic() - start

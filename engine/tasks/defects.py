@@ -47,7 +47,7 @@ LEARNED_GROW = 0.5  # pixels above this share of the threshold join a mark they 
 GROW_STEPS = 20  # px a mark may grow by through such pixels
 LEARNED_VIEWS = 4  # mirrored views whose mean the network's verdict is (defect_net.VIEWS)
 # Noise makes the network unsure of real marks but hardly ever sure of false ones (CBSD68 photos
-# 21-30 with clipped noise: sigma 15 and 25 flag at most 0.01 % of clean pixels at the default
+# 21-30 with clipped noise, sigma 15-50: under 0.1 % of clean pixels flagged even at the lowered
 # threshold), so the threshold falls by NOISE_LOGIT per grey level of measured noise sigma
 # between NOISE_FLOOR (a clean file's reading) and NOISE_CAP.
 NOISE_LOGIT = 0.15
